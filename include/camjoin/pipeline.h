@@ -1,0 +1,73 @@
+/*
+ * pipeline — the one place where the stages meet.
+ *
+ *   source_kafka ─► event_parse ─► dedup ─► refdata join ─► batch ─► sink_pg
+ *
+ * Everything runs on the loop thread. Per Kafka partition the pipeline keeps
+ * three numbers: `stored` (the next offset camjoin_offsets holds, the fence
+ * value of the next transaction), `next` (the next offset it expects from
+ * Kafka; anything below is a re-delivery and is skipped) and `high` (the
+ * high watermark at assignment, for --until-end).
+ *
+ * Batching: messages go into the open batch; at batch.max_rows it is sealed
+ * and queued. At most one transaction is in flight: the next batch is sent
+ * the moment the previous commit returns (group commit), after at most
+ * batch.max_wait of lingering when the connection is idle. Above
+ * batch.max_buffered uncommitted messages the partitions are paused; below
+ * half of it they resume.
+ *
+ * Rebalance: on revoke, buffered (uncommitted) batches are dropped — their
+ * messages are read again by whoever owns the partition next, from the
+ * stored offsets. A transaction already in flight finishes; the offset fence
+ * decides whether it may commit. On assign, stored offsets are read from
+ * PostgreSQL, watermarks from Kafka (thread pool), the replay spec applied
+ * (once per partition per run), and only then is the assignment made. A
+ * fenced commit (another consumer moved the offsets) drops the buffer and
+ * repeats that resolution for the current assignment.
+ *
+ * Shutdown (SIGTERM/SIGINT, or --until-end reaching the end): pause, flush,
+ * commit, close the consumer and the connection, let the loop run dry. A
+ * second signal abandons what is buffered (it is re-read on the next start).
+ * SIGHUP reloads the reference CSV; a bad file keeps the old table.
+ */
+#ifndef CAMJOIN_PIPELINE_H
+#define CAMJOIN_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "camjoin/config.h"
+#include "camjoin/refdata.h"
+#include "camjoin/source_kafka.h"
+
+typedef struct pipeline pipeline_t;
+
+typedef struct pipeline_stats {
+    uint64_t consumed;        /* messages handed to the pipeline */
+    uint64_t rows_committed;  /* event rows in committed batches */
+    uint64_t rows_inserted;   /* of which newly inserted (rest: ON CONFLICT) */
+    uint64_t duplicates;      /* dropped by the in-memory window */
+    uint64_t dead_letters;    /* committed dead letters */
+    uint64_t join_misses;     /* events with no reference row */
+    uint64_t batches;         /* committed transactions */
+    uint64_t fenced;          /* transactions rolled back by the offset fence */
+    uint64_t reloads, reload_failures;
+} pipeline_stats_t;
+
+/* Takes ownership of `ref` and of `replay` (its arrays) on success. */
+pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
+                         refdata_t *ref, replay_spec_t *replay, char *err,
+                         size_t errlen);
+
+/* Connects to PostgreSQL (blocking, creates the schema), starts the consumer
+ * and installs the signal handlers. Returns 0 or -1 with err set. */
+int pipeline_start(pipeline_t *p, char *err, size_t errlen);
+
+/* After uv_run() returns: 0 clean, 1 runtime failure. */
+int pipeline_exit_code(const pipeline_t *p);
+void pipeline_get_stats(const pipeline_t *p, pipeline_stats_t *out);
+
+void pipeline_free(pipeline_t *p);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * sink_pg — writes batches to PostgreSQL, one transaction each, without ever
+ * blocking the loop.
+ *
+ * One libpq connection in nonblocking mode, watched by a uv_poll_t over
+ * PQsocket() (re-created whenever the socket changes: every reconnect).
+ * Work is a FIFO of operations, executed one at a time:
+ *
+ *   TXN(batch)   BEGIN; COPY rows into a temp staging table; COPY dead
+ *                letters into another; INSERT … SELECT … ON CONFLICT DO
+ *                NOTHING into the target tables; advance camjoin_offsets
+ *                fenced by `next_offset = expected` (INSERT … ON CONFLICT DO
+ *                NOTHING for a partition that has no row yet); COMMIT if
+ *                every fence held, ROLLBACK otherwise (result SINK_FENCED).
+ *   OFFSETS      SELECT the stored offsets of this group and topic.
+ *
+ * Failure handling. A lost connection or a failed statement never loses a
+ * batch: the operation stays at the head of the queue and is retried after
+ * a reconnect with exponential backoff (100 ms doubling to
+ * postgres.retry_max). If the connection was lost with a transaction under
+ * way, its outcome may be unknown (lost during COMMIT). The retry therefore
+ * first reads the stored offsets of the batch's partitions: all equal to the
+ * batch's `next` → it committed (SINK_OK, nothing re-sent); all equal to
+ * `expected` → it did not, run it again; anything else → SINK_FENCED.
+ *
+ * Startup (sink_pg_open) is the one blocking part, before the loop runs: it
+ * connects, so that a wrong address fails fast with exit 1, and creates the
+ * schema idempotently under an advisory lock (several instances may start
+ * together). The connection then switches to nonblocking mode.
+ *
+ * Ownership: sink_pg_submit() takes the batch; it comes back in on_txn_done,
+ * whatever the result. Offsets arrays passed to on_offsets live during the
+ * callback only.
+ */
+#ifndef CAMJOIN_SINK_PG_H
+#define CAMJOIN_SINK_PG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "camjoin/batch.h"
+#include "camjoin/config.h"
+
+typedef struct sink_pg sink_pg_t;
+
+enum sink_result { SINK_OK = 0, SINK_FENCED = 1 };
+
+typedef struct sink_pg_callbacks {
+    /* `inserted` = event rows actually inserted (the rest hit ON CONFLICT) */
+    void (*on_txn_done)(void *ud, batch_t *b, enum sink_result r,
+                        size_t inserted, double commit_ms);
+    /* stored next offsets for this group/topic (absent partitions omitted) */
+    void (*on_offsets)(void *ud, const int32_t *partitions,
+                       const int64_t *next, size_t n);
+    /* connection went up (1) or down (0); `msg` says why when down */
+    void (*on_state)(void *ud, int up, const char *msg);
+} sink_pg_callbacks;
+
+sink_pg_t *sink_pg_new(uv_loop_t *loop, const camjoin_config *cfg,
+                       const sink_pg_callbacks *cb, void *ud);
+
+/* Blocking: connect, create the schema, prepare the session. Returns 0, or
+ * -1 with a one-line message in err. Call before running the loop. */
+int sink_pg_open(sink_pg_t *s, char *err, size_t errlen);
+
+/* Queues a transaction for the batch (ownership passes to the sink). */
+void sink_pg_submit(sink_pg_t *s, batch_t *b);
+/* Queues a read of the stored offsets. */
+void sink_pg_read_offsets(sink_pg_t *s);
+
+/* Transactions queued or running. */
+size_t sink_pg_pending(const sink_pg_t *s);
+int sink_pg_up(const sink_pg_t *s);
+
+/* Closes the connection (an unfinished transaction rolls back on the
+ * server, and its rows are read again from Kafka on the next start) and the
+ * handles; batches still queued are freed. Run the loop once more afterwards
+ * so the handles finish closing. */
+void sink_pg_free(sink_pg_t *s);
+
+/* The schema the daemon creates, for config/schema.sql and tests. `table` is
+ * the events table name, already quoted as an identifier. Returns a
+ * malloc'd string. */
+char *sink_pg_schema_sql(const char *table);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * source_kafka — the Kafka consumer, driven by the libuv loop.
+ *
+ * librdkafka runs its own threads for the network; the loop thread only ever
+ * calls non-blocking functions. The consumer queue's io-event is enabled on a
+ * pipe that a uv_poll_t watches: when the queue goes from empty to non-empty
+ * librdkafka writes one byte, and the loop drains the queue with
+ * rd_kafka_consume_batch_queue(..., timeout 0, ...). Draining is bounded per
+ * loop iteration (a uv_idle_t continues it), so PostgreSQL's socket is served
+ * in between. A 100 ms timer drains as well, which keeps max.poll.interval.ms
+ * satisfied while partitions are paused and covers a missed wake-up.
+ *
+ * Offsets are not Kafka's business here: enable.auto.commit and
+ * enable.auto.offset.store are off, and PostgreSQL (camjoin_offsets) is the
+ * source of truth. Offsets go to Kafka only as an informational async commit,
+ * so that standard lag tools see progress.
+ *
+ * Rebalancing (eager assignors): on revoke the source drops its assignment at
+ * once and tells the owner; on assign it hands the partition list to the
+ * owner, which looks up the stored offsets asynchronously and later calls
+ * source_kafka_assign(). Until then the group waits for the assign call, which
+ * librdkafka allows. source_kafka_assign() may also be called at any time to
+ * re-position (after a fenced commit).
+ *
+ * Blocking calls (watermark and offsets-for-times queries) run on libuv's
+ * thread pool via source_kafka_resolve().
+ *
+ * Ownership: messages handed to on_message are owned by the source and
+ * destroyed after the callback returns; copy what must outlive it.
+ */
+#ifndef CAMJOIN_SOURCE_KAFKA_H
+#define CAMJOIN_SOURCE_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "camjoin/config.h"
+
+typedef struct source_kafka source_kafka_t;
+
+typedef struct source_msg {
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;     /* Kafka message timestamp, -1 if none */
+    const void *value;        /* NULL for a tombstone */
+    size_t len;
+} source_msg_t;
+
+typedef struct source_kafka_callbacks {
+    void (*on_message)(void *ud, const source_msg_t *m);
+    /* called once after each drain pass that delivered at least one message */
+    void (*on_drained)(void *ud);
+    /* eager rebalance: the old assignment is gone (already unassigned) */
+    void (*on_revoke)(void *ud);
+    /* new assignment; call source_kafka_assign() once offsets are known */
+    void (*on_assign)(void *ud, const int32_t *partitions, size_t n);
+    /* a consumer error worth logging (already formatted, one line) */
+    void (*on_error)(void *ud, const char *msg, int fatal);
+} source_kafka_callbacks;
+
+/* Creates the consumer (rd_kafka_new) from cfg: brokers, group, topic, the
+ * camjoin defaults, then kafka_props in order. Returns NULL with err set. */
+source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
+                                 const source_kafka_callbacks *cb, void *ud,
+                                 char *err, size_t errlen);
+/* Subscribes and starts watching the queue. */
+int source_kafka_start(source_kafka_t *s, char *err, size_t errlen);
+
+/* Assigns exactly these partitions at these absolute offsets. */
+int source_kafka_assign(source_kafka_t *s, const int32_t *partitions,
+                        const int64_t *offsets, size_t n);
+
+/* Pause/resume fetching of the whole assignment (idempotent). */
+void source_kafka_pause(source_kafka_t *s);
+void source_kafka_resume(source_kafka_t *s);
+int source_kafka_paused(const source_kafka_t *s);
+
+/* Informational async commit of next offsets to Kafka (skipped when the
+ * assignment was lost). */
+void source_kafka_commit_async(source_kafka_t *s, const int32_t *partitions,
+                               const int64_t *next, size_t n);
+
+/* Resolution job for partitions: low/high watermarks and, if time_ms >= 0,
+ * the first offset whose timestamp is >= time_ms (high watermark when none).
+ * Runs on the thread pool; `done` runs on the loop thread with status 0 or
+ * -1 (err set). Arrays are owned by the job and valid during `done` only. */
+typedef struct source_resolved {
+    size_t n;
+    const int32_t *partitions;
+    const int64_t *low, *high, *at_time;
+    int status;
+    const char *err;
+} source_resolved_t;
+typedef void (*source_resolve_cb)(void *ud, const source_resolved_t *r);
+int source_kafka_resolve(source_kafka_t *s, const int32_t *partitions, size_t n,
+                         int64_t time_ms, source_resolve_cb done, void *ud);
+
+/* Leaves the group (blocking; call once, at shutdown) and stops watching. */
+void source_kafka_close(source_kafka_t *s);
+/* Frees; the handles are closed asynchronously, so run the loop once more. */
+void source_kafka_free(source_kafka_t *s);
+
+/* ---- replay specification (--replay-from), a pure parser ---- */
+
+enum replay_kind {
+    REPLAY_NONE = 0,      /* no --replay-from: stored offsets */
+    REPLAY_EARLIEST,
+    REPLAY_LATEST,
+    REPLAY_OFFSET,        /* one offset for every partition */
+    REPLAY_PARTITIONS,    /* P:OFFSET list; partitions not listed use stored */
+    REPLAY_TIME,          /* @TIME */
+};
+
+typedef struct replay_spec {
+    enum replay_kind kind;
+    int64_t offset;        /* REPLAY_OFFSET */
+    int64_t time_ms;       /* REPLAY_TIME, epoch milliseconds */
+    size_t n;              /* REPLAY_PARTITIONS */
+    int32_t *partitions;   /* owned; replay_spec_clear() frees */
+    int64_t *offsets;
+} replay_spec_t;
+
+/* Parses SPEC: earliest | latest | OFFSET | P:OFFSET[,P:OFFSET...] |
+ * @RFC3339 | @EPOCH_MS. NULL or "" gives REPLAY_NONE. On error returns -1 and
+ * writes a one-line reason naming the spec into err. */
+int source_replay_parse(const char *spec, replay_spec_t *out, char *err,
+                        size_t errlen);
+void replay_spec_clear(replay_spec_t *r);
+
+#endif

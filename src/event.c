@@ -1,0 +1,384 @@
+/*
+ * event — JSON message value → validated event (see include/camjoin/event.h).
+ *
+ * The jansson tree is kept in ev->root_ and the event's strings point into
+ * it; event_clear() releases it. Timestamps are converted to UTC with the
+ * days-from-civil algorithm (H. Hinnant), so nothing depends on TZ or on
+ * timegm().
+ */
+#include "camjoin/event.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define US_PER_SEC INT64_C(1000000)
+#define US_PER_DAY (86400 * US_PER_SEC)
+/* 9999-12-31T23:59:59.999999Z: the last representable instant. */
+#define TS_MAX_US INT64_C(253402300799999999)
+
+static const char *const known_keys[] = {
+    "event_id", "camera_id", "event_ts", "event_type", "confidence", "object_count",
+};
+
+/* ---- calendar ---------------------------------------------------------- */
+
+static bool is_leap(int64_t y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int days_in_month(int64_t y, int m)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && is_leap(y) ? 29 : days[m - 1];
+}
+
+/* Days since 1970-01-01 of the proleptic Gregorian date y-m-d. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+/* ---- RFC 3339 ---------------------------------------------------------- */
+
+/* Reads exactly n decimal digits at s; returns -1 if any is not a digit. */
+static int read_digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Reads separator `sep` at s[*pos], then `n` digits; advances *pos past them. */
+static int read_field(const char *s, size_t len, size_t *pos, char sep, size_t n,
+                      int *out)
+{
+    if (*pos + 1 + n > len || s[*pos] != sep)
+        return -1;
+    if (read_digits(s + *pos + 1, n, out) < 0)
+        return -1;
+    *pos += 1 + n;
+    return 0;
+}
+
+/* Optional ".d{1,9}" at s[*pos]; microseconds (truncated) into *us. */
+static int read_fraction(const char *s, size_t len, size_t *pos, int64_t *us)
+{
+    *us = 0;
+    if (*pos >= len || s[*pos] != '.')
+        return 0;
+    size_t i = *pos + 1, ndigits = 0;
+    int64_t scale = 100000;
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+        if (++ndigits > 9)
+            return -1;
+        *us += (s[i] - '0') * scale;
+        scale /= 10;
+        i++;
+    }
+    if (ndigits == 0)
+        return -1;
+    *pos = i;
+    return 0;
+}
+
+/* "Z", "z" or "±hh:mm" ending the string; offset east of UTC in seconds. */
+static int read_offset(const char *s, size_t len, size_t pos, int64_t *off)
+{
+    int hh, mm;
+    if (pos + 1 == len && (s[pos] == 'Z' || s[pos] == 'z')) {
+        *off = 0;
+        return 0;
+    }
+    if (pos + 6 != len || (s[pos] != '+' && s[pos] != '-') || s[pos + 3] != ':' ||
+        read_digits(s + pos + 1, 2, &hh) < 0 || read_digits(s + pos + 4, 2, &mm) < 0 ||
+        hh > 23 || mm > 59)
+        return -1;
+    *off = (int64_t)(s[pos] == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
+    return 0;
+}
+
+int event_parse_rfc3339(const char *s, size_t len, int64_t *ts_us)
+{
+    int y, mo, d, h, mi, sec;
+    int64_t frac_us, off;
+    size_t pos = 4;
+
+    if (len < 20 || read_digits(s, 4, &y) < 0 ||
+        read_field(s, len, &pos, '-', 2, &mo) < 0 ||
+        read_field(s, len, &pos, '-', 2, &d) < 0)
+        return -1;
+    if (s[pos] != 'T' && s[pos] != 't' && s[pos] != ' ')
+        return -1;
+    pos++;
+    if (read_digits(s + pos, 2, &h) < 0)
+        return -1;
+    pos += 2;
+    if (read_field(s, len, &pos, ':', 2, &mi) < 0 ||
+        read_field(s, len, &pos, ':', 2, &sec) < 0 ||
+        read_fraction(s, len, &pos, &frac_us) < 0 ||
+        read_offset(s, len, pos, &off) < 0)
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+        sec > 59)
+        return -1;
+
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
+    int64_t us = secs * US_PER_SEC + frac_us;
+    if (us < 0 || us > TS_MAX_US)
+        return -1;
+    *ts_us = us;
+    return 0;
+}
+
+size_t event_format_ts(int64_t ts_us, char out[32])
+{
+    int64_t days = ts_us / US_PER_DAY, rem = ts_us % US_PER_DAY, y;
+    int m, d;
+    if (rem < 0) {
+        rem += US_PER_DAY;
+        days--;
+    }
+    civil_from_days(days, &y, &m, &d);
+    int64_t secs = rem / US_PER_SEC;
+    int n = snprintf(out, 32, "%04" PRId64 "-%02d-%02d %02d:%02d:%02d.%06d+00", y, m, d,
+                     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60),
+                     (int)(rem % US_PER_SEC));
+    return n < 32 ? (size_t)n : 31; /* only years beyond ±99999 truncate */
+}
+
+/* ---- validation -------------------------------------------------------- */
+
+static enum event_status invalid(char reason[EVENT_REASON_MAX], const char *code,
+                                 const char *field)
+{
+    if (field)
+        snprintf(reason, EVENT_REASON_MAX, "%s:%s", code, field);
+    else
+        snprintf(reason, EVENT_REASON_MAX, "%s", code);
+    return EVENT_INVALID;
+}
+
+static const char *parse_error_reason(const json_error_t *err)
+{
+    switch (json_error_code(err)) {
+    case json_error_invalid_utf8:      return "invalid_utf8";
+    case json_error_null_character:
+    case json_error_null_byte_in_key:  return "nul_character";
+    case json_error_duplicate_key:     return "duplicate_key";
+    case json_error_stack_overflow:    return "too_deep";
+    case json_error_numeric_overflow:  return "number_out_of_range";
+    case json_error_out_of_memory:     return "out_of_memory";
+    default:                           return "invalid_json";
+    }
+}
+
+/* A required string of 1..max bytes. */
+static enum event_status get_string(json_t *root, const char *name, size_t max,
+                                    const char **s, size_t *n,
+                                    char reason[EVENT_REASON_MAX])
+{
+    json_t *v = json_object_get(root, name);
+    if (!v || json_is_null(v))
+        return invalid(reason, "missing_field", name);
+    if (!json_is_string(v))
+        return invalid(reason, "bad_type", name);
+    *s = json_string_value(v);
+    *n = json_string_length(v);
+    if (*n == 0 || *n > max)
+        return invalid(reason, "bad_value", name);
+    return EVENT_OK;
+}
+
+static enum event_status get_ts(json_t *root, int64_t *us, char reason[EVENT_REASON_MAX])
+{
+    static const char name[] = "event_ts";
+    json_t *v = json_object_get(root, name);
+    if (!v || json_is_null(v))
+        return invalid(reason, "missing_field", name);
+    if (json_is_string(v)) {
+        if (event_parse_rfc3339(json_string_value(v), json_string_length(v), us) < 0)
+            return invalid(reason, "bad_value", name);
+        return EVENT_OK;
+    }
+    if (!json_is_integer(v))
+        return invalid(reason, "bad_type", name);
+    json_int_t ms = json_integer_value(v);
+    if (ms < 0 || ms > TS_MAX_US / 1000)
+        return invalid(reason, "bad_value", name);
+    *us = (int64_t)ms * 1000;
+    return EVENT_OK;
+}
+
+static enum event_status get_optional(json_t *root, event_t *ev,
+                                      char reason[EVENT_REASON_MAX])
+{
+    json_t *v = json_object_get(root, "confidence");
+    if (v && !json_is_null(v)) {
+        if (!json_is_number(v))
+            return invalid(reason, "bad_type", "confidence");
+        ev->confidence = json_number_value(v);
+        if (!(ev->confidence >= 0.0 && ev->confidence <= 1.0))
+            return invalid(reason, "bad_value", "confidence");
+        ev->has_confidence = true;
+    }
+    v = json_object_get(root, "object_count");
+    if (v && !json_is_null(v)) {
+        if (!json_is_integer(v))
+            return invalid(reason, "bad_type", "object_count");
+        json_int_t c = json_integer_value(v);
+        if (c < 0 || c > INT32_MAX)
+            return invalid(reason, "bad_value", "object_count");
+        ev->object_count = (int32_t)c;
+        ev->has_object_count = true;
+    }
+    return EVENT_OK;
+}
+
+static bool is_known_key(const char *key)
+{
+    for (size_t i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++)
+        if (strcmp(key, known_keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Fewest significant digits (1..17) with which %g reproduces d exactly. */
+static int real_digits(double d)
+{
+    char tmp[32];
+    for (int p = 1; p < 17; p++) {
+        snprintf(tmp, sizeof tmp, "%.*g", p, d);
+        if (strtod(tmp, NULL) == d)
+            return p;
+    }
+    return 17;
+}
+
+/* The precision every real under v needs to be dumped without artefacts
+ * such as 0.1 → 0.10000000000000001 (jansson's default is 17 digits). */
+static int max_real_digits(json_t *v)
+{
+    int best = 1;
+    size_t i;
+    const char *key;
+    json_t *child;
+
+    if (json_is_real(v))
+        return real_digits(json_real_value(v));
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, child) {
+            int p = max_real_digits(child);
+            best = p > best ? p : best;
+        }
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, key, child) {
+            int p = max_real_digits(child);
+            best = p > best ? p : best;
+        }
+    }
+    return best;
+}
+
+/* ev->attributes = compact JSON of the unknown keys in input order, or NULL. */
+static enum event_status dump_attributes(json_t *root, event_t *ev,
+                                         char reason[EVENT_REASON_MAX])
+{
+    const char *key;
+    json_t *v, *attrs = NULL;
+
+    json_object_foreach(root, key, v) {
+        if (is_known_key(key))
+            continue;
+        if (!attrs && !(attrs = json_object()))
+            return invalid(reason, "out_of_memory", NULL);
+        if (json_object_set_nocheck(attrs, key, v) < 0)
+            goto fail_attrs;
+    }
+    if (!attrs)
+        return EVENT_OK;
+    size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER |
+                   JSON_REAL_PRECISION(max_real_digits(attrs));
+    ev->attributes = json_dumps(attrs, flags);
+    if (!ev->attributes)
+        goto fail_attrs;
+    json_decref(attrs);
+    return EVENT_OK;
+
+fail_attrs:
+    json_decref(attrs);
+    return invalid(reason, "out_of_memory", NULL);
+}
+
+enum event_status event_parse(event_t *ev, const void *buf, size_t len,
+                              size_t max_bytes, char reason[EVENT_REASON_MAX])
+{
+    json_error_t err;
+    json_t *root;
+
+    memset(ev, 0, sizeof *ev);
+    reason[0] = '\0';
+    if (!buf || len == 0)
+        return invalid(reason, "empty", NULL);
+    if (len > max_bytes)
+        return invalid(reason, "too_large", NULL);
+
+    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (!root)
+        return invalid(reason, parse_error_reason(&err), NULL);
+    if (!json_is_object(root)) {
+        invalid(reason, "not_object", NULL);
+        goto fail_root;
+    }
+    if (get_string(root, "event_id", EVENT_ID_MAX, &ev->event_id, &ev->event_id_len,
+                   reason) != EVENT_OK ||
+        get_string(root, "camera_id", EVENT_CAMERA_MAX, &ev->camera_id,
+                   &ev->camera_id_len, reason) != EVENT_OK ||
+        get_ts(root, &ev->event_ts_us, reason) != EVENT_OK ||
+        get_string(root, "event_type", EVENT_TYPE_MAX, &ev->event_type,
+                   &ev->event_type_len, reason) != EVENT_OK ||
+        get_optional(root, ev, reason) != EVENT_OK ||
+        dump_attributes(root, ev, reason) != EVENT_OK)
+        goto fail_root;
+
+    ev->root_ = root; /* owned by ev until event_clear() */
+    return EVENT_OK;
+
+fail_root:
+    json_decref(root);
+    memset(ev, 0, sizeof *ev);
+    return EVENT_INVALID;
+}
+
+void event_clear(event_t *ev)
+{
+    json_decref(ev->root_);
+    free(ev->attributes);
+    memset(ev, 0, sizeof *ev);
+}

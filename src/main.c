@@ -1,0 +1,99 @@
+/*
+ * camjoin — Kafka camera events → dedup → join → PostgreSQL.
+ *
+ * main() is the only place that may end the process: it turns the config,
+ * the reference table and the replay spec into a pipeline, runs the loop,
+ * and maps failures to exit codes (2: usage or configuration, 1: runtime).
+ */
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "camjoin/config.h"
+#include "camjoin/log.h"
+#include "camjoin/pipeline.h"
+#include "camjoin/refdata.h"
+#include "camjoin/source_kafka.h"
+
+static int fail_usage(const char *msg)
+{
+    fprintf(stderr, "camjoin: %s\n", msg);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    char err[1024], q[1100];
+    camjoin_config *cfg = NULL;
+    refdata_t *ref = NULL;
+    replay_spec_t replay;
+    int code;
+
+    switch (config_parse(argc, argv, stdout, &cfg, err, sizeof err)) {
+    case CONFIG_EXIT:
+        return 0;
+    case CONFIG_ERROR:
+        return fail_usage(err);
+    case CONFIG_OK:
+        break;
+    }
+    log_set_level((enum log_level)cfg->log_level);
+    if (cfg->print_config) {
+        config_print(cfg, stdout);
+        config_free(cfg);
+        return 0;
+    }
+    if (source_replay_parse(cfg->replay_from, &replay, err, sizeof err) != 0) {
+        config_free(cfg);
+        return fail_usage(err);
+    }
+    if (refdata_load(&ref, cfg->reference, err, sizeof err) != 0) {
+        replay_spec_clear(&replay);
+        config_free(cfg);
+        return fail_usage(err);
+    }
+    if (cfg->check_config) {
+        printf("configuration ok; reference table %s: %zu cameras\n",
+               cfg->reference, refdata_count(ref));
+        refdata_free(ref);
+        replay_spec_clear(&replay);
+        config_free(cfg);
+        return 0;
+    }
+
+    log_info("starting", "version=%s librdkafka=%s brokers=%s topic=%s group=%s "
+             "table=%s reference=%s reference_rows=%zu reference_hash=%016llx "
+             "dedup_window_ms=%lld batch_max_rows=%lld replay_from=%s "
+             "until_end=%d", CAMJOIN_VERSION, rd_kafka_version_str(),
+             cfg->brokers, cfg->topic, cfg->group, cfg->table, cfg->reference,
+             refdata_count(ref), (unsigned long long)refdata_hash(ref),
+             (long long)cfg->dedup_window_ms, (long long)cfg->batch_max_rows,
+             cfg->replay_from ? cfg->replay_from : "-", (int)cfg->until_end);
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    pipeline_t *p = pipeline_new(&loop, cfg, ref, &replay, err, sizeof err);
+    if (!p) {
+        refdata_free(ref);
+        replay_spec_clear(&replay);
+        code = fail_usage(err); /* a bad kafka property is a config error */
+        goto out;
+    }
+    if (pipeline_start(p, err, sizeof err) != 0) {
+        log_error("startup failed", "error=%s", log_quote(q, sizeof q, err));
+        fprintf(stderr, "camjoin: %s\n", err);
+        code = 1;
+    } else {
+        log_info("running", NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        code = pipeline_exit_code(p);
+    }
+    pipeline_free(p);
+    uv_run(&loop, UV_RUN_DEFAULT); /* let closing handles finish */
+out:
+    if (uv_loop_close(&loop) != 0)
+        log_warn("loop closed with handles still open", NULL);
+    config_free(cfg);
+    return code;
+}

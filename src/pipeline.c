@@ -1,0 +1,701 @@
+/* pipeline — see include/camjoin/pipeline.h. */
+#include "camjoin/pipeline.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "camjoin/batch.h"
+#include "camjoin/dedup.h"
+#include "camjoin/event.h"
+#include "camjoin/log.h"
+#include "camjoin/sink_pg.h"
+
+#define TICK_MS 1000
+#define STATS_EVERY_MS 10000
+
+enum part_state { P_NONE = 0, P_RESOLVING, P_ACTIVE };
+
+struct part {
+    enum part_state state;
+    int64_t stored;    /* next offset in camjoin_offsets; BATCH_OFFSET_NONE */
+    int64_t next;      /* next offset expected from Kafka */
+    int64_t committed; /* position committed by this run (for --until-end) */
+    int64_t high;      /* high watermark at assignment */
+    int replayed;      /* the replay spec was applied to this partition */
+};
+
+struct pipeline {
+    uv_loop_t *loop;
+    const camjoin_config *cfg;
+    source_kafka_t *src;
+    sink_pg_t *sink;
+    dedup_t *dedup;
+    refdata_t *ref;
+    replay_spec_t replay;
+    int offset_reset_latest; /* auto.offset.reset was set to latest */
+
+    struct part *parts;      /* indexed by partition id */
+    size_t nparts;
+    int32_t *assigned;       /* current assignment, as given by the group */
+    size_t nassigned;
+    uint64_t gen;            /* bumped by every (re)assignment */
+    uint64_t offsets_gen;    /* gen whose offsets read is outstanding */
+    int assigned_once;
+    int need_resolve;        /* resolution failed; the tick retries it */
+
+    batch_t *open;           /* filling */
+    batch_t **sealed;        /* FIFO, waiting for the connection */
+    size_t nsealed, capsealed;
+    batch_t *spare;          /* one recycled batch */
+    size_t buffered;         /* messages not yet committed */
+    int64_t open_since;      /* uv_now when the open batch got its first message */
+
+    int stopping, stopped, exit_code;
+    uv_signal_t sig[3];
+    uv_timer_t tick, linger;
+    uint64_t last_stats_ms, last_consumed;
+    pipeline_stats_t st;
+};
+
+static void flush_maybe(pipeline_t *p);
+static void stop(pipeline_t *p, int code);
+static void finish(pipeline_t *p);
+
+/* ---- partitions ---- */
+
+static struct part *part_get(pipeline_t *p, int32_t id)
+{
+    if (id < 0)
+        return NULL;
+    if ((size_t)id >= p->nparts) {
+        size_t n = (size_t)id + 1 > 2 * p->nparts ? (size_t)id + 1 : 2 * p->nparts;
+        struct part *np = realloc(p->parts, n * sizeof *np);
+        if (!np)
+            return NULL;
+        memset(np + p->nparts, 0, (n - p->nparts) * sizeof *np);
+        p->parts = np;
+        p->nparts = n;
+    }
+    return &p->parts[id];
+}
+
+static struct part *part_active(pipeline_t *p, int32_t id)
+{
+    return id >= 0 && (size_t)id < p->nparts && p->parts[id].state == P_ACTIVE
+               ? &p->parts[id] : NULL;
+}
+
+/* ---- batches ---- */
+
+static batch_t *batch_take(pipeline_t *p)
+{
+    batch_t *b = p->spare;
+    p->spare = NULL;
+    return b ? b : batch_new(p->cfg->topic);
+}
+
+static void batch_recycle(pipeline_t *p, batch_t *b)
+{
+    batch_reset(b);
+    if (p->spare)
+        batch_free(b);
+    else
+        p->spare = b;
+}
+
+static int seal(pipeline_t *p)
+{
+    if (!p->open || batch_messages(p->open) == 0)
+        return 0;
+    if (p->nsealed == p->capsealed) {
+        size_t n = p->capsealed ? 2 * p->capsealed : 4;
+        batch_t **ns = realloc(p->sealed, n * sizeof *ns);
+        if (!ns)
+            return -1;
+        p->sealed = ns;
+        p->capsealed = n;
+    }
+    p->sealed[p->nsealed++] = p->open;
+    p->open = NULL;
+    return 0;
+}
+
+/* Drops everything not yet sent; its messages will be read again. */
+static void drop_buffered(pipeline_t *p)
+{
+    size_t dropped = 0;
+    if (p->open) {
+        dropped += batch_messages(p->open);
+        batch_recycle(p, p->open);
+        p->open = NULL;
+    }
+    for (size_t i = 0; i < p->nsealed; i++) {
+        dropped += batch_messages(p->sealed[i]);
+        batch_recycle(p, p->sealed[i]);
+    }
+    p->nsealed = 0;
+    p->buffered -= dropped;
+    if (dropped)
+        log_info("dropped uncommitted messages; they will be read again",
+                 "messages=%zu", dropped);
+}
+
+static void backpressure(pipeline_t *p)
+{
+    size_t max = (size_t)p->cfg->batch_max_buffered;
+    if (!p->stopping && p->buffered >= max && !source_kafka_paused(p->src)) {
+        log_info("buffer full, pausing partitions", "buffered=%zu", p->buffered);
+        source_kafka_pause(p->src);
+    } else if (!p->stopping && p->buffered <= max / 2 &&
+               source_kafka_paused(p->src)) {
+        log_info("buffer drained, resuming partitions", "buffered=%zu",
+                 p->buffered);
+        source_kafka_resume(p->src);
+    }
+}
+
+/* ---- messages ---- */
+
+static void add_dead(pipeline_t *p, batch_t *b, const source_msg_t *m,
+                     const char *reason)
+{
+    if (batch_add_dead(b, m->partition, m->offset, m->value, m->len, reason)) {
+        log_error("cannot buffer a dead letter", "reason=%s", reason);
+        stop(p, 1);
+    }
+}
+
+static void process(pipeline_t *p, batch_t *b, const source_msg_t *m)
+{
+    char reason[EVENT_REASON_MAX];
+    event_t ev;
+    if (event_parse(&ev, m->value, m->len, (size_t)p->cfg->max_message_bytes,
+                    reason) != EVENT_OK) {
+        add_dead(p, b, m, reason);
+        return;
+    }
+    int d = dedup_check(p->dedup, ev.event_id, ev.event_id_len, m->partition,
+                        m->offset, (int64_t)uv_now(p->loop));
+    if (d == DEDUP_DUPLICATE) {
+        p->st.duplicates++;
+        batch_note_offset(b, m->partition, m->offset);
+        goto out;
+    }
+    const refdata_row_t *row =
+        refdata_lookup(p->ref, ev.camera_id, ev.camera_id_len);
+    if (!row) {
+        p->st.join_misses++;
+        if (p->cfg->on_miss == JOIN_DROP) {
+            batch_note_offset(b, m->partition, m->offset);
+            goto out;
+        }
+        if (p->cfg->on_miss == JOIN_DEAD_LETTER) {
+            add_dead(p, b, m, "unknown_camera");
+            goto out;
+        }
+    }
+    /* d < 0: the dedup set could not grow; the row is still written (the
+     * primary key catches a duplicate) */
+    if (batch_add_event(b, &ev, row, m->partition, m->offset) != 0)
+        add_dead(p, b, m, "unencodable");
+out:
+    event_clear(&ev);
+}
+
+static void on_message(void *ud, const source_msg_t *m)
+{
+    pipeline_t *p = ud;
+    struct part *pt = part_active(p, m->partition);
+    if (p->stopping || !pt || m->offset < pt->next)
+        return; /* not ours (any more), or a re-delivery of a skipped range */
+    if (!p->open) {
+        if (!(p->open = batch_take(p))) {
+            log_error("out of memory allocating a batch", NULL);
+            stop(p, 1);
+            return;
+        }
+        p->open_since = (int64_t)uv_now(p->loop);
+    }
+    pt->next = m->offset + 1;
+    p->st.consumed++;
+    p->buffered++;
+    process(p, p->open, m);
+    if (batch_messages(p->open) >= (size_t)p->cfg->batch_max_rows && seal(p))
+        stop(p, 1);
+}
+
+static void on_drained(void *ud)
+{
+    pipeline_t *p = ud;
+    backpressure(p);
+    flush_maybe(p);
+}
+
+/* ---- flushing and commits ---- */
+
+static void submit(pipeline_t *p, batch_t *b)
+{
+    size_t n;
+    batch_offset_t *off = batch_offsets(b, &n);
+    for (size_t i = 0; i < n; i++)
+        off[i].expected = p->parts[off[i].partition].stored;
+    sink_pg_submit(p->sink, b); /* owned by the sink until on_txn_done */
+}
+
+static void on_linger(uv_timer_t *t) { flush_maybe(t->data); }
+
+static int until_end_reached(pipeline_t *p)
+{
+    if (!p->cfg->until_end || !p->assigned_once || p->buffered)
+        return 0;
+    for (size_t i = 0; i < p->nassigned; i++) {
+        struct part *pt = &p->parts[p->assigned[i]];
+        if (pt->state != P_ACTIVE || pt->committed < pt->high)
+            return 0;
+    }
+    return 1;
+}
+
+static void flush_maybe(pipeline_t *p)
+{
+    if (p->stopped || !p->sink || sink_pg_pending(p->sink) > 0)
+        return;
+    if (!p->nsealed && p->open && batch_messages(p->open)) {
+        int64_t age = (int64_t)uv_now(p->loop) - p->open_since;
+        if (!p->stopping && age < p->cfg->batch_max_wait_ms) {
+            uv_timer_start(&p->linger, on_linger,
+                           (uint64_t)(p->cfg->batch_max_wait_ms - age), 0);
+            return;
+        }
+        if (seal(p)) {
+            stop(p, 1);
+            return;
+        }
+    }
+    if (p->nsealed) {
+        batch_t *b = p->sealed[0];
+        memmove(p->sealed, p->sealed + 1, --p->nsealed * sizeof *p->sealed);
+        submit(p, b);
+        return;
+    }
+    if (p->stopping)
+        finish(p);
+    else if (until_end_reached(p)) {
+        log_info("reached the end of every assigned partition", NULL);
+        stop(p, 0);
+    }
+}
+
+static void resolve_assignment(pipeline_t *p);
+
+static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
+                        size_t inserted, double commit_ms)
+{
+    pipeline_t *p = ud;
+    size_t n, msgs = batch_messages(b);
+    batch_offset_t *off = batch_offsets(b, &n);
+    p->buffered -= msgs;
+    if (r == SINK_OK) {
+        int32_t parts[64];
+        int64_t next[64];
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct part *pt = part_get(p, off[i].partition);
+            if (!pt)
+                continue;
+            pt->stored = off[i].next;
+            if (pt->state == P_ACTIVE) {
+                pt->committed = off[i].next;
+                if (k < 64) {
+                    parts[k] = off[i].partition;
+                    next[k++] = off[i].next;
+                }
+            }
+        }
+        source_kafka_commit_async(p->src, parts, next, k);
+        p->st.batches++;
+        p->st.rows_committed += batch_rows(b);
+        p->st.rows_inserted += inserted;
+        p->st.dead_letters += batch_dead(b);
+        log_debug("batch committed", "messages=%zu rows=%zu inserted=%zu "
+                  "dead=%zu commit_ms=%.2f", msgs, batch_rows(b), inserted,
+                  batch_dead(b), commit_ms);
+    } else {
+        p->st.fenced++;
+        log_warn("offsets moved by another consumer: batch rolled back, "
+                 "re-reading stored offsets", "messages=%zu", msgs);
+        drop_buffered(p);
+        if (!p->stopping)
+            resolve_assignment(p);
+    }
+    batch_recycle(p, b);
+    backpressure(p);
+    flush_maybe(p);
+}
+
+/* ---- assignment ---- */
+
+static void on_revoke(void *ud)
+{
+    pipeline_t *p = ud;
+    for (size_t i = 0; i < p->nassigned; i++)
+        p->parts[p->assigned[i]].state = P_NONE;
+    log_info("partitions revoked", "count=%zu", p->nassigned);
+    p->nassigned = 0;
+    p->gen++;
+    drop_buffered(p);
+    flush_maybe(p); /* a stop may have been waiting for this */
+}
+
+static void on_assign(void *ud, const int32_t *partitions, size_t n)
+{
+    pipeline_t *p = ud;
+    int32_t *a = malloc((n ? n : 1) * sizeof *a);
+    if (!a || (n && !part_get(p, partitions[n - 1]))) {
+        free(a);
+        log_error("out of memory in assignment", NULL);
+        stop(p, 1);
+        return;
+    }
+    memcpy(a, partitions, n * sizeof *a);
+    free(p->assigned);
+    p->assigned = a;
+    p->nassigned = n;
+    p->assigned_once = 1;
+    log_info("partitions assigned", "count=%zu", n);
+    resolve_assignment(p);
+}
+
+/* Step 1 of (re)positioning the assignment: read the stored offsets. */
+static void resolve_assignment(pipeline_t *p)
+{
+    p->gen++;
+    for (size_t i = 0; i < p->nassigned; i++) {
+        struct part *pt = part_get(p, p->assigned[i]);
+        if (!pt) {
+            stop(p, 1);
+            return;
+        }
+        pt->state = P_RESOLVING;
+    }
+    p->offsets_gen = p->gen;
+    sink_pg_read_offsets(p->sink);
+}
+
+struct resolve_ctx {
+    pipeline_t *p;
+    uint64_t gen;
+};
+
+static void on_resolved(void *ud, const source_resolved_t *r);
+
+/* Step 2: stored offsets known; ask Kafka for watermarks (thread pool). */
+static void on_offsets(void *ud, const int32_t *parts, const int64_t *next,
+                       size_t n)
+{
+    pipeline_t *p = ud;
+    if (p->offsets_gen != p->gen || p->stopping)
+        return; /* superseded by a later assignment */
+    p->offsets_gen = 0;
+    for (size_t i = 0; i < p->nassigned; i++)
+        p->parts[p->assigned[i]].stored = BATCH_OFFSET_NONE;
+    for (size_t i = 0; i < n; i++)
+        if ((size_t)parts[i] < p->nparts)
+            p->parts[parts[i]].stored = next[i];
+    struct resolve_ctx *c = malloc(sizeof *c);
+    int64_t at = p->replay.kind == REPLAY_TIME ? p->replay.time_ms : -1;
+    if (!c || source_kafka_resolve(p->src, p->assigned, p->nassigned, at,
+                                   on_resolved, c) != 0) {
+        free(c);
+        log_error("cannot start offset resolution", NULL);
+        stop(p, 1);
+        return;
+    }
+    c->p = p;
+    c->gen = p->gen;
+}
+
+/* Where partition i starts: replay spec (first assignment only), else the
+ * stored offset, else auto.offset.reset. Clamped into [low, high]. */
+static int64_t start_offset(pipeline_t *p, struct part *pt, int32_t id,
+                            const source_resolved_t *r, size_t i)
+{
+    int64_t start = pt->stored;
+    if (!pt->replayed && p->replay.kind != REPLAY_NONE) {
+        switch (p->replay.kind) {
+        case REPLAY_EARLIEST: start = r->low[i]; break;
+        case REPLAY_LATEST: start = r->high[i]; break;
+        case REPLAY_OFFSET: start = p->replay.offset; break;
+        case REPLAY_TIME: start = r->at_time[i]; break;
+        case REPLAY_PARTITIONS:
+            for (size_t k = 0; k < p->replay.n; k++)
+                if (p->replay.partitions[k] == id)
+                    start = p->replay.offsets[k];
+            break;
+        default: break;
+        }
+    }
+    pt->replayed = 1;
+    if (start == BATCH_OFFSET_NONE)
+        start = p->offset_reset_latest ? r->high[i] : r->low[i];
+    if (start < r->low[i]) {
+        log_warn("start offset below the log start (retention): messages "
+                 "were lost before camjoin read them", "partition=%d start=%lld "
+                 "low=%lld", (int)id, (long long)start, (long long)r->low[i]);
+        start = r->low[i];
+    } else if (start > r->high[i]) {
+        log_warn("start offset beyond the end of the partition (topic "
+                 "recreated?)", "partition=%d start=%lld high=%lld", (int)id,
+                 (long long)start, (long long)r->high[i]);
+        start = r->high[i];
+    }
+    return start;
+}
+
+/* Step 3: assign at absolute offsets. */
+static void on_resolved(void *ud, const source_resolved_t *r)
+{
+    struct resolve_ctx *c = ud;
+    pipeline_t *p = c->p;
+    uint64_t gen = c->gen;
+    free(c);
+    if (gen != p->gen || p->stopping)
+        return;
+    if (r->status != 0) {
+        log_warn("offset resolution failed, retrying", "error=\"%s\"", r->err);
+        p->need_resolve = 1; /* the tick retries */
+        return;
+    }
+    int64_t *starts = malloc((r->n ? r->n : 1) * sizeof *starts);
+    if (!starts) {
+        stop(p, 1);
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        struct part *pt = &p->parts[r->partitions[i]];
+        starts[i] = start_offset(p, pt, r->partitions[i], r, i);
+        pt->next = pt->committed = starts[i];
+        pt->high = r->high[i];
+        pt->state = P_ACTIVE;
+        log_info("partition positioned", "partition=%d offset=%lld "
+                 "stored=%lld high=%lld", (int)r->partitions[i],
+                 (long long)starts[i], (long long)pt->stored,
+                 (long long)pt->high);
+    }
+    source_kafka_assign(p->src, r->partitions, starts, r->n);
+    free(starts);
+    flush_maybe(p); /* --until-end may already be satisfied */
+}
+
+static void on_source_error(void *ud, const char *msg, int fatal)
+{
+    pipeline_t *p = ud;
+    char q[600];
+    log_emit(fatal ? LOG_ERROR : LOG_WARN, "kafka", "detail=%s",
+             log_quote(q, sizeof q, msg));
+    if (fatal)
+        stop(p, 1);
+}
+
+static void on_sink_state(void *ud, int up, const char *msg)
+{
+    (void)ud;
+    char q[600];
+    if (up)
+        log_info("postgres connected", NULL);
+    else
+        log_warn("postgres unavailable, retrying", "error=%s",
+                 log_quote(q, sizeof q, msg));
+}
+
+/* ---- stop, signals, timers ---- */
+
+static void stop(pipeline_t *p, int code)
+{
+    if (code > p->exit_code)
+        p->exit_code = code;
+    if (p->stopping)
+        return;
+    p->stopping = 1;
+    log_info("stopping: flushing buffered rows", "buffered=%zu", p->buffered);
+    source_kafka_pause(p->src);
+    uv_timer_stop(&p->linger);
+    flush_maybe(p);
+}
+
+static void log_stats(pipeline_t *p, const char *msg)
+{
+    log_info(msg, "consumed=%llu rows=%llu inserted=%llu duplicates=%llu "
+             "dead_letters=%llu join_misses=%llu batches=%llu fenced=%llu "
+             "dedup_keys=%zu dedup_bytes=%zu",
+             (unsigned long long)p->st.consumed,
+             (unsigned long long)p->st.rows_committed,
+             (unsigned long long)p->st.rows_inserted,
+             (unsigned long long)p->st.duplicates,
+             (unsigned long long)p->st.dead_letters,
+             (unsigned long long)p->st.join_misses,
+             (unsigned long long)p->st.batches,
+             (unsigned long long)p->st.fenced, dedup_count(p->dedup),
+             dedup_bytes(p->dedup));
+}
+
+/* Closes the consumer, the connection and our handles: the loop runs dry. */
+static void finish(pipeline_t *p)
+{
+    if (p->stopped)
+        return;
+    p->stopped = 1;
+    source_kafka_close(p->src);
+    sink_pg_free(p->sink); /* an unfinished transaction rolls back */
+    p->sink = NULL;
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&p->sig[i], NULL);
+    uv_close((uv_handle_t *)&p->tick, NULL);
+    uv_close((uv_handle_t *)&p->linger, NULL);
+    log_stats(p, "stopped");
+}
+
+static void reload_reference(pipeline_t *p)
+{
+    char err[512], q[600];
+    refdata_t *fresh = NULL;
+    if (refdata_load(&fresh, p->cfg->reference, err, sizeof err) != 0) {
+        p->st.reload_failures++;
+        log_error("reference reload failed; keeping the current table",
+                  "error=%s", log_quote(q, sizeof q, err));
+        return;
+    }
+    refdata_free(p->ref);
+    p->ref = fresh; /* the swap: the next event sees the new table */
+    p->st.reloads++;
+    log_info("reference table reloaded", "rows=%zu hash=%016llx",
+             refdata_count(fresh), (unsigned long long)refdata_hash(fresh));
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    pipeline_t *p = h->data;
+    if (signum == SIGHUP) {
+        reload_reference(p);
+        return;
+    }
+    if (!p->stopping) {
+        log_info("signal received, shutting down", "signal=%d", signum);
+        stop(p, 0);
+        return;
+    }
+    log_warn("second signal: abandoning buffered rows (re-read on restart)",
+             "buffered=%zu", p->buffered);
+    p->exit_code = 1;
+    drop_buffered(p);
+    finish(p);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    pipeline_t *p = t->data;
+    uint64_t now = uv_now(p->loop);
+    dedup_expire(p->dedup, (int64_t)now);
+    if (p->need_resolve && !p->stopping) {
+        p->need_resolve = 0;
+        resolve_assignment(p);
+    }
+    if (now - p->last_stats_ms >= STATS_EVERY_MS) {
+        if (p->st.consumed != p->last_consumed)
+            log_stats(p, "progress");
+        p->last_consumed = p->st.consumed;
+        p->last_stats_ms = now;
+    }
+    flush_maybe(p);
+}
+
+/* ---- lifecycle ---- */
+
+pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
+                         refdata_t *ref, replay_spec_t *replay, char *err,
+                         size_t errlen)
+{
+    static const source_kafka_callbacks scb = {
+        .on_message = on_message, .on_drained = on_drained,
+        .on_revoke = on_revoke, .on_assign = on_assign,
+        .on_error = on_source_error,
+    };
+    static const sink_pg_callbacks kcb = {
+        .on_txn_done = on_txn_done, .on_offsets = on_offsets,
+        .on_state = on_sink_state,
+    };
+    pipeline_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->loop = loop;
+    p->cfg = cfg;
+    for (size_t i = 0; i < cfg->n_kafka_props; i++)
+        if (strcmp(cfg->kafka_props[i].key, "auto.offset.reset") == 0)
+            p->offset_reset_latest =
+                strcmp(cfg->kafka_props[i].value, "latest") == 0 ||
+                strcmp(cfg->kafka_props[i].value, "largest") == 0 ||
+                strcmp(cfg->kafka_props[i].value, "end") == 0;
+    if (!(p->dedup = dedup_new(cfg->dedup_window_ms, 1 << 16))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (!(p->src = source_kafka_new(loop, cfg, &scb, p, err, errlen)))
+        goto fail;
+    if (!(p->sink = sink_pg_new(loop, cfg, &kcb, p))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    p->ref = ref;                  /* owned by the pipeline from here */
+    p->replay = *replay;
+    memset(replay, 0, sizeof *replay); /* arrays owned by the pipeline */
+    return p;
+fail:
+    source_kafka_free(p->src);
+    dedup_free(p->dedup);
+    free(p);
+    return NULL;
+}
+
+int pipeline_start(pipeline_t *p, char *err, size_t errlen)
+{
+    static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+    if (sink_pg_open(p->sink, err, errlen) != 0)
+        return -1;
+    if (source_kafka_start(p->src, err, errlen) != 0)
+        return -1;
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(p->loop, &p->sig[i]);
+        p->sig[i].data = p;
+        uv_signal_start(&p->sig[i], on_signal, signums[i]);
+    }
+    uv_timer_init(p->loop, &p->tick);
+    uv_timer_init(p->loop, &p->linger);
+    p->tick.data = p->linger.data = p;
+    uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
+    p->last_stats_ms = uv_now(p->loop);
+    return 0;
+}
+
+int pipeline_exit_code(const pipeline_t *p) { return p->exit_code; }
+void pipeline_get_stats(const pipeline_t *p, pipeline_stats_t *out) { *out = p->st; }
+
+void pipeline_free(pipeline_t *p)
+{
+    if (!p)
+        return;
+    source_kafka_free(p->src);
+    sink_pg_free(p->sink);
+    drop_buffered(p);
+    if (p->spare)
+        batch_free(p->spare);
+    free(p->sealed);
+    dedup_free(p->dedup);
+    refdata_free(p->ref);
+    replay_spec_clear(&p->replay);
+    free(p->parts);
+    free(p->assigned);
+    free(p);
+}

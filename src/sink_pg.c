@@ -1,0 +1,807 @@
+/* sink_pg — see include/camjoin/sink_pg.h. */
+#include "camjoin/sink_pg.h"
+
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "camjoin/log.h"
+
+#define COPY_CHUNK (256 * 1024)
+#define MAX_RESULTS 16
+#define BACKOFF_MIN_MS 100
+
+enum op_kind { OP_TXN, OP_OFFSETS };
+enum conn_state { C_DOWN, C_CONNECTING, C_SETUP, C_READY };
+/* What the statement in flight is; decides what step_done() does next. */
+enum step { S_NONE, S_SETUP, S_VERIFY, S_WRITE, S_COMMIT, S_ROLLBACK, S_OFFSETS };
+
+struct op {
+    enum op_kind kind;
+    batch_t *batch;      /* OP_TXN; owned until on_txn_done */
+    int verify;          /* a previous attempt's outcome is unknown */
+    struct op *next;
+};
+
+struct sink_pg {
+    uv_loop_t *loop;
+    const camjoin_config *cfg;
+    sink_pg_callbacks cb;
+    void *ud;
+
+    PGconn *conn;
+    enum conn_state state;
+    uv_poll_t *poll;     /* heap: re-created for every socket */
+    int poll_fd;
+    uv_timer_t retry;
+    int64_t backoff_ms;
+
+    char *group_lit, *topic_lit, *table_id; /* escaped once, at open */
+    struct op *head, *tail;
+    size_t ntxn;
+
+    /* the statement in flight */
+    enum step step;
+    const char *copy[2]; /* COPY payloads in the order the statement needs */
+    size_t copy_len[2], ncopy, copy_idx, copy_off;
+    int copying, copy_ended;
+    int nres, failed;
+    int64_t tuples[MAX_RESULTS];
+    char errmsg[512];
+    PGresult *rows;      /* TUPLES_OK result kept for step_done */
+    int idx_insert, n_upd, n_ins, idx_upd, idx_ins;
+    int fenced;          /* the ROLLBACK in flight is for a failed fence */
+    uint64_t txn_start_ns;
+
+    char *sql;
+    size_t sql_len, sql_cap;
+};
+
+static void start_connect(sink_pg_t *s);
+static void on_io(uv_poll_t *h, int status, int events);
+static void run_next(sink_pg_t *s);
+
+/* ---- small helpers ---- */
+
+static int sql_add(sink_pg_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int sql_add(sink_pg_t *s, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(s->sql + s->sql_len, s->sql_cap - s->sql_len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return -1;
+        if (s->sql_len + (size_t)n < s->sql_cap) {
+            s->sql_len += (size_t)n;
+            return 0;
+        }
+        size_t cap = (s->sql_cap + (size_t)n) * 2;
+        char *p = realloc(s->sql, cap);
+        if (!p)
+            return -1;
+        s->sql = p;
+        s->sql_cap = cap;
+    }
+}
+
+static void first_line(char *dst, size_t size, const char *msg)
+{
+    snprintf(dst, size, "%s", msg && *msg ? msg : "unknown error");
+    dst[strcspn(dst, "\r\n")] = '\0';
+}
+
+static void poll_close_cb(uv_handle_t *h) { free(h); }
+
+static void poll_drop(sink_pg_t *s)
+{
+    if (!s->poll)
+        return;
+    uv_poll_stop(s->poll);
+    uv_close((uv_handle_t *)s->poll, poll_close_cb);
+    s->poll = NULL;
+    s->poll_fd = -1;
+}
+
+/* Watches the connection's socket, re-creating the handle if it changed. */
+static int poll_watch(sink_pg_t *s, int events)
+{
+    int fd = PQsocket(s->conn);
+    if (fd < 0)
+        return -1;
+    if (s->poll && s->poll_fd != fd)
+        poll_drop(s);
+    if (!s->poll) {
+        if (!(s->poll = malloc(sizeof *s->poll)))
+            return -1;
+        uv_poll_init(s->loop, s->poll, fd);
+        s->poll->data = s;
+        s->poll_fd = fd;
+    }
+    return uv_poll_start(s->poll, events, on_io);
+}
+
+/* ---- connection lifecycle ---- */
+
+static void on_retry(uv_timer_t *t) { start_connect(t->data); }
+
+/* Exponential backoff: 100 ms doubling up to postgres.retry_max. */
+static uint64_t backoff_next(sink_pg_t *s)
+{
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (s->backoff_ms > s->cfg->pg_retry_max_ms)
+        s->backoff_ms = s->cfg->pg_retry_max_ms;
+    if (s->backoff_ms < BACKOFF_MIN_MS)
+        s->backoff_ms = BACKOFF_MIN_MS;
+    return (uint64_t)s->backoff_ms;
+}
+
+static void conn_lost(sink_pg_t *s, const char *why)
+{
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s", why);
+    poll_drop(s);
+    if (s->rows) {
+        PQclear(s->rows);
+        s->rows = NULL;
+    }
+    if (s->conn) {
+        PQfinish(s->conn);
+        s->conn = NULL;
+    }
+    int was_up = s->state == C_READY;
+    s->state = C_DOWN;
+    if (s->head && s->head->kind == OP_TXN && s->step != S_NONE)
+        s->head->verify = 1; /* it may have committed: check before redoing */
+    s->step = S_NONE;
+    uint64_t delay = backoff_next(s);
+    if (was_up || delay == BACKOFF_MIN_MS)
+        s->cb.on_state(s->ud, 0, msg);
+    else
+        log_debug("postgres reconnect failed", "retry_ms=%llu",
+                  (unsigned long long)delay);
+    uv_timer_start(&s->retry, on_retry, delay, 0);
+}
+
+static void conn_lost_pq(sink_pg_t *s, const char *what)
+{
+    char m[512], msg[600];
+    first_line(m, sizeof m, s->conn ? PQerrorMessage(s->conn) : NULL);
+    snprintf(msg, sizeof msg, "%s: %s", what, m);
+    conn_lost(s, msg);
+}
+
+static void on_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    char q[512];
+    log_debug("postgres notice", "detail=%s", log_quote(q, sizeof q, msg));
+}
+
+/* Conninfo = the user's string (expanded as dbname) plus our defaults for
+ * every key the user did not set: fail fast on a dead server. */
+static PGconn *connect_params(const char *conninfo, int async)
+{
+    static const char *const defaults[][2] = {
+        {"connect_timeout", "5"},   {"keepalives", "1"},
+        {"keepalives_idle", "10"},  {"keepalives_interval", "3"},
+        {"keepalives_count", "3"},  {"tcp_user_timeout", "10000"},
+        {"application_name", "camjoin"},
+    };
+    enum { NDEF = sizeof defaults / sizeof defaults[0] };
+    const char *keys[NDEF + 2], *vals[NDEF + 2];
+    size_t n = 0;
+    PQconninfoOption *given = NULL;
+    if (conninfo && *conninfo) {
+        keys[n] = "dbname";
+        vals[n++] = conninfo;
+        given = PQconninfoParse(conninfo, NULL);
+    }
+    for (size_t i = 0; i < NDEF; i++) {
+        int set = 0;
+        for (PQconninfoOption *o = given; o && o->keyword; o++)
+            if (o->val && strcmp(o->keyword, defaults[i][0]) == 0)
+                set = 1;
+        if (!set) {
+            keys[n] = defaults[i][0];
+            vals[n++] = defaults[i][1];
+        }
+    }
+    keys[n] = vals[n] = NULL;
+    PQconninfoFree(given);
+    PGconn *c = async ? PQconnectStartParams(keys, vals, 1)
+                      : PQconnectdbParams(keys, vals, 1);
+    if (c)
+        PQsetNoticeProcessor(c, on_notice, NULL);
+    return c;
+}
+
+static const char setup_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_events ("
+    " event_id text, event_ts timestamptz, camera_id text, event_type text,"
+    " confidence real, object_count integer, attributes jsonb, site_id text,"
+    " site_name text, zone text, latitude double precision,"
+    " longitude double precision, kafka_partition integer,"
+    " kafka_offset bigint) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_dead ("
+    " topic text, kafka_partition integer, kafka_offset bigint, payload bytea,"
+    " reason text) ON COMMIT DELETE ROWS";
+
+static void send_query(sink_pg_t *s, enum step step, const char *sql)
+{
+    s->step = step;
+    s->nres = s->failed = 0;
+    s->copying = s->copy_ended = 0;
+    s->copy_idx = s->copy_off = 0;
+    s->errmsg[0] = '\0';
+    if (!PQsendQuery(s->conn, sql)) {
+        conn_lost_pq(s, "postgres send");
+        return;
+    }
+    int f = PQflush(s->conn);
+    if (f < 0 || poll_watch(s, UV_READABLE | (f ? UV_WRITABLE : 0)) != 0)
+        conn_lost_pq(s, "postgres flush");
+}
+
+static void on_connect_io(sink_pg_t *s)
+{
+    switch (PQconnectPoll(s->conn)) {
+    case PGRES_POLLING_READING:
+        if (poll_watch(s, UV_READABLE) != 0)
+            conn_lost_pq(s, "postgres connect");
+        return;
+    case PGRES_POLLING_WRITING:
+        if (poll_watch(s, UV_WRITABLE) != 0)
+            conn_lost_pq(s, "postgres connect");
+        return;
+    case PGRES_POLLING_OK:
+        if (PQsetnonblocking(s->conn, 1) != 0) {
+            conn_lost_pq(s, "postgres nonblocking");
+            return;
+        }
+        s->state = C_SETUP;
+        send_query(s, S_SETUP, setup_sql);
+        return;
+    default:
+        conn_lost_pq(s, "postgres connect");
+    }
+}
+
+static void start_connect(sink_pg_t *s)
+{
+    s->conn = connect_params(s->cfg->pg_conninfo, 1);
+    if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
+        conn_lost_pq(s, "postgres connect");
+        return;
+    }
+    s->state = C_CONNECTING;
+    if (poll_watch(s, UV_WRITABLE) != 0)
+        conn_lost_pq(s, "postgres connect");
+}
+
+/* ---- the statement in flight: COPY streaming and result collection ---- */
+
+/* Pushes COPY data until done or the socket is full. Returns 0, or -1 when
+ * the connection failed (already handled). */
+static int copy_push(sink_pg_t *s)
+{
+    const char *data = s->copy[s->copy_idx];
+    size_t len = s->copy_len[s->copy_idx];
+    while (s->copy_off < len) {
+        size_t n = len - s->copy_off < COPY_CHUNK ? len - s->copy_off : COPY_CHUNK;
+        int r = PQputCopyData(s->conn, data + s->copy_off, (int)n);
+        if (r < 0)
+            goto lost;
+        if (r == 1)
+            s->copy_off += n;
+        int f = PQflush(s->conn);
+        if (f < 0)
+            goto lost;
+        if (f == 1 || r == 0) /* socket full: continue when writable */
+            return poll_watch(s, UV_READABLE | UV_WRITABLE) ? -1 : 0;
+    }
+    if (!s->copy_ended) {
+        if (PQputCopyEnd(s->conn, NULL) != 1)
+            goto lost;
+        s->copy_ended = 1;
+    }
+    int f = PQflush(s->conn);
+    if (f < 0)
+        goto lost;
+    if (f == 0)
+        s->copying = 0; /* all sent: now wait for the COPY's result */
+    return poll_watch(s, UV_READABLE | (f ? UV_WRITABLE : 0)) ? -1 : 0;
+lost:
+    conn_lost_pq(s, "postgres copy");
+    return -1;
+}
+
+static void step_done(sink_pg_t *s);
+
+static void collect(sink_pg_t *s)
+{
+    while (s->step != S_NONE && !s->copying && !PQisBusy(s->conn)) {
+        PGresult *r = PQgetResult(s->conn);
+        if (!r) {
+            step_done(s);
+            return;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN) {
+            PQclear(r);
+            if (s->copy_idx >= s->ncopy) { /* not ours: refuse it */
+                PQputCopyEnd(s->conn, "camjoin: unexpected COPY");
+                continue;
+            }
+            if (s->copy_ended) { /* second COPY of the statement */
+                s->copy_idx++;
+                s->copy_off = 0;
+                s->copy_ended = 0;
+            }
+            s->copying = 1;
+            if (copy_push(s) != 0)
+                return;
+            continue;
+        }
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            if (s->nres < MAX_RESULTS) {
+                const char *t = PQcmdTuples(r);
+                s->tuples[s->nres] = *t ? atoll(t) : 0;
+            }
+            if (st == PGRES_TUPLES_OK && !s->rows) {
+                s->rows = r; /* kept for step_done */
+                r = NULL;
+            }
+        } else if (!s->failed) {
+            s->failed = 1;
+            first_line(s->errmsg, sizeof s->errmsg, PQresultErrorMessage(r));
+        }
+        s->nres++;
+        PQclear(r);
+    }
+}
+
+static void on_io(uv_poll_t *h, int status, int events)
+{
+    sink_pg_t *s = h->data;
+    if (status < 0) {
+        conn_lost(s, "postgres socket error");
+        return;
+    }
+    if (s->state == C_CONNECTING) {
+        on_connect_io(s);
+        return;
+    }
+    if (events & UV_WRITABLE) {
+        if (s->copying) {
+            if (copy_push(s) != 0)
+                return;
+        } else {
+            int f = PQflush(s->conn);
+            if (f < 0) {
+                conn_lost_pq(s, "postgres flush");
+                return;
+            }
+            if (poll_watch(s, UV_READABLE | (f ? UV_WRITABLE : 0)) != 0)
+                return;
+        }
+    }
+    if (events & UV_READABLE) {
+        if (!PQconsumeInput(s->conn)) {
+            conn_lost_pq(s, "postgres connection lost");
+            return;
+        }
+    }
+    if (s->step != S_NONE)
+        collect(s);
+    else if (PQstatus(s->conn) == CONNECTION_BAD)
+        conn_lost_pq(s, "postgres connection lost");
+}
+
+/* ---- operations ---- */
+
+static void op_pop(sink_pg_t *s)
+{
+    struct op *o = s->head;
+    s->head = o->next;
+    if (!s->head)
+        s->tail = NULL;
+    if (o->kind == OP_TXN)
+        s->ntxn--;
+    free(o);
+}
+
+static void op_push(sink_pg_t *s, enum op_kind kind, batch_t *b)
+{
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) { /* cannot queue: keep the process honest and loud */
+        log_error("out of memory queueing a postgres operation", NULL);
+        abort();
+    }
+    o->kind = kind;
+    o->batch = b;
+    if (s->tail)
+        s->tail->next = o;
+    else
+        s->head = o;
+    s->tail = o;
+    if (kind == OP_TXN)
+        s->ntxn++;
+    if (s->state == C_READY && s->step == S_NONE)
+        run_next(s);
+}
+
+static void send_offsets_query(sink_pg_t *s, enum step step)
+{
+    s->sql_len = 0;
+    if (sql_add(s, "SELECT kafka_partition, next_offset FROM camjoin_offsets "
+                   "WHERE consumer_group = %s AND topic = %s",
+                s->group_lit, s->topic_lit) != 0) {
+        conn_lost(s, "out of memory");
+        return;
+    }
+    send_query(s, step, s->sql);
+}
+
+/* Builds and sends the whole write of a batch as one simple query: BEGIN,
+ * the two COPYs, the inserts and the fenced offset updates. COMMIT follows
+ * once the fences are seen to hold. */
+static void send_write(sink_pg_t *s, batch_t *b)
+{
+    size_t nrows = batch_rows(b), ndead = batch_dead(b), noff, i;
+    batch_offset_t *off = batch_offsets(b, &noff);
+    int res = 1, err = 0; /* result index; BEGIN is result 0 */
+    s->sql_len = 0;
+    s->ncopy = 0;
+    s->idx_insert = s->idx_upd = s->idx_ins = -1;
+    s->n_upd = s->n_ins = 0;
+    err |= sql_add(s, "BEGIN;");
+    if (nrows) {
+        s->copy[s->ncopy] = batch_event_data(b, &s->copy_len[s->ncopy]);
+        s->ncopy++;
+        err |= sql_add(s, "COPY camjoin_stage_events (" BATCH_EVENT_COLUMNS
+                          ") FROM STDIN;");
+        res++;
+    }
+    if (ndead) {
+        s->copy[s->ncopy] = batch_dead_data(b, &s->copy_len[s->ncopy]);
+        s->ncopy++;
+        err |= sql_add(s, "COPY camjoin_stage_dead (" BATCH_DEAD_COLUMNS
+                          ") FROM STDIN;");
+        res++;
+    }
+    if (nrows) {
+        err |= sql_add(s, "INSERT INTO %s (" BATCH_EVENT_COLUMNS
+                          ", ingested_at) SELECT " BATCH_EVENT_COLUMNS
+                          ", statement_timestamp() FROM camjoin_stage_events "
+                          "ON CONFLICT DO NOTHING;", s->table_id);
+        s->idx_insert = res++;
+    }
+    if (ndead) {
+        err |= sql_add(s, "INSERT INTO camjoin_dead_letters (" BATCH_DEAD_COLUMNS
+                          ") SELECT " BATCH_DEAD_COLUMNS " FROM camjoin_stage_dead "
+                          "ON CONFLICT DO NOTHING;");
+        res++;
+    }
+    for (i = 0; i < noff; i++)
+        s->n_upd += off[i].expected != BATCH_OFFSET_NONE;
+    s->n_ins = (int)noff - s->n_upd;
+    if (s->n_upd) {
+        err |= sql_add(s, "UPDATE camjoin_offsets o SET next_offset = v.n, "
+                          "updated_at = now() FROM (VALUES ");
+        for (i = 0; i < noff; i++)
+            if (off[i].expected != BATCH_OFFSET_NONE)
+                err |= sql_add(s, "%s(%d, %lld::bigint, %lld::bigint)",
+                               s->sql[s->sql_len - 1] == '(' ||
+                               s->sql[s->sql_len - 1] == ' ' ? "" : ",",
+                               (int)off[i].partition,
+                               (long long)off[i].expected, (long long)off[i].next);
+        err |= sql_add(s, ") v(p, e, n) WHERE o.consumer_group = %s AND "
+                          "o.topic = %s AND o.kafka_partition = v.p AND "
+                          "o.next_offset = v.e;", s->group_lit, s->topic_lit);
+        s->idx_upd = res++;
+    }
+    if (s->n_ins) {
+        err |= sql_add(s, "INSERT INTO camjoin_offsets (consumer_group, topic, "
+                          "kafka_partition, next_offset) VALUES ");
+        int first = 1;
+        for (i = 0; i < noff; i++)
+            if (off[i].expected == BATCH_OFFSET_NONE) {
+                err |= sql_add(s, "%s(%s, %s, %d, %lld)", first ? "" : ",",
+                               s->group_lit, s->topic_lit, (int)off[i].partition,
+                               (long long)off[i].next);
+                first = 0;
+            }
+        err |= sql_add(s, " ON CONFLICT DO NOTHING;");
+        s->idx_ins = res++;
+    }
+    if (err) {
+        conn_lost(s, "out of memory");
+        return;
+    }
+    s->txn_start_ns = uv_hrtime();
+    send_query(s, S_WRITE, s->sql);
+}
+
+static void run_next(sink_pg_t *s)
+{
+    struct op *o = s->head;
+    if (!o || s->state != C_READY || s->step != S_NONE)
+        return;
+    if (o->kind == OP_OFFSETS)
+        send_offsets_query(s, S_OFFSETS);
+    else if (o->verify)
+        send_offsets_query(s, S_VERIFY);
+    else
+        send_write(s, o->batch);
+}
+
+static void txn_finish(sink_pg_t *s, enum sink_result r, size_t inserted)
+{
+    batch_t *b = s->head->batch;
+    double ms = (double)(uv_hrtime() - s->txn_start_ns) / 1e6;
+    op_pop(s);
+    s->cb.on_txn_done(s->ud, b, r, inserted, ms); /* batch back to the owner */
+}
+
+/* Stored offsets from s->rows: looks up partition p, -1 when absent. */
+static int64_t stored_offset(const PGresult *rows, int32_t p)
+{
+    for (int i = 0; i < PQntuples(rows); i++)
+        if (atoi(PQgetvalue(rows, i, 0)) == p)
+            return atoll(PQgetvalue(rows, i, 1));
+    return BATCH_OFFSET_NONE;
+}
+
+static void verify_done(sink_pg_t *s)
+{
+    size_t n, same_next = 0, same_expected = 0;
+    batch_offset_t *off = batch_offsets(s->head->batch, &n);
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = stored_offset(s->rows, off[i].partition);
+        same_next += v == off[i].next;
+        same_expected += v == off[i].expected;
+    }
+    s->head->verify = 0;
+    if (same_next == n) {
+        log_info("unknown commit outcome resolved: committed", "messages=%zu",
+                 batch_messages(s->head->batch));
+        txn_finish(s, SINK_OK, batch_rows(s->head->batch));
+    } else if (same_expected == n) {
+        log_info("unknown commit outcome resolved: not committed, retrying",
+                 "messages=%zu", batch_messages(s->head->batch));
+    } else {
+        txn_finish(s, SINK_FENCED, 0);
+    }
+}
+
+static void offsets_done(sink_pg_t *s)
+{
+    int n = PQntuples(s->rows);
+    int32_t *parts = malloc(sizeof *parts * (size_t)(n ? n : 1));
+    int64_t *next = malloc(sizeof *next * (size_t)(n ? n : 1));
+    if (!parts || !next) {
+        free(parts);
+        free(next);
+        conn_lost(s, "out of memory");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        parts[i] = atoi(PQgetvalue(s->rows, i, 0));
+        next[i] = atoll(PQgetvalue(s->rows, i, 1));
+    }
+    op_pop(s);
+    s->cb.on_offsets(s->ud, parts, next, (size_t)n);
+    free(parts);
+    free(next);
+}
+
+/* A statement finished (every result collected). Decide the next one. */
+static void on_retry_op(uv_timer_t *t) { run_next(t->data); }
+
+static void step_done(sink_pg_t *s)
+{
+    enum step step = s->step;
+    if (PQstatus(s->conn) == CONNECTION_BAD) {
+        conn_lost_pq(s, "postgres connection lost"); /* step still set */
+        return;
+    }
+    s->step = S_NONE;
+    if (s->failed && step != S_ROLLBACK) {
+        log_warn("postgres statement failed", "step=%d error=\"%s\"", (int)step,
+                 s->errmsg);
+        if (step == S_WRITE || step == S_COMMIT) {
+            s->fenced = 0;
+            send_query(s, S_ROLLBACK, "ROLLBACK");
+        } else {
+            /* setup, verify or offsets read failed: reconnect and retry */
+            conn_lost(s, s->errmsg);
+        }
+        goto out;
+    }
+    switch (step) {
+    case S_SETUP:
+        s->state = C_READY;
+        s->backoff_ms = 0;
+        s->cb.on_state(s->ud, 1, NULL);
+        break;
+    case S_VERIFY:
+        verify_done(s);
+        break;
+    case S_OFFSETS:
+        offsets_done(s);
+        break;
+    case S_WRITE: {
+        int ok = (s->idx_upd < 0 || s->tuples[s->idx_upd] == s->n_upd) &&
+                 (s->idx_ins < 0 || s->tuples[s->idx_ins] == s->n_ins);
+        s->fenced = !ok;
+        send_query(s, ok ? S_COMMIT : S_ROLLBACK, ok ? "COMMIT" : "ROLLBACK");
+        goto out;
+    }
+    case S_COMMIT:
+        s->backoff_ms = 0;
+        txn_finish(s, SINK_OK,
+                   s->idx_insert >= 0 ? (size_t)s->tuples[s->idx_insert] : 0);
+        break;
+    case S_ROLLBACK:
+        if (s->fenced) {
+            txn_finish(s, SINK_FENCED, 0);
+            break;
+        }
+        /* a statement failed: retry the same batch after a pause */
+        uv_timer_start(&s->retry, on_retry_op, backoff_next(s), 0);
+        return;
+    default:
+        break;
+    }
+out:
+    if (s->rows) {
+        PQclear(s->rows);
+        s->rows = NULL;
+    }
+    run_next(s);
+}
+
+/* ---- public API ---- */
+
+char *sink_pg_schema_sql(const char *table)
+{
+    static const char fmt[] =
+        "CREATE TABLE IF NOT EXISTS %s (\n"
+        "  event_id text NOT NULL, event_ts timestamptz NOT NULL,\n"
+        "  camera_id text NOT NULL, event_type text NOT NULL,\n"
+        "  confidence real, object_count integer, attributes jsonb,\n"
+        "  site_id text, site_name text, zone text, latitude double precision,"
+        " longitude double precision,\n"
+        "  kafka_partition integer NOT NULL, kafka_offset bigint NOT NULL,\n"
+        "  ingested_at timestamptz NOT NULL DEFAULT now(),\n"
+        "  PRIMARY KEY (event_id, event_ts));\n"
+        "CREATE TABLE IF NOT EXISTS camjoin_offsets (consumer_group text,"
+        " topic text, kafka_partition integer,\n"
+        "  next_offset bigint NOT NULL, updated_at timestamptz NOT NULL"
+        " DEFAULT now(),\n"
+        "  PRIMARY KEY (consumer_group, topic, kafka_partition));\n"
+        "CREATE TABLE IF NOT EXISTS camjoin_dead_letters (id bigserial PRIMARY"
+        " KEY, topic text NOT NULL,\n"
+        "  kafka_partition integer NOT NULL, kafka_offset bigint NOT NULL,"
+        " payload bytea,\n"
+        "  reason text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());\n"
+        "-- the natural key of a dead letter: a replay does not repeat it\n"
+        "CREATE UNIQUE INDEX IF NOT EXISTS camjoin_dead_letters_position\n"
+        "  ON camjoin_dead_letters (topic, kafka_partition, kafka_offset);\n";
+    size_t n = sizeof fmt + strlen(table);
+    char *sql = malloc(n);
+    if (sql)
+        snprintf(sql, n, fmt, table);
+    return sql;
+}
+
+sink_pg_t *sink_pg_new(uv_loop_t *loop, const camjoin_config *cfg,
+                       const sink_pg_callbacks *cb, void *ud)
+{
+    sink_pg_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->loop = loop;
+    s->cfg = cfg;
+    s->cb = *cb;
+    s->ud = ud;
+    s->poll_fd = -1;
+    uv_timer_init(loop, &s->retry);
+    s->retry.data = s;
+    return s;
+}
+
+static char *escape(PGconn *c, const char *v, int ident)
+{
+    char *e = ident ? PQescapeIdentifier(c, v, strlen(v))
+                    : PQescapeLiteral(c, v, strlen(v));
+    char *copy = e ? strdup(e) : NULL; /* libpq memory → ours */
+    PQfreemem(e);
+    return copy;
+}
+
+int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
+{
+    char m[512];
+    s->conn = connect_params(s->cfg->pg_conninfo, 0);
+    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+        first_line(m, sizeof m, s->conn ? PQerrorMessage(s->conn) : "out of memory");
+        snprintf(err, errlen, "PostgreSQL unreachable: %s", m);
+        goto fail;
+    }
+    s->group_lit = escape(s->conn, s->cfg->group, 0);
+    s->topic_lit = escape(s->conn, s->cfg->topic, 0);
+    s->table_id = escape(s->conn, s->cfg->table, 1);
+    char *ddl = s->table_id ? sink_pg_schema_sql(s->table_id) : NULL;
+    if (!s->group_lit || !s->topic_lit || !ddl) {
+        free(ddl);
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    /* one transaction, serialized across instances starting together */
+    const char *steps[] = {"BEGIN", "SELECT pg_advisory_xact_lock(7262330617)",
+                           ddl, "COMMIT", setup_sql};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        PGresult *r = PQexec(s->conn, steps[i]);
+        ExecStatusType st = PQresultStatus(r);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            first_line(m, sizeof m, PQresultErrorMessage(r));
+            snprintf(err, errlen, "PostgreSQL schema setup failed: %s", m);
+            PQclear(r);
+            free(ddl);
+            goto fail;
+        }
+        PQclear(r);
+    }
+    free(ddl);
+    if (PQsetnonblocking(s->conn, 1) != 0) {
+        snprintf(err, errlen, "PostgreSQL: cannot switch to nonblocking mode");
+        goto fail;
+    }
+    s->state = C_READY;
+    if (poll_watch(s, UV_READABLE) != 0) { /* notices a server going away */
+        snprintf(err, errlen, "PostgreSQL: cannot watch the socket");
+        goto fail;
+    }
+    return 0;
+fail:
+    if (s->conn) {
+        PQfinish(s->conn);
+        s->conn = NULL;
+    }
+    return -1;
+}
+
+void sink_pg_submit(sink_pg_t *s, batch_t *b) { op_push(s, OP_TXN, b); }
+void sink_pg_read_offsets(sink_pg_t *s) { op_push(s, OP_OFFSETS, NULL); }
+size_t sink_pg_pending(const sink_pg_t *s) { return s->ntxn; }
+int sink_pg_up(const sink_pg_t *s) { return s->state == C_READY; }
+
+static void sink_closed(uv_handle_t *h) { free(h->data); }
+
+void sink_pg_free(sink_pg_t *s)
+{
+    if (!s)
+        return;
+    poll_drop(s);
+    uv_timer_stop(&s->retry);
+    uv_close((uv_handle_t *)&s->retry, sink_closed);
+    if (s->rows)
+        PQclear(s->rows);
+    if (s->conn)
+        PQfinish(s->conn);
+    while (s->head) {
+        batch_free(s->head->batch);
+        op_pop(s);
+    }
+    free(s->group_lit);
+    free(s->topic_lit);
+    free(s->table_id);
+    free(s->sql);
+    /* s itself goes when the loop has closed the timer (sink_closed) */
+}

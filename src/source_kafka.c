@@ -1,0 +1,529 @@
+/* source_kafka — see include/camjoin/source_kafka.h. */
+#include "camjoin/source_kafka.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "camjoin/event.h"
+#include "camjoin/log.h"
+
+#define DRAIN_BATCH 1024
+#define DRAIN_BUDGET (8 * DRAIN_BATCH) /* messages per loop iteration */
+#define QUERY_TIMEOUT_MS 10000
+
+struct source_kafka {
+    uv_loop_t *loop;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;    /* consumer queue (main queue forwarded to it) */
+    char *topic;
+    int pipefd[2];              /* io-event pipe: librdkafka writes, we poll */
+    uv_poll_t poll;
+    uv_idle_t idle;             /* continues a drain cut short by the budget */
+    uv_timer_t tick;            /* periodic drain: liveness while paused */
+    int handles_open;
+    int paused;
+    int closed;
+    source_kafka_callbacks cb;
+    void *ud;
+};
+
+/* ---- librdkafka callbacks (served on the loop thread by the queue) ---- */
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    source_kafka_t *s = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        int32_t *ids = malloc(sizeof *ids * (size_t)(parts->cnt ? parts->cnt : 1));
+        if (!ids) {
+            s->cb.on_error(s->ud, "out of memory in rebalance", 1);
+            return;
+        }
+        for (int i = 0; i < parts->cnt; i++)
+            ids[i] = parts->elems[i].partition;
+        /* assign is deferred: the owner reads stored offsets first */
+        s->cb.on_assign(s->ud, ids, (size_t)parts->cnt);
+        free(ids);
+        return;
+    }
+    rd_kafka_assign(rk, NULL);
+    s->paused = 0;
+    if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "rebalance error: %s", rd_kafka_err2str(err));
+        s->cb.on_error(s->ud, msg, 0);
+    }
+    s->cb.on_revoke(s->ud);
+}
+
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason,
+                           void *opaque)
+{
+    source_kafka_t *s = opaque;
+    char msg[512];
+    int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
+    if (fatal) {
+        char fatal_reason[256];
+        rd_kafka_fatal_error(rk, fatal_reason, sizeof fatal_reason);
+        snprintf(msg, sizeof msg, "kafka fatal error: %s", fatal_reason);
+    } else {
+        snprintf(msg, sizeof msg, "kafka: %s: %s",
+                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    }
+    s->cb.on_error(s->ud, msg, fatal);
+}
+
+static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
+                         const char *buf)
+{
+    (void)rk;
+    char q[512];
+    enum log_level l = level <= 3 ? LOG_ERROR : level <= 5 ? LOG_WARN
+                     : level == 6 ? LOG_INFO : LOG_DEBUG;
+    log_emit(l, "librdkafka", "facility=%s detail=%s", fac,
+             log_quote(q, sizeof q, buf));
+}
+
+/* ---- draining the queue ---- */
+
+static void on_idle(uv_idle_t *h);
+
+static void drain(source_kafka_t *s)
+{
+    rd_kafka_message_t *msgs[DRAIN_BATCH];
+    size_t delivered = 0, budget = DRAIN_BUDGET;
+    ssize_t n = 0;
+    while (budget > 0 && !s->closed) {
+        n = rd_kafka_consume_batch_queue(s->queue, 0, msgs, DRAIN_BATCH);
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++) {
+            rd_kafka_message_t *m = msgs[i];
+            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                rd_kafka_timestamp_type_t tt;
+                source_msg_t sm = {
+                    .partition = m->partition, .offset = m->offset,
+                    .timestamp_ms = rd_kafka_message_timestamp(m, &tt),
+                    .value = m->payload, .len = m->payload ? m->len : 0,
+                };
+                s->cb.on_message(s->ud, &sm);
+                delivered++;
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "consume error: partition=%d %s",
+                         (int)m->partition, rd_kafka_message_errstr(m));
+                s->cb.on_error(s->ud, msg, 0);
+            }
+            rd_kafka_message_destroy(m);
+        }
+        budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+        if (n < DRAIN_BATCH)
+            break;
+    }
+    if (delivered)
+        s->cb.on_drained(s->ud);
+    /* budget spent with more waiting: continue after the loop's other I/O */
+    if (!s->closed && budget == 0)
+        uv_idle_start(&s->idle, on_idle);
+    else
+        uv_idle_stop(&s->idle);
+}
+
+static void on_idle(uv_idle_t *h) { drain(h->data); }
+static void on_tick(uv_timer_t *h) { drain(h->data); }
+
+static void on_wake(uv_poll_t *h, int status, int events)
+{
+    source_kafka_t *s = h->data;
+    (void)events;
+    char buf[256];
+    if (status == 0)
+        while (read(s->pipefd[0], buf, sizeof buf) > 0)
+            ;
+    drain(s);
+}
+
+/* ---- lifecycle ---- */
+
+static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v,
+                    char *err, size_t errlen)
+{
+    char e[256];
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof e) == RD_KAFKA_CONF_OK)
+        return 0;
+    snprintf(err, errlen, "kafka property %s=%s: %s", k, v, e);
+    return -1;
+}
+
+source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
+                                 const source_kafka_callbacks *cb, void *ud,
+                                 char *err, size_t errlen)
+{
+    static const char *const defaults[][2] = {
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"enable.partition.eof", "false"},
+        {"log.queue", "true"},
+        {"client.id", "camjoin"},
+    };
+    source_kafka_t *s = calloc(1, sizeof *s);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char e[512];
+    if (!s || !conf) {
+        snprintf(err, errlen, "out of memory");
+        goto fail_conf;
+    }
+    s->loop = loop;
+    s->cb = *cb;
+    s->ud = ud;
+    s->pipefd[0] = s->pipefd[1] = -1;
+    if (!(s->topic = strdup(cfg->topic))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail_conf;
+    }
+    if (conf_set(conf, "bootstrap.servers", cfg->brokers, err, errlen) ||
+        conf_set(conf, "group.id", cfg->group, err, errlen))
+        goto fail_conf;
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (conf_set(conf, defaults[i][0], defaults[i][1], err, errlen))
+            goto fail_conf;
+    for (size_t i = 0; i < cfg->n_kafka_props; i++)
+        if (conf_set(conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value,
+                     err, errlen))
+            goto fail_conf;
+    rd_kafka_conf_set_opaque(conf, s);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
+    rd_kafka_conf_set_log_cb(conf, on_kafka_log);
+
+    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
+    if (!s->rk) {
+        snprintf(err, errlen, "kafka consumer: %s", e);
+        goto fail_conf;
+    }
+    conf = NULL; /* owned by rk */
+    if (strcmp(rd_kafka_rebalance_protocol(s->rk), "COOPERATIVE") == 0) {
+        snprintf(err, errlen, "kafka property partition.assignment.strategy: "
+                 "cooperative assignors are not supported; use range or roundrobin");
+        goto fail_rk;
+    }
+    rd_kafka_poll_set_consumer(s->rk);
+    rd_kafka_set_log_queue(s->rk, NULL); /* logs to the main → consumer queue */
+    s->queue = rd_kafka_queue_get_consumer(s->rk);
+    if (pipe2(s->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        goto fail_queue;
+    }
+    return s;
+
+fail_queue:
+    rd_kafka_queue_destroy(s->queue);
+fail_rk:
+    rd_kafka_destroy(s->rk);
+fail_conf:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    if (s)
+        free(s->topic);
+    free(s);
+    return NULL;
+}
+
+int source_kafka_start(source_kafka_t *s, char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(s->rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (e) {
+        snprintf(err, errlen, "kafka subscribe %s: %s", s->topic,
+                 rd_kafka_err2str(e));
+        return -1;
+    }
+    rd_kafka_queue_io_event_enable(s->queue, s->pipefd[1], "1", 1);
+    uv_poll_init(s->loop, &s->poll, s->pipefd[0]);
+    uv_idle_init(s->loop, &s->idle);
+    uv_timer_init(s->loop, &s->tick);
+    s->poll.data = s->idle.data = s->tick.data = s;
+    s->handles_open = 1;
+    uv_poll_start(&s->poll, UV_READABLE, on_wake);
+    uv_timer_start(&s->tick, on_tick, 100, 100);
+    return 0;
+}
+
+static rd_kafka_topic_partition_list_t *
+plist(const char *topic, const int32_t *parts, const int64_t *offs, size_t n)
+{
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new((int)(n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, topic, parts[i])->offset =
+            offs ? offs[i] : RD_KAFKA_OFFSET_INVALID;
+    return l;
+}
+
+int source_kafka_assign(source_kafka_t *s, const int32_t *partitions,
+                        const int64_t *offsets, size_t n)
+{
+    if (s->closed)
+        return -1;
+    rd_kafka_topic_partition_list_t *l = plist(s->topic, partitions, offsets, n);
+    rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
+    if (!e && s->paused)
+        rd_kafka_pause_partitions(s->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "kafka assign: %s", rd_kafka_err2str(e));
+        s->cb.on_error(s->ud, msg, 0);
+        return -1;
+    }
+    return 0;
+}
+
+static void set_paused(source_kafka_t *s, int pause)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (s->closed || s->paused == pause)
+        return;
+    s->paused = pause;
+    if (rd_kafka_assignment(s->rk, &l) || !l)
+        return;
+    if (pause)
+        rd_kafka_pause_partitions(s->rk, l);
+    else
+        rd_kafka_resume_partitions(s->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void source_kafka_pause(source_kafka_t *s) { set_paused(s, 1); }
+void source_kafka_resume(source_kafka_t *s) { set_paused(s, 0); }
+int source_kafka_paused(const source_kafka_t *s) { return s->paused; }
+
+void source_kafka_commit_async(source_kafka_t *s, const int32_t *partitions,
+                               const int64_t *next, size_t n)
+{
+    if (s->closed || n == 0 || rd_kafka_assignment_lost(s->rk))
+        return;
+    rd_kafka_topic_partition_list_t *l = plist(s->topic, partitions, next, n);
+    rd_kafka_commit(s->rk, l, 1);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ---- resolution on the thread pool ---- */
+
+struct resolve_job {
+    uv_work_t req;
+    rd_kafka_t *rk;
+    const char *topic;
+    size_t n;
+    int32_t *parts;
+    int64_t *low, *high, *at;
+    int64_t time_ms;
+    int status;
+    char err[256];
+    source_resolve_cb done;
+    void *ud;
+};
+
+static void resolve_work(uv_work_t *req)
+{
+    struct resolve_job *j = req->data;
+    for (size_t i = 0; i < j->n; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+            j->rk, j->topic, j->parts[i], &j->low[i], &j->high[i],
+            QUERY_TIMEOUT_MS);
+        if (e) {
+            snprintf(j->err, sizeof j->err, "watermarks of partition %d: %s",
+                     (int)j->parts[i], rd_kafka_err2str(e));
+            j->status = -1;
+            return;
+        }
+        j->at[i] = j->high[i];
+    }
+    if (j->time_ms < 0)
+        return;
+    rd_kafka_topic_partition_list_t *l = plist(j->topic, j->parts, NULL, j->n);
+    for (int i = 0; i < l->cnt; i++)
+        l->elems[i].offset = j->time_ms;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(j->rk, l, QUERY_TIMEOUT_MS);
+    for (int i = 0; !e && i < l->cnt; i++) {
+        if (l->elems[i].err) {
+            e = l->elems[i].err;
+            break;
+        }
+        if (l->elems[i].offset >= 0)
+            j->at[i] = l->elems[i].offset;
+    }
+    if (e) {
+        snprintf(j->err, sizeof j->err, "offsets for time %lld: %s",
+                 (long long)j->time_ms, rd_kafka_err2str(e));
+        j->status = -1;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void resolve_after(uv_work_t *req, int status)
+{
+    struct resolve_job *j = req->data;
+    source_resolved_t r = {
+        .n = j->n, .partitions = j->parts, .low = j->low, .high = j->high,
+        .at_time = j->at, .status = status ? -1 : j->status, .err = j->err,
+    };
+    j->done(j->ud, &r);
+    free(j->parts);
+    free(j->low);
+    free(j);
+}
+
+int source_kafka_resolve(source_kafka_t *s, const int32_t *partitions, size_t n,
+                         int64_t time_ms, source_resolve_cb done, void *ud)
+{
+    size_t cnt = n ? n : 1;
+    struct resolve_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return -1;
+    j->parts = malloc(cnt * sizeof *j->parts);
+    j->low = malloc(3 * cnt * sizeof *j->low); /* low, high, at: one block */
+    if (!j->parts || !j->low) {
+        free(j->parts);
+        free(j->low);
+        free(j);
+        return -1;
+    }
+    memcpy(j->parts, partitions, n * sizeof *partitions);
+    j->high = j->low + cnt;
+    j->at = j->low + 2 * cnt;
+    j->req.data = j;
+    j->rk = s->rk;
+    j->topic = s->topic;
+    j->n = n;
+    j->time_ms = time_ms;
+    j->done = done;
+    j->ud = ud;
+    return uv_queue_work(s->loop, &j->req, resolve_work, resolve_after);
+}
+
+void source_kafka_close(source_kafka_t *s)
+{
+    if (s->closed)
+        return;
+    s->closed = 1;
+    rd_kafka_consumer_close(s->rk); /* revokes through on_rebalance */
+    if (s->handles_open) {
+        rd_kafka_queue_io_event_enable(s->queue, -1, NULL, 0);
+        uv_poll_stop(&s->poll);
+        uv_idle_stop(&s->idle);
+        uv_timer_stop(&s->tick);
+        uv_close((uv_handle_t *)&s->poll, NULL);
+        uv_close((uv_handle_t *)&s->idle, NULL);
+        uv_close((uv_handle_t *)&s->tick, NULL);
+        s->handles_open = 0;
+    }
+}
+
+void source_kafka_free(source_kafka_t *s)
+{
+    if (!s)
+        return;
+    source_kafka_close(s);
+    rd_kafka_queue_destroy(s->queue);
+    rd_kafka_destroy(s->rk);
+    close(s->pipefd[0]);
+    close(s->pipefd[1]);
+    free(s->topic);
+    free(s);
+}
+
+/* ---- replay specification ---- */
+
+static int parse_i64(const char *s, const char *end, int64_t *out)
+{
+    int64_t v = 0;
+    if (s == end)
+        return -1;
+    for (; s < end; s++) {
+        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_partitions(const char *spec, replay_spec_t *r)
+{
+    size_t n = 1;
+    for (const char *c = spec; *c; c++)
+        n += *c == ',';
+    r->partitions = malloc(n * sizeof *r->partitions);
+    r->offsets = malloc(n * sizeof *r->offsets);
+    if (!r->partitions || !r->offsets)
+        return -1;
+    const char *p = spec;
+    for (r->n = 0; r->n < n; r->n++) {
+        const char *comma = strchr(p, ','), *end = comma ? comma : p + strlen(p);
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        int64_t part, off;
+        if (!colon || parse_i64(p, colon, &part) || part > INT32_MAX ||
+            parse_i64(colon + 1, end, &off))
+            return -1;
+        for (size_t i = 0; i < r->n; i++)
+            if (r->partitions[i] == (int32_t)part)
+                return -1;
+        r->partitions[r->n] = (int32_t)part;
+        r->offsets[r->n] = off;
+        p = end + 1;
+    }
+    return 0;
+}
+
+int source_replay_parse(const char *spec, replay_spec_t *r, char *err,
+                        size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    if (!spec || !*spec)
+        return 0;
+    size_t len = strlen(spec);
+    int64_t us;
+    if (strcmp(spec, "earliest") == 0) {
+        r->kind = REPLAY_EARLIEST;
+    } else if (strcmp(spec, "latest") == 0) {
+        r->kind = REPLAY_LATEST;
+    } else if (spec[0] == '@') {
+        r->kind = REPLAY_TIME;
+        if (parse_i64(spec + 1, spec + len, &r->time_ms) != 0) {
+            if (event_parse_rfc3339(spec + 1, len - 1, &us) != 0 || us < 0)
+                goto bad;
+            r->time_ms = us / 1000;
+        }
+    } else if (strchr(spec, ':')) {
+        r->kind = REPLAY_PARTITIONS;
+        if (parse_partitions(spec, r) != 0)
+            goto bad;
+    } else {
+        r->kind = REPLAY_OFFSET;
+        if (parse_i64(spec, spec + len, &r->offset) != 0)
+            goto bad;
+    }
+    return 0;
+bad:
+    replay_spec_clear(r);
+    snprintf(err, errlen,
+             "--replay-from: bad spec \"%s\" (use earliest, latest, OFFSET, "
+             "P:OFFSET[,P:OFFSET...], @RFC3339 or @EPOCH_MS)", spec);
+    return -1;
+}
+
+void replay_spec_clear(replay_spec_t *r)
+{
+    free(r->partitions);
+    free(r->offsets);
+    memset(r, 0, sizeof *r);
+}
