@@ -1,0 +1,879 @@
+/* config — see include/camjoin/config.h. */
+#include "camjoin/config.h"
+#include "camjoin/log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define KAFKA_PROPS "kafka.properties"
+#define MSG_MAX 512
+
+enum value_type { T_STRING, T_INT, T_DURATION, T_SIZE, T_ENUM };
+
+/* One settable key. Parsing (file, env, CLI), --help and --print-config all
+ * iterate rows[]; nothing else knows the list of keys. */
+struct key_row {
+    const char *name;            /* "section.key" */
+    enum value_type type;
+    const char *def;             /* default, as text, parsed like any value */
+    bool reloadable;             /* its effect is renewed on SIGHUP */
+    const char *flag;            /* long CLI flag without "--", or NULL */
+    const char *metavar;         /* the flag's argument in --help */
+    const char *env;             /* environment variable, or NULL */
+    size_t offset;               /* field in camjoin_config */
+    int64_t min, max;            /* INT/DURATION/SIZE range; STRING: min 1 = non-empty */
+    const char *const *choices;  /* ENUM: NULL-terminated; index = stored int */
+    bool secret;                 /* a conninfo: --print-config masks its password */
+    const char *help;
+};
+
+/* Both enums are stored through an int pointer. */
+_Static_assert(sizeof(enum join_on_miss) == sizeof(int), "on_miss stored as int");
+
+static const char *const on_miss_names[] = {
+    [JOIN_KEEP] = "keep", [JOIN_DROP] = "drop", [JOIN_DEAD_LETTER] = "dead-letter", NULL};
+static const char *const level_names[] = {
+    [LOG_ERROR] = "error", [LOG_WARN] = "warn", [LOG_INFO] = "info", [LOG_DEBUG] = "debug", NULL};
+
+#define OFF(f) offsetof(camjoin_config, f)
+static const struct key_row rows[] = {
+    {.name = "kafka.brokers", .type = T_STRING, .def = "localhost:9092", .flag = "brokers",
+     .metavar = "LIST", .env = "CAMJOIN_BROKERS", .offset = OFF(brokers), .min = 1,
+     .help = "Kafka bootstrap servers, a comma-separated host:port list"},
+    {.name = "kafka.topic", .type = T_STRING, .def = "camera-events", .flag = "topic",
+     .metavar = "NAME", .env = "CAMJOIN_TOPIC", .offset = OFF(topic), .min = 1,
+     .help = "topic to consume camera events from"},
+    {.name = "kafka.group", .type = T_STRING, .def = "camjoin", .flag = "group",
+     .metavar = "ID", .env = "CAMJOIN_GROUP", .offset = OFF(group), .min = 1,
+     .help = "consumer group id; also keys the offsets stored in camjoin_offsets"},
+    {.name = "postgres.conninfo", .type = T_STRING, .def = "", .flag = "pg",
+     .metavar = "CONNINFO", .env = "CAMJOIN_PG", .offset = OFF(pg_conninfo), .secret = true,
+     .help = "libpq connection string or postgresql:// URI; empty = libpq defaults and PG* variables"},
+    {.name = "postgres.table", .type = T_STRING, .def = "camera_events", .flag = "table",
+     .metavar = "NAME", .offset = OFF(table), .min = 1,
+     .help = "table that receives the joined rows"},
+    {.name = "postgres.retry_max", .type = T_DURATION, .def = "10s", .offset = OFF(pg_retry_max_ms),
+     .min = 100, .max = 3600000, .help = "cap of the reconnect/retry backoff"},
+    {.name = "reference.path", .type = T_STRING, .def = "/etc/camjoin/cameras.csv",
+     .reloadable = true, .flag = "reference", .metavar = "CSV", .env = "CAMJOIN_REFERENCE",
+     .offset = OFF(reference), .min = 1, .help = "CSV file of cameras (the reference table)"},
+    {.name = "join.on_miss", .type = T_ENUM, .def = "keep", .offset = OFF(on_miss),
+     .choices = on_miss_names,
+     .help = "event whose camera_id is not in the reference table: keep it with NULL "
+             "reference columns, drop it, or make it a dead letter"},
+    {.name = "dedup.window", .type = T_DURATION, .def = "10m", .offset = OFF(dedup_window_ms),
+     .min = 1, .max = 86400000,
+     .help = "a repeated event_id is dropped within this time of its first sighting"},
+    {.name = "batch.max_rows", .type = T_INT, .def = "20000", .offset = OFF(batch_max_rows),
+     .min = 1, .max = 10000000, .help = "flush a batch when it holds this many rows"},
+    {.name = "batch.max_wait", .type = T_DURATION, .def = "10ms", .offset = OFF(batch_max_wait_ms),
+     .min = 0, .max = 60000, .help = "flush a batch when its oldest row is this old"},
+    {.name = "batch.max_buffered", .type = T_INT, .def = "200000",
+     .offset = OFF(batch_max_buffered), .min = 1, .max = 100000000,
+     .help = "pause the Kafka partitions while more rows than this await their commit"},
+    {.name = "event.max_message_bytes", .type = T_SIZE, .def = "1MiB",
+     .offset = OFF(max_message_bytes), .min = 1024, .max = 1073741824,
+     .help = "a longer Kafka message becomes a dead letter (reason too_large)"},
+    {.name = "http.listen", .type = T_STRING, .def = "", .flag = "http", .metavar = "ADDR:PORT",
+     .offset = OFF(http_listen),
+     .help = "ADDR:PORT serving /metrics, /healthz and /readyz; empty = no HTTP server"},
+    {.name = "log.level", .type = T_ENUM, .def = "info", .offset = OFF(log_level),
+     .choices = level_names, .help = "log lines up to this level (-v = debug)"},
+};
+
+/* Flags that are not config keys. Row 0 (-c) is listed first in --help. */
+enum { OPT_SET = 256, OPT_REPLAY, OPT_UNTIL_END, OPT_CHECK, OPT_PRINT, OPT_VERSION,
+       OPT_HELP, OPT_ROW = 512 /* + index into rows[] */ };
+static const struct run_flag {
+    const char *name;    /* long name, or NULL */
+    int val;             /* short letter, or OPT_* */
+    const char *metavar; /* NULL: takes no value */
+    bool repeat;
+    const char *help;
+} run_flags[] = {
+    {NULL, 'c', "FILE", false, "read settings from the INI file FILE"},
+    {NULL, 'X', "KEY=VALUE", true,
+     "set a librdkafka property (wins over [kafka.properties])"},
+    {"set", OPT_SET, "KEY=VALUE", true, "set any config key below, e.g. --set batch.max_rows=5000"},
+    {"replay-from", OPT_REPLAY, "SPEC", false,
+     "this run only, start from SPEC instead of the stored offsets: earliest, latest, "
+     "OFFSET, P:OFFSET[,P:OFFSET...] or @TIME (RFC 3339 or epoch ms)"},
+    {"until-end", OPT_UNTIL_END, NULL, false,
+     "read each assigned partition up to its high watermark at assignment, commit, exit 0"},
+    {"check-config", OPT_CHECK, NULL, false, "check the configuration and exit (2 if invalid)"},
+    {"print-config", OPT_PRINT, NULL, false,
+     "print the effective configuration as INI, secrets masked, and exit"},
+    {"verbose", 'v', NULL, false, "same as --set log.level=debug"},
+    {"version", OPT_VERSION, NULL, false, "print the version and exit"},
+    {"help", OPT_HELP, NULL, false, "print this help and exit"},
+};
+
+struct unit {
+    const char *suffix;
+    int64_t mult;
+};
+/* Largest first: formatting picks the first unit that divides exactly. */
+static const struct unit duration_units[] = {
+    {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
+static const struct unit size_units[] = {
+    {"GiB", 1073741824}, {"G", 1000000000}, {"MiB", 1048576}, {"M", 1000000},
+    {"KiB", 1024}, {"k", 1000}, {"", 1}};
+
+static __attribute__((format(printf, 3, 4))) int problem(char *msg, size_t len,
+                                                         const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void *field(const camjoin_config *cfg, const struct key_row *r)
+{
+    return (char *)cfg + r->offset;
+}
+
+static const struct key_row *find_row(const char *name, size_t len)
+{
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
+        if (strlen(rows[i].name) == len && memcmp(rows[i].name, name, len) == 0)
+            return &rows[i];
+    return NULL;
+}
+
+/* ---- numbers ---------------------------------------------------------- */
+
+static int parse_with_unit(const char *s, const struct unit *u, size_t n, int64_t *out)
+{
+    int64_t v = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (p == s)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(p, u[i].suffix) != 0)
+            continue;
+        if (v > INT64_MAX / u[i].mult)
+            return -1;
+        *out = v * u[i].mult;
+        return 0;
+    }
+    return -1;
+}
+
+int config_parse_duration(const char *s, int64_t *ms)
+{
+    if (strcmp(s, "0") == 0) {
+        *ms = 0;
+        return 0;
+    }
+    return parse_with_unit(s, duration_units, ARRAY_LEN(duration_units), ms);
+}
+
+int config_parse_size(const char *s, int64_t *bytes)
+{
+    return parse_with_unit(s, size_units, ARRAY_LEN(size_units), bytes);
+}
+
+static int parse_int(const char *s, int64_t *v)
+{
+    static const struct unit none = {"", 1};
+    int64_t mag;
+    if (parse_with_unit(s + (*s == '-'), &none, 1, &mag) < 0)
+        return -1;
+    *v = *s == '-' ? -mag : mag;
+    return 0;
+}
+
+/* Writes v as the type's text: "10m", "1MiB", "20000". */
+static void format_number(enum value_type t, int64_t v, char *buf, size_t len)
+{
+    const struct unit *u = t == T_DURATION ? duration_units : size_units;
+    size_t n = t == T_DURATION ? ARRAY_LEN(duration_units) : ARRAY_LEN(size_units);
+    if (t == T_INT || v == 0) {
+        snprintf(buf, len, "%lld", (long long)v);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (v % u[i].mult == 0) {
+            snprintf(buf, len, "%lld%s", (long long)(v / u[i].mult), u[i].suffix);
+            return;
+        }
+}
+
+/* ---- setting one key -------------------------------------------------- */
+
+static int set_string(char **slot, const char *v, char *msg, size_t len)
+{
+    char *dup = strdup(v);
+    if (!dup)
+        return problem(msg, len, "out of memory");
+    free(*slot);
+    *slot = dup;
+    return 0;
+}
+
+/* "keep, drop, dead-letter" (sep ", ") for an ENUM row. */
+static void join_choices(const struct key_row *r, const char *sep, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int i = 0; r->choices[i] && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? sep : "", r->choices[i]);
+}
+
+static int set_enum(int *slot, const struct key_row *r, const char *v, char *msg, size_t len)
+{
+    char names[128];
+    for (int i = 0; r->choices[i]; i++)
+        if (strcmp(v, r->choices[i]) == 0) {
+            *slot = i;
+            return 0;
+        }
+    join_choices(r, ", ", names, sizeof names);
+    return problem(msg, len, "bad value \"%s\" (one of: %s)", v, names);
+}
+
+/* Parses v into r's field; on failure writes the problem (no location). */
+static int set_value(camjoin_config *cfg, const struct key_row *r, const char *v,
+                     char *msg, size_t len)
+{
+    int64_t n = 0;
+    char lo[32], hi[32];
+    switch (r->type) {
+    case T_STRING:
+        if (r->min > 0 && *v == '\0')
+            return problem(msg, len, "must not be empty");
+        return set_string(field(cfg, r), v, msg, len);
+    case T_ENUM:
+        return set_enum(field(cfg, r), r, v, msg, len);
+    case T_INT:
+        if (parse_int(v, &n) < 0)
+            return problem(msg, len, "bad integer \"%s\"", v);
+        break;
+    case T_DURATION:
+        if (config_parse_duration(v, &n) < 0)
+            return problem(msg, len, "bad duration \"%s\" (use e.g. 250ms, 10s, 10m, 2h)", v);
+        break;
+    case T_SIZE:
+        if (config_parse_size(v, &n) < 0)
+            return problem(msg, len, "bad size \"%s\" (use e.g. 1048576, 512KiB, 1MiB, 2G)", v);
+        break;
+    }
+    if (n < r->min || n > r->max) {
+        format_number(r->type, r->min, lo, sizeof lo);
+        format_number(r->type, r->max, hi, sizeof hi);
+        return problem(msg, len, "must be between %s and %s, got \"%s\"", lo, hi, v);
+    }
+    *(int64_t *)field(cfg, r) = n;
+    return 0;
+}
+
+/* set_value() that reports "<where>: <problem>" in err. */
+static int set_from(camjoin_config *cfg, const struct key_row *r, const char *v,
+                    const char *where, char *err, size_t errlen)
+{
+    char msg[MSG_MAX];
+    if (set_value(cfg, r, v, msg, sizeof msg) == 0)
+        return 0;
+    snprintf(err, errlen, "%s: %s", where, msg);
+    return -1;
+}
+
+/* Adds or replaces a kafka property; an existing key keeps its place. */
+static int kv_set(camjoin_config *cfg, const char *key, size_t keylen, const char *value)
+{
+    char *v = strdup(value);
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < cfg->n_kafka_props; i++) {
+        camjoin_kv *kv = &cfg->kafka_props[i];
+        if (strlen(kv->key) == keylen && memcmp(kv->key, key, keylen) == 0) {
+            free(kv->value);
+            kv->value = v;
+            return 0;
+        }
+    }
+    camjoin_kv *grown = realloc(cfg->kafka_props, (cfg->n_kafka_props + 1) * sizeof *grown);
+    if (!grown)
+        goto fail_grow;
+    cfg->kafka_props = grown;
+    char *k = strndup(key, keylen);
+    if (!k)
+        goto fail_grow;
+    grown[cfg->n_kafka_props++] = (camjoin_kv){.key = k, .value = v}; /* owned by cfg */
+    return 0;
+fail_grow:
+    free(v);
+    return -1;
+}
+
+/* ---- file ------------------------------------------------------------- */
+
+struct file_ctx {
+    camjoin_config *cfg;
+    char msg[MSG_MAX]; /* the handler's error, without file:line */
+};
+
+static bool section_known(const char *section)
+{
+    size_t n = strlen(section);
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
+        if (strncmp(rows[i].name, section, n) == 0 && rows[i].name[n] == '.')
+            return true;
+    return false;
+}
+
+static int on_ini_pair(void *user, const char *section, const char *name, const char *value)
+{
+    struct file_ctx *ctx = user;
+    char full[256], msg[MSG_MAX - 128]; /* leaves room for the key in ctx->msg */
+    if (!*name) {
+        snprintf(ctx->msg, sizeof ctx->msg, "missing key before '='");
+        return 0;
+    }
+    if (strcmp(section, KAFKA_PROPS) == 0) {
+        if (kv_set(ctx->cfg, name, strlen(name), value) == 0)
+            return 1;
+        snprintf(ctx->msg, sizeof ctx->msg, "out of memory");
+        return 0;
+    }
+    int n = snprintf(full, sizeof full, "%s.%s", section, name);
+    const struct key_row *r = find_row(full, (size_t)n);
+    if (!*section)
+        snprintf(ctx->msg, sizeof ctx->msg, "key \"%s\" is outside any [section]", name);
+    else if (!section_known(section))
+        snprintf(ctx->msg, sizeof ctx->msg, "unknown section [%s]", section);
+    else if (!r)
+        snprintf(ctx->msg, sizeof ctx->msg, "unknown key \"%s\"", full);
+    else if (set_value(ctx->cfg, r, value, msg, sizeof msg) < 0)
+        snprintf(ctx->msg, sizeof ctx->msg, "%s: %s", r->name, msg);
+    else
+        return 1;
+    return 0;
+}
+
+/* Debian's inih (libinih 55) exposes its build options as globals; camjoin
+ * is their only user in the process. */
+static void configure_inih(void)
+{
+    ini_allow_multiline = false;       /* an indented line is not a continuation */
+    ini_allow_inline_comments = false; /* "a ;b" is a value: passwords may hold ';' */
+    ini_stop_on_first_error = true;    /* the return value is then our error's line */
+    ini_use_stack = false;             /* heap line buffer, grown up to ini_max_line */
+    ini_allow_realloc = true;
+    ini_max_line = 65536;
+}
+
+static int load_file(camjoin_config *cfg, char *err, size_t errlen)
+{
+    const char *path = cfg->config_file;
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct file_ctx ctx = {.cfg = cfg};
+    configure_inih();
+    int line = ini_parse_file(fp, on_ini_pair, &ctx);
+    int read_errno = ferror(fp) ? errno : 0;
+    fclose(fp);
+    if (read_errno)
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(read_errno));
+    else if (line < 0)
+        snprintf(err, errlen, "%s: out of memory", path);
+    else if (line > 0)
+        snprintf(err, errlen, "%s:%d: %s", path, line,
+                 ctx.msg[0] ? ctx.msg : "syntax error (expected [section] or name = value)");
+    return read_errno || line ? -1 : 0;
+}
+
+/* ---- --help ----------------------------------------------------------- */
+
+/* Appends one "[...]" item to the usage line, wrapping before column 80. */
+static void usage_item(FILE *f, int *col, const char *item, bool repeat)
+{
+    int n = (int)strlen(item) + (repeat ? 3 : 0);
+    if (*col + 1 + n > 79) {
+        fputs("\n       ", f);
+        *col = 7;
+    }
+    fprintf(f, " %s%s", item, repeat ? "..." : "");
+    *col += 1 + n;
+}
+
+/* "-c FILE", "--set KEY=VALUE", "-v, --verbose" (sep ", ") or "-v|--verbose". */
+static void run_flag_label(const struct run_flag *r, const char *sep, char *buf, size_t len)
+{
+    char shortname[8] = "";
+    if (r->val < OPT_SET)
+        snprintf(shortname, sizeof shortname, "-%c%s", r->val, r->name ? sep : "");
+    snprintf(buf, len, "%s%s%s%s%s", shortname, r->name ? "--" : "", r->name ? r->name : "",
+             r->metavar ? " " : "", r->metavar ? r->metavar : "");
+}
+
+static void run_flag_usage(FILE *f, int *col, const struct run_flag *r)
+{
+    char label[64], item[70];
+    run_flag_label(r, "|", label, sizeof label);
+    snprintf(item, sizeof item, "[%s]", label);
+    usage_item(f, col, item, r->repeat);
+}
+
+static void print_usage(FILE *f)
+{
+    char item[70];
+    int col = 14;
+    fputs("usage: camjoin", f);
+    run_flag_usage(f, &col, &run_flags[0]);
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+        if (!rows[i].flag)
+            continue;
+        snprintf(item, sizeof item, "[--%s %s]", rows[i].flag, rows[i].metavar);
+        usage_item(f, &col, item, false);
+    }
+    for (size_t i = 1; i < ARRAY_LEN(run_flags); i++)
+        run_flag_usage(f, &col, &run_flags[i]);
+    fputc('\n', f);
+}
+
+/* Prints text from column col, wrapping at spaces to column indent. */
+static void print_wrapped(FILE *f, int col, int indent, const char *text)
+{
+    int start = col;
+    for (const char *w = text + strspn(text, " "); *w; w += strspn(w, " ")) {
+        int n = (int)strcspn(w, " ");
+        if (col > start && col + 1 + n > 79) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+            start = indent;
+        } else if (col > start) {
+            fputc(' ', f);
+            col++;
+        }
+        fprintf(f, "%.*s", n, w);
+        col += n;
+        w += n;
+    }
+    fputc('\n', f);
+}
+
+static void help_line(FILE *f, const char *label, const char *text)
+{
+    print_wrapped(f, fprintf(f, "  %-22s ", label), 25, text);
+}
+
+static void run_flag_help(FILE *f, const struct run_flag *r)
+{
+    char label[64];
+    run_flag_label(r, ", ", label, sizeof label);
+    help_line(f, label, r->help);
+}
+
+static void key_type_text(const struct key_row *r, char *buf, size_t len)
+{
+    static const char *const type_names[] = {
+        [T_STRING] = "string", [T_INT] = "integer", [T_DURATION] = "duration", [T_SIZE] = "size"};
+    char lo[24], hi[24];
+    if (r->type == T_ENUM)
+        join_choices(r, "|", buf, len);
+    else if (r->type == T_STRING)
+        snprintf(buf, len, "%s%s", type_names[r->type], r->min ? ", non-empty" : "");
+    else {
+        format_number(r->type, r->min, lo, sizeof lo);
+        format_number(r->type, r->max, hi, sizeof hi);
+        snprintf(buf, len, "%s %s..%s", type_names[r->type], lo, hi);
+    }
+}
+
+static void print_help(FILE *f)
+{
+    char label[64], text[64], type[96], line[256];
+    print_usage(f);
+    fputs("\nOptions:\n", f);
+    run_flag_help(f, &run_flags[0]);
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+        if (!rows[i].flag)
+            continue;
+        snprintf(label, sizeof label, "--%s %s", rows[i].flag, rows[i].metavar);
+        snprintf(text, sizeof text, "set %s", rows[i].name);
+        help_line(f, label, text);
+    }
+    for (size_t i = 1; i < ARRAY_LEN(run_flags); i++)
+        run_flag_help(f, &run_flags[i]);
+
+    fputs("\nConfig keys (INI: [section] then name = value; CLI: --set section.name=VALUE):\n",
+          f);
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+        const struct key_row *r = &rows[i];
+        key_type_text(r, type, sizeof type);
+        snprintf(line, sizeof line, "%s%s", r->help, r->reloadable ? "; re-read on SIGHUP" : "");
+        fprintf(f, "  %s =%s%s  (%s)\n      ", r->name, *r->def ? " " : "", r->def, type);
+        print_wrapped(f, 6, 6, line);
+    }
+    fputs("  [" KAFKA_PROPS "]\n      any librdkafka property, passed unchanged to "
+          "rd_kafka_conf_set (also -X)\n", f);
+    fputs("\nDurations: an integer with ms, s, m or h (\"0\" alone is allowed). Sizes: bytes,\n"
+          "or an integer with KiB, MiB, GiB (1024^n) or k, M, G (1000^n).\n", f);
+
+    fputs("\nEnvironment:\n", f);
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
+        if (rows[i].env)
+            help_line(f, rows[i].env, rows[i].name);
+    help_line(f, "PGHOST, PGUSER, ...", "libpq's own variables fill in what postgres.conninfo omits");
+    fputs("\nPrecedence: command line > environment > config file > defaults.\n"
+          "Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.\n", f);
+}
+
+/* ---- environment and command line ------------------------------------- */
+
+static int apply_defaults(camjoin_config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
+        if (set_from(cfg, &rows[i], rows[i].def, rows[i].name, err, errlen) < 0)
+            return -1;
+    return 0;
+}
+
+static int apply_env(camjoin_config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+        const char *v = rows[i].env ? getenv(rows[i].env) : NULL;
+        if (v && set_from(cfg, &rows[i], v, rows[i].env, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+struct cli {
+    char shortopts[16];
+    struct option longopts[ARRAY_LEN(rows) + ARRAY_LEN(run_flags) + 1];
+};
+
+static void build_cli(struct cli *cli)
+{
+    size_t s = 0, l = 0;
+    memset(cli, 0, sizeof *cli);
+    cli->shortopts[s++] = ':'; /* report a missing value as ':' */
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
+        if (rows[i].flag)
+            cli->longopts[l++] = (struct option){rows[i].flag, required_argument, NULL,
+                                                 OPT_ROW + (int)i};
+    for (size_t i = 0; i < ARRAY_LEN(run_flags); i++) {
+        const struct run_flag *f = &run_flags[i];
+        int has_arg = f->metavar ? required_argument : no_argument;
+        if (f->name)
+            cli->longopts[l++] = (struct option){f->name, has_arg, NULL, f->val};
+        if (f->val < OPT_SET) {
+            cli->shortopts[s++] = (char)f->val;
+            if (f->metavar)
+                cli->shortopts[s++] = ':';
+        }
+    }
+}
+
+static const struct option *long_option(const struct cli *cli, int val)
+{
+    for (const struct option *o = cli->longopts; o->name; o++)
+        if (o->val == val)
+            return o;
+    return NULL;
+}
+
+/* "--brokers" or "-c" for an option's getopt value. */
+static const char *flag_name(const struct cli *cli, int val, char *buf, size_t len)
+{
+    const struct option *o = long_option(cli, val);
+    if (o)
+        snprintf(buf, len, "--%s", o->name);
+    else
+        snprintf(buf, len, "-%c", val);
+    return buf;
+}
+
+/* Pass 1: checks the syntax of argv, finds -c, and handles --help and
+ * --version, before anything else is read. */
+static enum config_status scan_args(int argc, char **argv, const struct cli *cli, FILE *info,
+                                    camjoin_config *cfg, char *err, size_t errlen)
+{
+    char name[64];
+    int c;
+    optind = 0; /* GNU: full re-initialisation */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, cli->shortopts, cli->longopts, NULL)) != -1) {
+        if (c == ':' || (optarg && strncmp(optarg, "--", 2) == 0)) {
+            snprintf(err, errlen, "%s: requires a value",
+                     flag_name(cli, c == ':' ? optopt : c, name, sizeof name));
+            return CONFIG_ERROR;
+        }
+        if (c == '?' && optopt && long_option(cli, optopt)) { /* --verbose=x */
+            snprintf(err, errlen, "%s: takes no value", flag_name(cli, optopt, name, sizeof name));
+            return CONFIG_ERROR;
+        }
+        if (c == '?' && optopt) {
+            snprintf(err, errlen, "unknown option -%c (see --help)", optopt);
+            return CONFIG_ERROR;
+        }
+        if (c == '?') {
+            const char *arg = argv[optind - 1];
+            snprintf(err, errlen, "unknown option %.*s (see --help)", (int)strcspn(arg, "="), arg);
+            return CONFIG_ERROR;
+        }
+        if (c == 'c' && set_string(&cfg->config_file, optarg, err, errlen) < 0)
+            return CONFIG_ERROR;
+        if (c == OPT_HELP || c == OPT_VERSION) {
+            if (c == OPT_HELP)
+                print_help(info);
+            else
+                fprintf(info, "camjoin %s\n", CAMJOIN_VERSION);
+            return CONFIG_EXIT;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument \"%s\" (see --help)", argv[optind]);
+        return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
+}
+
+/* Splits "key=value" at the first '='; the key must not be empty. */
+static int split_kv(const char *arg, const char *flag, size_t *keylen, char *err, size_t errlen)
+{
+    const char *eq = strchr(arg, '=');
+    if (eq && eq != arg) {
+        *keylen = (size_t)(eq - arg);
+        return 0;
+    }
+    snprintf(err, errlen, "%s: expected key=value, got \"%s\"", flag, arg);
+    return -1;
+}
+
+static int apply_set(camjoin_config *cfg, const char *arg, char *err, size_t errlen)
+{
+    size_t klen;
+    char where[256];
+    if (split_kv(arg, "--set", &klen, err, errlen) < 0)
+        return -1;
+    const struct key_row *r = find_row(arg, klen);
+    if (!r) {
+        snprintf(err, errlen, "--set: unknown key \"%.*s\"", (int)klen, arg);
+        return -1;
+    }
+    snprintf(where, sizeof where, "--set: %s", r->name);
+    return set_from(cfg, r, arg + klen + 1, where, err, errlen);
+}
+
+/* Pass 2: applies the flags, in order, over defaults, file and environment. */
+static int apply_args(int argc, char **argv, const struct cli *cli, camjoin_config *cfg,
+                      char *err, size_t errlen)
+{
+    char where[64];
+    size_t klen;
+    int c, rc = 0;
+    optind = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, cli->shortopts, cli->longopts, NULL)) != -1) {
+        if (c >= OPT_ROW) {
+            rc = set_from(cfg, &rows[c - OPT_ROW], optarg, flag_name(cli, c, where, sizeof where),
+                          err, errlen);
+            continue;
+        }
+        switch (c) {
+        case 'X':
+            rc = split_kv(optarg, "-X", &klen, err, errlen);
+            if (rc == 0 && (rc = kv_set(cfg, optarg, klen, optarg + klen + 1)) < 0)
+                snprintf(err, errlen, "-X: out of memory");
+            break;
+        case OPT_SET:
+            rc = apply_set(cfg, optarg, err, errlen);
+            break;
+        case OPT_REPLAY:
+            rc = set_string(&cfg->replay_from, optarg, err, errlen);
+            break;
+        case OPT_UNTIL_END:
+            cfg->until_end = true;
+            break;
+        case OPT_CHECK:
+            cfg->check_config = true;
+            break;
+        case OPT_PRINT:
+            cfg->print_config = true;
+            break;
+        case 'v':
+            cfg->log_level = LOG_DEBUG;
+            break;
+        }
+    }
+    return rc;
+}
+
+enum config_status config_parse(int argc, char **argv, FILE *info, camjoin_config **out,
+                                char *err, size_t errlen)
+{
+    struct cli cli;
+    enum config_status st = CONFIG_ERROR;
+    *out = NULL;
+    if (errlen)
+        err[0] = '\0';
+    build_cli(&cli);
+    camjoin_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) {
+        snprintf(err, errlen, "out of memory");
+        return CONFIG_ERROR;
+    }
+    st = scan_args(argc, argv, &cli, info, cfg, err, errlen);
+    if (st != CONFIG_OK)
+        goto fail_cfg;
+    st = CONFIG_ERROR;
+    if (apply_defaults(cfg, err, errlen) < 0 ||
+        (cfg->config_file && load_file(cfg, err, errlen) < 0) ||
+        apply_env(cfg, err, errlen) < 0 || apply_args(argc, argv, &cli, cfg, err, errlen) < 0)
+        goto fail_cfg;
+    *out = cfg; /* owned by the caller */
+    return CONFIG_OK;
+fail_cfg:
+    config_free(cfg);
+    return st;
+}
+
+/* ---- --print-config --------------------------------------------------- */
+
+/* End of a conninfo value: 'quoted with \ escapes' or up to whitespace. */
+static const char *conninfo_value_end(const char *v)
+{
+    if (*v != '\'')
+        return v + strcspn(v, " \t\n\r\f\v");
+    for (v++; *v && *v != '\''; v++)
+        if (*v == '\\' && v[1])
+            v++;
+    return *v ? v + 1 : v;
+}
+
+static void print_masked_keyword_conninfo(FILE *f, const char *s)
+{
+    static const char ws[] = " \t\n\r\f\v";
+    while (*s) {
+        size_t n = strspn(s, ws);
+        fwrite(s, 1, n, f);
+        s += n;
+        size_t klen = strcspn(s, "= \t\n\r\f\v");
+        const char *eq = s + klen + strspn(s + klen, ws);
+        if (*eq != '=') { /* not key=value: copy the word */
+            fwrite(s, 1, klen, f);
+            s += klen;
+            continue;
+        }
+        const char *v = eq + 1 + strspn(eq + 1, ws);
+        const char *end = conninfo_value_end(v);
+        bool pw = klen == 8 && strncmp(s, "password", 8) == 0;
+        fwrite(s, 1, (size_t)((pw ? v : end) - s), f);
+        if (pw)
+            fputs("****", f);
+        s = end;
+    }
+}
+
+/* postgresql://user:PASSWORD@host/db?password=PASSWORD&... */
+static void print_masked_uri(FILE *f, const char *s, const char *auth)
+{
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memrchr(auth, '@', alen);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon) {
+        fwrite(s, 1, (size_t)(colon + 1 - s), f);
+        fputs("****", f);
+        s = at;
+    }
+    const char *q = strchr(s, '?');
+    if (!q) {
+        fputs(s, f);
+        return;
+    }
+    fwrite(s, 1, (size_t)(q + 1 - s), f);
+    for (s = q + 1; *s;) {
+        size_t n = strcspn(s, "&#");
+        bool pw = n >= 9 && strncmp(s, "password=", 9) == 0;
+        fwrite(s, 1, pw ? 9 : n, f);
+        if (pw)
+            fputs("****", f);
+        s += n;
+        if (*s != '&') {
+            fputs(s, f);
+            return;
+        }
+        fputc(*s++, f);
+    }
+}
+
+static void print_masked_conninfo(FILE *f, const char *s)
+{
+    static const char *const schemes[] = {"postgresql://", "postgres://"};
+    for (size_t i = 0; i < ARRAY_LEN(schemes); i++)
+        if (strncmp(s, schemes[i], strlen(schemes[i])) == 0) {
+            print_masked_uri(f, s, s + strlen(schemes[i]));
+            return;
+        }
+    print_masked_keyword_conninfo(f, s);
+}
+
+void config_print(const camjoin_config *cfg, FILE *f)
+{
+    char num[32];
+    fputs("# camjoin effective configuration; secrets are masked as ****\n", f);
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+        const struct key_row *r = &rows[i];
+        size_t sec = (size_t)(strchr(r->name, '.') - r->name) + 1; /* "kafka." */
+        if (i == 0 || strncmp(rows[i - 1].name, r->name, sec) != 0)
+            fprintf(f, "\n[%.*s]\n", (int)sec - 1, r->name);
+        fprintf(f, "%s =", r->name + sec);
+        const void *p = field(cfg, r);
+        if (r->type == T_STRING && !**(char *const *)p) {
+            fputc('\n', f);
+            continue;
+        }
+        fputc(' ', f);
+        if (r->type == T_STRING && r->secret)
+            print_masked_conninfo(f, *(char *const *)p);
+        else if (r->type == T_STRING)
+            fputs(*(char *const *)p, f);
+        else if (r->type == T_ENUM)
+            fputs(r->choices[*(const int *)p], f);
+        else {
+            format_number(r->type, *(const int64_t *)p, num, sizeof num);
+            fputs(num, f);
+        }
+        fputc('\n', f);
+    }
+    fputs("\n[" KAFKA_PROPS "]\n", f);
+    for (size_t i = 0; i < cfg->n_kafka_props; i++) {
+        const camjoin_kv *kv = &cfg->kafka_props[i];
+        bool secret = strstr(kv->key, "password") || strstr(kv->key, "secret");
+        fprintf(f, "%s = %s\n", kv->key, secret ? "****" : kv->value);
+    }
+}
+
+void config_free(camjoin_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
+        if (rows[i].type == T_STRING)
+            free(*(char **)field(cfg, &rows[i]));
+    for (size_t i = 0; i < cfg->n_kafka_props; i++) {
+        free(cfg->kafka_props[i].key);
+        free(cfg->kafka_props[i].value);
+    }
+    free(cfg->kafka_props);
+    free(cfg->config_file);
+    free(cfg->replay_from);
+    free(cfg);
+}

@@ -1,0 +1,607 @@
+/* Unit tests for config: types, precedence, file errors, --help, printing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "camjoin/config.h"
+#include "camjoin/log.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MAX_ARGS 40
+
+static const char *const env_vars[] = {"CAMJOIN_BROKERS", "CAMJOIN_TOPIC", "CAMJOIN_GROUP",
+                                       "CAMJOIN_PG", "CAMJOIN_REFERENCE"};
+
+static int clear_env(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(env_vars); i++)
+        unsetenv(env_vars[i]);
+    return 0;
+}
+
+/* Runs config_parse on "camjoin" + args (NULL-terminated); the --help /
+ * --version text lands in *info when info is not NULL. */
+static enum config_status parse(const char *const *args, camjoin_config **out, char *err,
+                                size_t errlen, char **info)
+{
+    char *argv[MAX_ARGS + 2] = {"camjoin"};
+    int argc = 1;
+    for (; args && args[argc - 1]; argc++) {
+        assert_true(argc <= MAX_ARGS);
+        argv[argc] = strdup(args[argc - 1]);
+    }
+    size_t info_len;
+    char *info_buf = NULL;
+    FILE *f = open_memstream(&info_buf, &info_len);
+    assert_non_null(f);
+    enum config_status st = config_parse(argc, argv, f, out, err, errlen);
+    fclose(f);
+    for (int i = 1; i < argc; i++)
+        free(argv[i]);
+    if (info)
+        *info = info_buf;
+    else
+        free(info_buf);
+    return st;
+}
+
+static camjoin_config *parse_ok(const char *const *args)
+{
+    camjoin_config *cfg = NULL;
+    char err[512] = "";
+    enum config_status st = parse(args, &cfg, err, sizeof err, NULL);
+    if (st != CONFIG_OK)
+        fail_msg("unexpected error: %s", err);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static void expect_error(const char *const *args, const char *want)
+{
+    camjoin_config *cfg = (camjoin_config *)&cfg; /* must be reset to NULL */
+    char err[512] = "";
+    assert_int_equal(parse(args, &cfg, err, sizeof err, NULL), CONFIG_ERROR);
+    assert_null(cfg);
+    assert_string_equal(err, want);
+}
+
+static char *write_temp(const char *content)
+{
+    char *path = strdup("/tmp/camjoin-test-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t n = strlen(content);
+    assert_int_equal(write(fd, content, n), (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+static char *data_path(const char *rel)
+{
+    const char *dir = getenv("CAMJOIN_TESTDATA");
+    char *path;
+    if (!dir)
+        fail_msg("CAMJOIN_TESTDATA is not set");
+    assert_true(asprintf(&path, "%s/%s", dir, rel) > 0);
+    return path;
+}
+
+/* Every field the parser fills (run-only flags excluded). */
+static void assert_same_config(const camjoin_config *a, const camjoin_config *b)
+{
+    assert_string_equal(a->brokers, b->brokers);
+    assert_string_equal(a->topic, b->topic);
+    assert_string_equal(a->group, b->group);
+    assert_string_equal(a->pg_conninfo, b->pg_conninfo);
+    assert_string_equal(a->table, b->table);
+    assert_int_equal(a->pg_retry_max_ms, b->pg_retry_max_ms);
+    assert_string_equal(a->reference, b->reference);
+    assert_int_equal(a->on_miss, b->on_miss);
+    assert_int_equal(a->dedup_window_ms, b->dedup_window_ms);
+    assert_int_equal(a->batch_max_rows, b->batch_max_rows);
+    assert_int_equal(a->batch_max_wait_ms, b->batch_max_wait_ms);
+    assert_int_equal(a->batch_max_buffered, b->batch_max_buffered);
+    assert_int_equal(a->max_message_bytes, b->max_message_bytes);
+    assert_string_equal(a->http_listen, b->http_listen);
+    assert_int_equal(a->log_level, b->log_level);
+    assert_int_equal(a->n_kafka_props, b->n_kafka_props);
+    for (size_t i = 0; i < a->n_kafka_props; i++) {
+        assert_string_equal(a->kafka_props[i].key, b->kafka_props[i].key);
+        assert_string_equal(a->kafka_props[i].value, b->kafka_props[i].value);
+    }
+}
+
+/* The defaults written in config.h, independently of config.c's table. */
+static void assert_defaults(const camjoin_config *c)
+{
+    camjoin_config want = {
+        .brokers = "localhost:9092", .topic = "camera-events", .group = "camjoin",
+        .pg_conninfo = "", .table = "camera_events", .pg_retry_max_ms = 10000,
+        .reference = "/etc/camjoin/cameras.csv", .on_miss = JOIN_KEEP,
+        .dedup_window_ms = 600000, .batch_max_rows = 20000, .batch_max_wait_ms = 10,
+        .batch_max_buffered = 200000, .max_message_bytes = 1048576, .http_listen = "",
+        .log_level = LOG_INFO};
+    assert_same_config(c, &want);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    camjoin_config *c = parse_ok(NULL);
+    assert_defaults(c);
+    assert_null(c->config_file);
+    assert_null(c->replay_from);
+    assert_false(c->until_end || c->check_config || c->print_config);
+    config_free(c);
+}
+
+static void test_shipped_config_is_defaults(void **state)
+{
+    (void)state;
+    char *path = data_path("../../config/camjoin.conf");
+    camjoin_config *c = parse_ok((const char *[]){"-c", path, NULL});
+    assert_defaults(c);
+    assert_string_equal(c->config_file, path);
+    config_free(c);
+    free(path);
+}
+
+static const struct {
+    const char *text;
+    int rc;
+    int64_t ms;
+} duration_cases[] = {
+    {"250ms", 0, 250}, {"10s", 0, 10000}, {"10m", 0, 600000}, {"2h", 0, 7200000},
+    {"0", 0, 0}, {"0ms", 0, 0}, {"007s", 0, 7000},
+    {"", -1, 0}, {"10", -1, 0}, {"10 m", -1, 0}, {" 10m", -1, 0}, {"-5s", -1, 0},
+    {"+5s", -1, 0}, {"1.5s", -1, 0}, {"10min", -1, 0}, {"10M", -1, 0}, {"ms", -1, 0},
+    {"9223372036854775807ms", 0, INT64_MAX}, {"9223372036854775808ms", -1, 0},
+    {"2562047788015216h", -1, 0}, /* * 3600000 overflows */
+};
+
+static void test_duration(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(duration_cases); i++) {
+        int64_t ms = -42;
+        int rc = config_parse_duration(duration_cases[i].text, &ms);
+        if (rc != duration_cases[i].rc)
+            fail_msg("duration \"%s\": rc %d", duration_cases[i].text, rc);
+        assert_int_equal(ms, rc == 0 ? duration_cases[i].ms : -42);
+    }
+}
+
+static const struct {
+    const char *text;
+    int rc;
+    int64_t bytes;
+} size_cases[] = {
+    {"1048576", 0, 1048576}, {"512KiB", 0, 524288}, {"1MiB", 0, 1048576},
+    {"3GiB", 0, 3221225472}, {"2G", 0, 2000000000}, {"5M", 0, 5000000}, {"3k", 0, 3000},
+    {"0", 0, 0},
+    {"", -1, 0}, {"1KB", -1, 0}, {"1kib", -1, 0}, {"1K", -1, 0}, {"-1", -1, 0},
+    {"1.5MiB", -1, 0}, {"MiB", -1, 0}, {"1 MiB", -1, 0}, {"18446744073709551616", -1, 0},
+    {"9007199254740992GiB", -1, 0},
+};
+
+static void test_size(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(size_cases); i++) {
+        int64_t b = -42;
+        int rc = config_parse_size(size_cases[i].text, &b);
+        if (rc != size_cases[i].rc)
+            fail_msg("size \"%s\": rc %d", size_cases[i].text, rc);
+        assert_int_equal(b, rc == 0 ? size_cases[i].bytes : -42);
+    }
+}
+
+/* One --set (or flag) per row: the field it lands in, or the exact error. */
+enum kind { ERR, I64, INT, STR };
+static const struct {
+    const char *args[3];
+    enum kind kind;
+    size_t off;
+    int64_t num;
+    const char *str; /* STR: the value; ERR: the message */
+} value_cases[] = {
+#define F(f) offsetof(camjoin_config, f)
+    {{"--set", "batch.max_rows=1"}, I64, F(batch_max_rows), 1, NULL},
+    {{"--set", "batch.max_rows=10000000"}, I64, F(batch_max_rows), 10000000, NULL},
+    {{"--set", "batch.max_rows=0"}, ERR, 0, 0,
+     "--set: batch.max_rows: must be between 1 and 10000000, got \"0\""},
+    {{"--set", "batch.max_rows=10000001"}, ERR, 0, 0,
+     "--set: batch.max_rows: must be between 1 and 10000000, got \"10000001\""},
+    {{"--set", "batch.max_rows=-3"}, ERR, 0, 0,
+     "--set: batch.max_rows: must be between 1 and 10000000, got \"-3\""},
+    {{"--set", "batch.max_rows=12k"}, ERR, 0, 0, "--set: batch.max_rows: bad integer \"12k\""},
+    {{"--set", "batch.max_buffered=5000"}, I64, F(batch_max_buffered), 5000, NULL},
+    {{"--set", "dedup.window=250ms"}, I64, F(dedup_window_ms), 250, NULL},
+    {{"--set", "dedup.window=24h"}, I64, F(dedup_window_ms), 86400000, NULL},
+    {{"--set", "dedup.window=0"}, ERR, 0, 0,
+     "--set: dedup.window: must be between 1ms and 24h, got \"0\""},
+    {{"--set", "dedup.window=10 minutes"}, ERR, 0, 0,
+     "--set: dedup.window: bad duration \"10 minutes\" (use e.g. 250ms, 10s, 10m, 2h)"},
+    {{"--set", "batch.max_wait=0"}, I64, F(batch_max_wait_ms), 0, NULL},
+    {{"--set", "batch.max_wait=61s"}, ERR, 0, 0,
+     "--set: batch.max_wait: must be between 0 and 1m, got \"61s\""},
+    {{"--set", "postgres.retry_max=2m"}, I64, F(pg_retry_max_ms), 120000, NULL},
+    {{"--set", "event.max_message_bytes=512KiB"}, I64, F(max_message_bytes), 524288, NULL},
+    {{"--set", "event.max_message_bytes=1000"}, ERR, 0, 0,
+     "--set: event.max_message_bytes: must be between 1KiB and 1GiB, got \"1000\""},
+    {{"--set", "event.max_message_bytes=2X"}, ERR, 0, 0,
+     "--set: event.max_message_bytes: bad size \"2X\" (use e.g. 1048576, 512KiB, 1MiB, 2G)"},
+    {{"--set", "join.on_miss=drop"}, INT, F(on_miss), JOIN_DROP, NULL},
+    {{"--set", "join.on_miss=dead-letter"}, INT, F(on_miss), JOIN_DEAD_LETTER, NULL},
+    {{"--set", "join.on_miss=DROP"}, ERR, 0, 0,
+     "--set: join.on_miss: bad value \"DROP\" (one of: keep, drop, dead-letter)"},
+    {{"--set", "log.level=warn"}, INT, F(log_level), LOG_WARN, NULL},
+    {{"--set", "log.level=verbose"}, ERR, 0, 0,
+     "--set: log.level: bad value \"verbose\" (one of: error, warn, info, debug)"},
+    {{"--set", "kafka.topic=a=b"}, STR, F(topic), 0, "a=b"},
+    {{"--set", "kafka.topic="}, ERR, 0, 0, "--set: kafka.topic: must not be empty"},
+    {{"--set", "postgres.table="}, ERR, 0, 0, "--set: postgres.table: must not be empty"},
+    {{"--set", "http.listen=127.0.0.1:9464"}, STR, F(http_listen), 0, "127.0.0.1:9464"},
+    {{"--http", "0.0.0.0:80"}, STR, F(http_listen), 0, "0.0.0.0:80"},
+    {{"--table", "t2"}, STR, F(table), 0, "t2"},
+    {{"--group="}, ERR, 0, 0, "--group: must not be empty"},
+    {{"--brokers", ""}, ERR, 0, 0, "--brokers: must not be empty"},
+    {{"--pg", ""}, STR, F(pg_conninfo), 0, ""},
+    {{"-v"}, INT, F(log_level), LOG_DEBUG, NULL},
+    {{"--verbose"}, INT, F(log_level), LOG_DEBUG, NULL},
+#undef F
+};
+
+static void test_values(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(value_cases); i++) {
+        if (value_cases[i].kind == ERR) {
+            expect_error(value_cases[i].args, value_cases[i].str);
+            continue;
+        }
+        camjoin_config *c = parse_ok(value_cases[i].args);
+        const char *p = (const char *)c + value_cases[i].off;
+        if (value_cases[i].kind == I64)
+            assert_int_equal(*(const int64_t *)p, value_cases[i].num);
+        else if (value_cases[i].kind == INT)
+            assert_int_equal(*(const int *)p, value_cases[i].num);
+        else
+            assert_string_equal(*(char *const *)p, value_cases[i].str);
+        config_free(c);
+    }
+}
+
+static const struct {
+    const char *args[4];
+    const char *err;
+} cli_error_cases[] = {
+    {{"--frob"}, "unknown option --frob (see --help)"},
+    {{"--frob=1"}, "unknown option --frob (see --help)"},
+    {{"-q"}, "unknown option -q (see --help)"},
+    {{"--brokers"}, "--brokers: requires a value"},
+    {{"--brokers", "--topic", "t"}, "--brokers: requires a value"},
+    {{"-c"}, "-c: requires a value"},
+    {{"--until-end=yes"}, "--until-end: takes no value"},
+    {{"--verbose=1"}, "--verbose: takes no value"},
+    {{"-X", "foo"}, "-X: expected key=value, got \"foo\""},
+    {{"-X", "=v"}, "-X: expected key=value, got \"=v\""},
+    {{"--set", "batch.max_rows"}, "--set: expected key=value, got \"batch.max_rows\""},
+    {{"--set", "batch.max_rowz=1"}, "--set: unknown key \"batch.max_rowz\""},
+    {{"--set", "kafka=1"}, "--set: unknown key \"kafka\""},
+    {{"extra"}, "unexpected argument \"extra\" (see --help)"},
+    {{"--topic", "t", "extra"}, "unexpected argument \"extra\" (see --help)"},
+    {{"-c", "/nonexistent/camjoin.conf"},
+     "/nonexistent/camjoin.conf: cannot open: No such file or directory"},
+    {{"-c", "/"}, "/: cannot read: Is a directory"},
+    /* a syntax error wins over --help that follows it */
+    {{"--frob", "--help"}, "unknown option --frob (see --help)"},
+};
+
+static void test_cli_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(cli_error_cases); i++)
+        expect_error(cli_error_cases[i].args, cli_error_cases[i].err);
+}
+
+/* File contents and the error after "<path>:". */
+static const struct {
+    const char *text;
+    const char *err;
+} file_error_cases[] = {
+    {"[kafka]\nbrokers = a:1\n\n# comment\n[batch]\nmax_rowz = 5\n",
+     "6: unknown key \"batch.max_rowz\""},
+    {"; c\n[dedup]\n\nwindow = 10 minutes\n",
+     "4: dedup.window: bad duration \"10 minutes\" (use e.g. 250ms, 10s, 10m, 2h)"},
+    {"[batch]\nmax_rows = 20000 ; inline comments are values\n",
+     "2: batch.max_rows: bad integer \"20000 ; inline comments are values\""},
+    {"[kafak]\nbrokers = x\n", "2: unknown section [kafak]"},
+    {"brokers = x\n", "1: key \"brokers\" is outside any [section]"},
+    {"[kafka]\nbrokers\n", "2: syntax error (expected [section] or name = value)"},
+    {"[kafka\nbrokers = x\n", "1: syntax error (expected [section] or name = value)"},
+    {"[kafka.properties]\nclient.id = a\n = b\n", "3: missing key before '='"},
+    {"[kafka]\nbrokers = x\n  topic = y\ngroup =\n", "4: kafka.group: must not be empty"},
+    {"[join]\non_miss = skip\n[log]\nlevel = loud\n",
+     "2: join.on_miss: bad value \"skip\" (one of: keep, drop, dead-letter)"},
+};
+
+static void test_file_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(file_error_cases); i++) {
+        char *path = write_temp(file_error_cases[i].text);
+        char want[512];
+        snprintf(want, sizeof want, "%s:%s", path, file_error_cases[i].err);
+        expect_error((const char *[]){"-c", path, NULL}, want);
+        unlink(path);
+        free(path);
+    }
+}
+
+/* tests/data/config/full.conf sets every key to a non-default value. */
+static void test_full_file(void **state)
+{
+    (void)state;
+    char *path = data_path("config/full.conf");
+    camjoin_config *c = parse_ok((const char *[]){"-c", path, NULL});
+    char conninfo[600];
+    snprintf(conninfo, sizeof conninfo, "host=db dbname=camjoin sslmode=verify-full "
+             "sslrootcert=/etc/ssl/%0400d/root.crt application_name=camjoin", 0);
+    camjoin_kv props[] = {{"client.id", "camjoin-test"}, {"auto.offset.reset", "latest"},
+                          {"sasl.password", "s3;cret # x"}};
+    camjoin_config want = {
+        .brokers = "k1:9092,k2:9092", .topic = "cams", .group = "g1", .pg_conninfo = conninfo,
+        .table = "events_t", .pg_retry_max_ms = 30000, .reference = "/srv/cameras.csv",
+        .on_miss = JOIN_DEAD_LETTER, .dedup_window_ms = 5400000, .batch_max_rows = 500,
+        .batch_max_wait_ms = 250, .batch_max_buffered = 1000, .max_message_bytes = 65536,
+        .http_listen = "127.0.0.1:9464", .log_level = LOG_WARN, .kafka_props = props,
+        .n_kafka_props = ARRAY_LEN(props)};
+    assert_same_config(c, &want);
+    config_free(c);
+    free(path);
+}
+
+/* For each env-backed key: default < file < env < CLI. */
+static const struct {
+    const char *flag, *env, *section, *name;
+    size_t off;
+    const char *def;
+} precedence_cases[] = {
+    {"--brokers", "CAMJOIN_BROKERS", "kafka", "brokers", offsetof(camjoin_config, brokers),
+     "localhost:9092"},
+    {"--topic", "CAMJOIN_TOPIC", "kafka", "topic", offsetof(camjoin_config, topic),
+     "camera-events"},
+    {"--group", "CAMJOIN_GROUP", "kafka", "group", offsetof(camjoin_config, group), "camjoin"},
+    {"--pg", "CAMJOIN_PG", "postgres", "conninfo", offsetof(camjoin_config, pg_conninfo), ""},
+    {"--reference", "CAMJOIN_REFERENCE", "reference", "path",
+     offsetof(camjoin_config, reference), "/etc/camjoin/cameras.csv"},
+};
+
+static void test_precedence(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(precedence_cases); i++) {
+        char ini[128];
+        snprintf(ini, sizeof ini, "[%s]\n%s = from-file\n", precedence_cases[i].section,
+                 precedence_cases[i].name);
+        char *path = write_temp(ini);
+        const char *const steps[][5] = {
+            {NULL},
+            {"-c", path, NULL},
+            {"-c", path, NULL},
+            {"-c", path, precedence_cases[i].flag, "from-cli", NULL},
+            /* -c after the flag: the file is still read first */
+            {precedence_cases[i].flag, "from-cli", "-c", path, NULL},
+        };
+        const char *want[] = {precedence_cases[i].def, "from-file", "from-env", "from-cli",
+                              "from-cli"};
+        for (size_t s = 0; s < ARRAY_LEN(steps); s++) {
+            if (s == 2)
+                setenv(precedence_cases[i].env, "from-env", 1);
+            camjoin_config *c = parse_ok(steps[s]);
+            assert_string_equal(*(char **)((char *)c + precedence_cases[i].off), want[s]);
+            config_free(c);
+        }
+        clear_env(NULL);
+        unlink(path);
+        free(path);
+    }
+}
+
+static void test_kafka_props_order(void **state)
+{
+    (void)state;
+    char *path = write_temp("[kafka.properties]\nclient.id = f\nfetch.wait.max.ms = 2\n"
+                            "[kafka]\ntopic = t\n[kafka.properties]\nsocket.timeout.ms = 3\n");
+    camjoin_config *c = parse_ok((const char *[]){"-X", "fetch.wait.max.ms=30", "-c", path, "-X",
+                                                  "debug=all", "-X", "x=a=b", NULL});
+    static const char *const want[][2] = {{"client.id", "f"}, {"fetch.wait.max.ms", "30"},
+                                          {"socket.timeout.ms", "3"}, {"debug", "all"},
+                                          {"x", "a=b"}};
+    assert_int_equal(c->n_kafka_props, ARRAY_LEN(want));
+    for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+        assert_string_equal(c->kafka_props[i].key, want[i][0]);
+        assert_string_equal(c->kafka_props[i].value, want[i][1]);
+    }
+    assert_string_equal(c->topic, "t");
+    config_free(c);
+    unlink(path);
+    free(path);
+}
+
+static void test_run_flags(void **state)
+{
+    (void)state;
+    camjoin_config *c = parse_ok((const char *[]){"--replay-from", "0:5,1:7", "--until-end",
+                                                  "--check-config", "--print-config", "-v",
+                                                  "--set", "log.level=error", NULL});
+    assert_string_equal(c->replay_from, "0:5,1:7");
+    assert_true(c->until_end && c->check_config && c->print_config);
+    assert_int_equal(c->log_level, LOG_ERROR); /* later flag wins */
+    config_free(c);
+    c = parse_ok((const char *[]){"--replay-from", "-1", NULL}); /* stored, not parsed */
+    assert_string_equal(c->replay_from, "-1");
+    config_free(c);
+}
+
+static void test_help_and_version(void **state)
+{
+    (void)state;
+    static const char *const must_mention[] = {
+        "kafka.brokers", "kafka.topic", "kafka.group", "postgres.conninfo", "postgres.table",
+        "postgres.retry_max", "reference.path", "join.on_miss", "dedup.window",
+        "batch.max_rows", "batch.max_wait", "batch.max_buffered", "event.max_message_bytes",
+        "http.listen", "log.level", "[kafka.properties]", "-c FILE", "--brokers LIST",
+        "--topic NAME", "--group ID", "--pg CONNINFO", "--reference CSV", "--table NAME",
+        "-X KEY=VALUE", "--replay-from SPEC", "--until-end", "--http ADDR:PORT",
+        "--check-config", "--print-config", "-v, --verbose", "--version", "--help",
+        "--set KEY=VALUE", "CAMJOIN_BROKERS", "CAMJOIN_TOPIC", "CAMJOIN_GROUP", "CAMJOIN_PG",
+        "CAMJOIN_REFERENCE", "keep|drop|dead-letter", "error|warn|info|debug",
+        "dedup.window = 10m", "event.max_message_bytes = 1MiB", "batch.max_rows = 20000"};
+    camjoin_config *c = (camjoin_config *)&c;
+    char err[256] = "x", *text;
+    assert_int_equal(parse((const char *[]){"--topic", "t", "--help", "--frob", NULL}, &c, err,
+                           sizeof err, &text),
+                     CONFIG_EXIT);
+    assert_null(c);
+    assert_string_equal(err, "");
+    assert_true(strncmp(text, "usage: camjoin [-c FILE] [--brokers LIST]", 41) == 0);
+    for (size_t i = 0; i < ARRAY_LEN(must_mention); i++)
+        if (!strstr(text, must_mention[i]))
+            fail_msg("--help does not mention %s", must_mention[i]);
+    for (const char *line = text; *line; line += strcspn(line, "\n") + 1)
+        assert_true(strcspn(line, "\n") < 80);
+    free(text);
+
+    assert_int_equal(parse((const char *[]){"--version", NULL}, &c, err, sizeof err, &text),
+                     CONFIG_EXIT);
+    assert_string_equal(text, "camjoin " CAMJOIN_VERSION "\n");
+    free(text);
+}
+
+static char *print_to_string(const camjoin_config *c)
+{
+    char *buf = NULL;
+    size_t len;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    config_print(c, f);
+    fclose(f);
+    return buf;
+}
+
+static const struct {
+    const char *conninfo;
+    const char *printed;
+} mask_cases[] = {
+    {"host=db password=hunter2 user=u", "conninfo = host=db password=**** user=u"},
+    {"password = 'a b\\'c' host=db", "conninfo = password = **** host=db"},
+    {"host=db passwordx=1 user=password", "conninfo = host=db passwordx=1 user=password"},
+    {"postgresql://u:hunter2@db:5432/camjoin", "conninfo = postgresql://u:****@db:5432/camjoin"},
+    {"postgres://u@db/x?sslmode=require&password=pw&application_name=a",
+     "conninfo = postgres://u@db/x?sslmode=require&password=****&application_name=a"},
+    {"postgresql://u:p%40ss@[::1]:5432", "conninfo = postgresql://u:****@[::1]:5432"},
+    {"postgresql://db/x", "conninfo = postgresql://db/x"},
+    {"", "conninfo ="},
+};
+
+static void test_print_masks_secrets(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(mask_cases); i++) {
+        camjoin_config *c = parse_ok((const char *[]){"--pg", mask_cases[i].conninfo, "-X",
+                                                      "sasl.password=pw1", "-X",
+                                                      "ssl.key.password=pw2", "-X",
+                                                      "sasl.oauthbearer.client.secret=pw3", "-X",
+                                                      "client.id=visible", NULL});
+        char *text = print_to_string(c);
+        char want[256];
+        snprintf(want, sizeof want, "\n%s\n", mask_cases[i].printed);
+        if (!strstr(text, want))
+            fail_msg("case %zu: want %s in:\n%s", i, mask_cases[i].printed, text);
+        assert_null(strstr(text, "hunter2"));
+        assert_non_null(strstr(text, "\n[kafka.properties]\nsasl.password = ****\n"
+                                     "ssl.key.password = ****\n"
+                                     "sasl.oauthbearer.client.secret = ****\n"
+                                     "client.id = visible\n"));
+        free(text);
+        config_free(c);
+    }
+}
+
+static void test_print_defaults(void **state)
+{
+    (void)state;
+    camjoin_config *c = parse_ok(NULL);
+    char *text = print_to_string(c);
+    assert_string_equal(text, "# camjoin effective configuration; secrets are masked as ****\n"
+                              "\n[kafka]\nbrokers = localhost:9092\ntopic = camera-events\n"
+                              "group = camjoin\n"
+                              "\n[postgres]\nconninfo =\ntable = camera_events\nretry_max = 10s\n"
+                              "\n[reference]\npath = /etc/camjoin/cameras.csv\n"
+                              "\n[join]\non_miss = keep\n"
+                              "\n[dedup]\nwindow = 10m\n"
+                              "\n[batch]\nmax_rows = 20000\nmax_wait = 10ms\n"
+                              "max_buffered = 200000\n"
+                              "\n[event]\nmax_message_bytes = 1MiB\n"
+                              "\n[http]\nlisten =\n"
+                              "\n[log]\nlevel = info\n"
+                              "\n[kafka.properties]\n");
+    free(text);
+    config_free(c);
+}
+
+static void test_print_parse_round_trip(void **state)
+{
+    (void)state;
+    const char *const args[] = {
+        "--brokers", "b1:1,b2:2", "--topic", "tt", "--group", "gg", "--pg",
+        "host=h port=5433 dbname=d", "--table", "tbl", "--reference", "/r.csv", "--http",
+        ":8080", "--set", "postgres.retry_max=1500ms", "--set", "join.on_miss=drop", "--set",
+        "dedup.window=90s", "--set", "batch.max_rows=7", "--set", "batch.max_wait=0", "--set",
+        "batch.max_buffered=70", "--set", "event.max_message_bytes=2000k", "-v", "-X",
+        "client.id=rt ; x", "-X", "linger.ms=5", NULL};
+    camjoin_config *a = parse_ok(args);
+    char *text = print_to_string(a);
+    char *path = write_temp(text);
+    camjoin_config *b = parse_ok((const char *[]){"-c", path, NULL});
+    assert_same_config(a, b);
+    assert_int_equal(b->max_message_bytes, 2000000);
+    assert_int_equal(b->pg_retry_max_ms, 1500);
+    config_free(a);
+    config_free(b);
+    unlink(path);
+    free(path);
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_defaults, clear_env),
+        cmocka_unit_test_setup(test_shipped_config_is_defaults, clear_env),
+        cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_size),
+        cmocka_unit_test_setup(test_values, clear_env),
+        cmocka_unit_test_setup(test_cli_errors, clear_env),
+        cmocka_unit_test_setup(test_file_errors, clear_env),
+        cmocka_unit_test_setup(test_full_file, clear_env),
+        cmocka_unit_test_setup(test_precedence, clear_env),
+        cmocka_unit_test_setup(test_kafka_props_order, clear_env),
+        cmocka_unit_test_setup(test_run_flags, clear_env),
+        cmocka_unit_test_setup(test_help_and_version, clear_env),
+        cmocka_unit_test_setup(test_print_masks_secrets, clear_env),
+        cmocka_unit_test_setup(test_print_defaults, clear_env),
+        cmocka_unit_test_setup(test_print_parse_round_trip, clear_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
