@@ -24,7 +24,7 @@ static int fail_usage(const char *msg)
 
 int main(int argc, char **argv)
 {
-    char err[1024], q[1100];
+    char err[1024];
     camjoin_config *cfg = NULL;
     refdata_t *ref = NULL;
     replay_spec_t replay;
@@ -62,15 +62,6 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    log_info("starting", "version=%s librdkafka=%s brokers=%s topic=%s group=%s "
-             "table=%s reference=%s reference_rows=%zu reference_hash=%016llx "
-             "dedup_window_ms=%lld batch_max_rows=%lld replay_from=%s "
-             "until_end=%d", CAMJOIN_VERSION, rd_kafka_version_str(),
-             cfg->brokers, cfg->topic, cfg->group, cfg->table, cfg->reference,
-             refdata_count(ref), (unsigned long long)refdata_hash(ref),
-             (long long)cfg->dedup_window_ms, (long long)cfg->batch_max_rows,
-             cfg->replay_from ? cfg->replay_from : "-", (int)cfg->until_end);
-
     uv_loop_t loop;
     uv_loop_init(&loop);
     pipeline_t *p = pipeline_new(&loop, cfg, ref, &replay, err, sizeof err);
@@ -80,8 +71,16 @@ int main(int argc, char **argv)
         code = fail_usage(err); /* a bad kafka property is a config error */
         goto out;
     }
+    log_info("starting", "version=%s librdkafka=%s brokers=%s topic=%s group=%s "
+             "table=%s reference=%s reference_rows=%zu reference_hash=%016llx "
+             "dedup_window_ms=%lld batch_max_rows=%lld replay_from=%s "
+             "until_end=%d", CAMJOIN_VERSION, rd_kafka_version_str(),
+             cfg->brokers, cfg->topic, cfg->group, cfg->table, cfg->reference,
+             refdata_count(ref), (unsigned long long)refdata_hash(ref),
+             (long long)cfg->dedup_window_ms, (long long)cfg->batch_max_rows,
+             cfg->replay_from ? cfg->replay_from : "-", (int)cfg->until_end);
+
     if (pipeline_start(p, err, sizeof err) != 0) {
-        log_error("startup failed", "error=%s", log_quote(q, sizeof q, err));
         fprintf(stderr, "camjoin: %s\n", err);
         code = 1;
     } else {

@@ -18,6 +18,7 @@
 
 struct source_kafka {
     uv_loop_t *loop;
+    rd_kafka_conf_t *conf;      /* until source_kafka_start() creates rk */
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue;    /* consumer queue (main queue forwarded to it) */
     char *topic;
@@ -174,7 +175,6 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
     };
     source_kafka_t *s = calloc(1, sizeof *s);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char e[512];
     if (!s || !conf) {
         snprintf(err, errlen, "out of memory");
         goto fail_conf;
@@ -201,31 +201,13 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_log_cb(conf, on_kafka_log);
-
-    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
-    if (!s->rk) {
-        snprintf(err, errlen, "kafka consumer: %s", e);
-        goto fail_conf;
-    }
-    conf = NULL; /* owned by rk */
-    if (strcmp(rd_kafka_rebalance_protocol(s->rk), "COOPERATIVE") == 0) {
-        snprintf(err, errlen, "kafka property partition.assignment.strategy: "
-                 "cooperative assignors are not supported; use range or roundrobin");
-        goto fail_rk;
-    }
-    rd_kafka_poll_set_consumer(s->rk);
-    rd_kafka_set_log_queue(s->rk, NULL); /* logs to the main → consumer queue */
-    s->queue = rd_kafka_queue_get_consumer(s->rk);
     if (pipe2(s->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
-        goto fail_queue;
+        goto fail_conf;
     }
+    s->conf = conf; /* the consumer is created by source_kafka_start() */
     return s;
 
-fail_queue:
-    rd_kafka_queue_destroy(s->queue);
-fail_rk:
-    rd_kafka_destroy(s->rk);
 fail_conf:
     if (conf)
         rd_kafka_conf_destroy(conf);
@@ -237,13 +219,28 @@ fail_conf:
 
 int source_kafka_start(source_kafka_t *s, char *err, size_t errlen)
 {
+    char e[512];
+    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, s->conf, e, sizeof e);
+    if (!s->rk) {
+        snprintf(err, errlen, "kafka consumer: %s", e);
+        return -1;
+    }
+    s->conf = NULL; /* owned by rk */
+    if (strcmp(rd_kafka_rebalance_protocol(s->rk), "COOPERATIVE") == 0) {
+        snprintf(err, errlen, "kafka property partition.assignment.strategy: "
+                 "cooperative assignors are not supported; use range or roundrobin");
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(s->rk);
+    rd_kafka_set_log_queue(s->rk, NULL); /* logs to the main → consumer queue */
+    s->queue = rd_kafka_queue_get_consumer(s->rk);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, s->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(s->rk, sub);
+    rd_kafka_resp_err_t se = rd_kafka_subscribe(s->rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
-    if (e) {
+    if (se) {
         snprintf(err, errlen, "kafka subscribe %s: %s", s->topic,
-                 rd_kafka_err2str(e));
+                 rd_kafka_err2str(se));
         return -1;
     }
     rd_kafka_queue_io_event_enable(s->queue, s->pipefd[1], "1", 1);
@@ -415,7 +412,8 @@ void source_kafka_close(source_kafka_t *s)
     if (s->closed)
         return;
     s->closed = 1;
-    rd_kafka_consumer_close(s->rk); /* revokes through on_rebalance */
+    if (s->rk)
+        rd_kafka_consumer_close(s->rk); /* revokes through on_rebalance */
     if (s->handles_open) {
         rd_kafka_queue_io_event_enable(s->queue, -1, NULL, 0);
         uv_poll_stop(&s->poll);
@@ -433,8 +431,12 @@ void source_kafka_free(source_kafka_t *s)
     if (!s)
         return;
     source_kafka_close(s);
-    rd_kafka_queue_destroy(s->queue);
-    rd_kafka_destroy(s->rk);
+    if (s->queue)
+        rd_kafka_queue_destroy(s->queue);
+    if (s->rk)
+        rd_kafka_destroy(s->rk);
+    if (s->conf)
+        rd_kafka_conf_destroy(s->conf);
     close(s->pipefd[0]);
     close(s->pipefd[1]);
     free(s->topic);

@@ -59,12 +59,13 @@ typedef struct source_kafka_callbacks {
     void (*on_error)(void *ud, const char *msg, int fatal);
 } source_kafka_callbacks;
 
-/* Creates the consumer (rd_kafka_new) from cfg: brokers, group, topic, the
- * camjoin defaults, then kafka_props in order. Returns NULL with err set. */
+/* Builds the consumer configuration from cfg: brokers, group, topic, the
+ * camjoin defaults, then kafka_props in order; a property librdkafka rejects
+ * is reported here (a configuration error). Returns NULL with err set. */
 source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
                                  const source_kafka_callbacks *cb, void *ud,
                                  char *err, size_t errlen);
-/* Subscribes and starts watching the queue. */
+/* Creates the consumer (rd_kafka_new), subscribes, starts watching the queue. */
 int source_kafka_start(source_kafka_t *s, char *err, size_t errlen);
 
 /* Assigns exactly these partitions at these absolute offsets. */

@@ -126,7 +126,7 @@ static void assert_defaults(const camjoin_config *c)
         .brokers = "localhost:9092", .topic = "camera-events", .group = "camjoin",
         .pg_conninfo = "", .table = "camera_events", .pg_retry_max_ms = 10000,
         .reference = "/etc/camjoin/cameras.csv", .on_miss = JOIN_KEEP,
-        .dedup_window_ms = 600000, .batch_max_rows = 20000, .batch_max_wait_ms = 10,
+        .dedup_window_ms = 600000, .batch_max_rows = 20000, .batch_max_wait_ms = 0,
         .batch_max_buffered = 200000, .max_message_bytes = 1048576, .http_listen = "",
         .log_level = LOG_INFO};
     assert_same_config(c, &want);
@@ -550,7 +550,7 @@ static void test_print_defaults(void **state)
                               "\n[reference]\npath = /etc/camjoin/cameras.csv\n"
                               "\n[join]\non_miss = keep\n"
                               "\n[dedup]\nwindow = 10m\n"
-                              "\n[batch]\nmax_rows = 20000\nmax_wait = 10ms\n"
+                              "\n[batch]\nmax_rows = 20000\nmax_wait = 0\n"
                               "max_buffered = 200000\n"
                               "\n[event]\nmax_message_bytes = 1MiB\n"
                               "\n[http]\nlisten =\n"
