@@ -8,7 +8,9 @@
 #include "camjoin/batch.h"
 #include "camjoin/dedup.h"
 #include "camjoin/event.h"
+#include "camjoin/http.h"
 #include "camjoin/log.h"
+#include "camjoin/metrics.h"
 #include "camjoin/sink_pg.h"
 
 #define TICK_MS 1000
@@ -30,6 +32,7 @@ struct pipeline {
     const camjoin_config *cfg;
     source_kafka_t *src;
     sink_pg_t *sink;
+    http_t *http;            /* NULL unless http.listen is set */
     dedup_t *dedup;
     refdata_t *ref;
     replay_spec_t replay;
@@ -553,6 +556,8 @@ static void finish(pipeline_t *p)
         uv_close((uv_handle_t *)&p->sig[i], NULL);
     uv_close((uv_handle_t *)&p->tick, NULL);
     uv_close((uv_handle_t *)&p->linger, NULL);
+    http_close(p->http);
+    p->http = NULL;
     log_stats(p, "stopped");
 }
 
@@ -662,6 +667,10 @@ fail:
 int pipeline_start(pipeline_t *p, char *err, size_t errlen)
 {
     static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+    if (p->cfg->http_listen[0] &&
+        !(p->http = http_new(p->loop, p->cfg->http_listen, metrics_handle, p,
+                             err, errlen)))
+        return -1;
     if (sink_pg_open(p->sink, err, errlen) != 0)
         return -1;
     if (source_kafka_start(p->src, err, errlen) != 0)
@@ -680,12 +689,28 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
 }
 
 int pipeline_exit_code(const pipeline_t *p) { return p->exit_code; }
+
+void pipeline_get_health(const pipeline_t *p, pipeline_health_t *h)
+{
+    memset(h, 0, sizeof *h);
+    h->pg_up = p->sink && sink_pg_up(p->sink);
+    h->stopping = p->stopping;
+    h->paused = source_kafka_paused(p->src);
+    h->assigned = p->nassigned;
+    for (size_t i = 0; i < p->nassigned; i++)
+        h->active += p->parts[p->assigned[i]].state == P_ACTIVE;
+    h->buffered = p->buffered;
+    h->dedup_keys = dedup_count(p->dedup);
+    h->dedup_bytes = dedup_bytes(p->dedup);
+    h->reference_rows = refdata_count(p->ref);
+}
 void pipeline_get_stats(const pipeline_t *p, pipeline_stats_t *out) { *out = p->st; }
 
 void pipeline_free(pipeline_t *p)
 {
     if (!p)
         return;
+    http_close(p->http);
     source_kafka_free(p->src);
     sink_pg_free(p->sink);
     drop_buffered(p);

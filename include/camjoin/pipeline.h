@@ -55,6 +55,20 @@ typedef struct pipeline_stats {
     uint64_t reloads, reload_failures;
 } pipeline_stats_t;
 
+/* The pipeline's present state, for /metrics and /readyz. */
+typedef struct pipeline_health {
+    int pg_up;                /* the PostgreSQL connection is ready */
+    int stopping;
+    int paused;               /* partitions paused by back-pressure */
+    size_t assigned;          /* partitions in the assignment */
+    size_t active;            /* of which positioned and consuming */
+    size_t buffered;          /* messages not yet committed */
+    size_t dedup_keys, dedup_bytes;
+    size_t reference_rows;
+} pipeline_health_t;
+
+void pipeline_get_health(const pipeline_t *p, pipeline_health_t *out);
+
 /* Takes ownership of `ref` and of `replay` (its arrays) on success. */
 pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
                          refdata_t *ref, replay_spec_t *replay, char *err,

@@ -1,0 +1,41 @@
+/*
+ * http — a deliberately small HTTP/1.x server on the libuv loop, for
+ * /metrics, /healthz and /readyz.
+ *
+ * It reads one request per connection (the request line and headers, at
+ * most 8 KiB, within 5 seconds), asks the owner's handler for the response
+ * to GET <path>, writes it with `Connection: close` and closes. Anything but
+ * GET/HEAD gets 405; an oversized or malformed request gets 400. That is all
+ * Prometheus, load balancers and curl need, and it keeps the attack surface
+ * to a few dozen lines.
+ *
+ * Ownership: the handler fills an http_response whose body it malloc()s; the
+ * server frees it after writing.
+ */
+#ifndef CAMJOIN_HTTP_H
+#define CAMJOIN_HTTP_H
+
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct http http_t;
+
+typedef struct http_response {
+    int status;               /* 200, 404, 503, ... */
+    const char *content_type; /* static string */
+    char *body;               /* malloc'd; freed by the server */
+    size_t len;
+} http_response;
+
+typedef void (*http_handler)(void *ud, const char *path, http_response *res);
+
+/* Listens on ADDR:PORT ("127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464").
+ * Returns NULL with err set ("http.listen: ..."). */
+http_t *http_new(uv_loop_t *loop, const char *listen, http_handler h, void *ud,
+                 char *err, size_t errlen);
+
+/* Stops listening and closes open connections; memory goes when the loop
+ * has closed the handles. */
+void http_close(http_t *s);
+
+#endif

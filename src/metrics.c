@@ -1,0 +1,138 @@
+/* metrics — see include/camjoin/metrics.h. */
+#include "camjoin/metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "camjoin/pipeline.h"
+
+struct text {
+    char *buf;
+    size_t len, cap;
+    int oom;
+};
+
+static void add(struct text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add(struct text *t, const char *fmt, ...)
+{
+    while (!t->oom) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap * 2 : 4096;
+        char *b = realloc(t->buf, cap);
+        if (!b || n < 0) {
+            t->oom = 1;
+            return;
+        }
+        t->buf = b;
+        t->cap = cap;
+    }
+}
+
+static void metric(struct text *t, const char *name, const char *type,
+                   const char *help, unsigned long long v)
+{
+    add(t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type,
+        name, v);
+}
+
+static void render(const pipeline_t *p, struct text *t)
+{
+    pipeline_stats_t s;
+    pipeline_health_t h;
+    pipeline_get_stats(p, &s);
+    pipeline_get_health(p, &h);
+    static const char *const C = "counter", *const G = "gauge";
+    metric(t, "camjoin_messages_consumed_total", C,
+           "Kafka messages handed to the pipeline.", s.consumed);
+    metric(t, "camjoin_rows_committed_total", C,
+           "Event rows in committed transactions.", s.rows_committed);
+    metric(t, "camjoin_rows_inserted_total", C,
+           "Event rows newly inserted (the rest met ON CONFLICT).", s.rows_inserted);
+    metric(t, "camjoin_duplicates_dropped_total", C,
+           "Events dropped by the in-memory dedup window.", s.duplicates);
+    metric(t, "camjoin_dead_letters_total", C,
+           "Dead letters committed.", s.dead_letters);
+    metric(t, "camjoin_join_misses_total", C,
+           "Events whose camera_id is not in the reference table.", s.join_misses);
+    metric(t, "camjoin_batches_committed_total", C,
+           "Transactions committed.", s.batches);
+    metric(t, "camjoin_commits_fenced_total", C,
+           "Transactions rolled back because another consumer moved the offsets.",
+           s.fenced);
+    metric(t, "camjoin_reference_reloads_total", C,
+           "Successful reloads of the reference CSV.", s.reloads);
+    metric(t, "camjoin_reference_reload_failures_total", C,
+           "Failed reloads of the reference CSV (old table kept).",
+           s.reload_failures);
+    metric(t, "camjoin_reference_rows", G, "Rows in the reference table.",
+           h.reference_rows);
+    metric(t, "camjoin_dedup_keys", G, "Keys in the dedup window.", h.dedup_keys);
+    metric(t, "camjoin_dedup_bytes", G, "Bytes held by the dedup window.",
+           h.dedup_bytes);
+    metric(t, "camjoin_buffered_messages", G,
+           "Messages consumed but not yet committed.", h.buffered);
+    metric(t, "camjoin_postgres_up", G,
+           "1 when the PostgreSQL connection is ready.", (unsigned long long)h.pg_up);
+    metric(t, "camjoin_partitions_assigned", G, "Partitions assigned.", h.assigned);
+    metric(t, "camjoin_partitions_paused", G, "Partitions paused by back-pressure.",
+           h.paused ? h.active : 0);
+    add(t, "# HELP camjoin_build_info Build information.\n"
+           "# TYPE camjoin_build_info gauge\n"
+           "camjoin_build_info{version=\"%s\"} 1\n", CAMJOIN_VERSION);
+}
+
+static const char *not_ready(const pipeline_health_t *h)
+{
+    if (h->stopping)
+        return "stopping";
+    if (!h->pg_up)
+        return "postgres unavailable";
+    if (h->assigned == 0)
+        return "no partitions assigned";
+    if (h->active < h->assigned)
+        return "partitions being positioned";
+    if (h->paused)
+        return "paused: buffer full";
+    return NULL;
+}
+
+void metrics_handle(void *ud, const char *path, http_response *res)
+{
+    const pipeline_t *p = ud;
+    struct text t = {0};
+    pipeline_health_t h;
+    if (strcmp(path, "/metrics") == 0) {
+        render(p, &t);
+        res->status = 200;
+        res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (strcmp(path, "/healthz") == 0) {
+        add(&t, "ok\n");
+        res->status = 200;
+    } else if (strcmp(path, "/readyz") == 0) {
+        pipeline_get_health(p, &h);
+        const char *why = not_ready(&h);
+        add(&t, "%s\n", why ? why : "ready");
+        res->status = why ? 503 : 200;
+    } else {
+        add(&t, "not found: try /metrics, /healthz or /readyz\n");
+        res->status = 404;
+    }
+    if (t.oom) {
+        free(t.buf);
+        t.buf = NULL;
+        t.len = 0;
+        res->status = 503;
+    }
+    res->body = t.buf; /* owned by the server now */
+    res->len = t.len;
+}
