@@ -170,6 +170,9 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "false"},
+        /* an idle fetch waits at most this long; brokers that hold a fetch
+         * for the whole wait (the mock cluster) would otherwise add 500 ms */
+        {"fetch.wait.max.ms", "5"},
         {"log.queue", "true"},
         {"client.id", "camjoin"},
     };
