@@ -1,0 +1,35 @@
+/* libFuzzer target: arbitrary bytes as the reference CSV file. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "camjoin/refdata.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char path[64], err[512];
+    int fd = memfd_create("cameras.csv", 0);
+    if (fd < 0)
+        return 0;
+    if (write(fd, data, size) != (ssize_t)size) {
+        close(fd);
+        return 0;
+    }
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    refdata_t *r = NULL;
+    if (refdata_load(&r, path, err, sizeof err) == 0) {
+        for (size_t i = 0; i < refdata_count(r); i++) {
+            const refdata_row_t *row = refdata_row(r, i);
+            /* every loaded row must be found again by its id */
+            if (refdata_lookup(r, row->camera_id, row->camera_id_len) != row)
+                __builtin_trap();
+        }
+        refdata_free(r);
+    } else if (r != NULL || err[0] == '\0') {
+        __builtin_trap(); /* a failed load leaves nothing and says why */
+    }
+    close(fd);
+    return 0;
+}
