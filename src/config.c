@@ -2,6 +2,8 @@
 #include "camjoin/config.h"
 #include "camjoin/log.h"
 
+#include "config_table.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
@@ -9,28 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define KAFKA_PROPS "kafka.properties"
 #define MSG_MAX 512
-
-enum value_type { T_STRING, T_INT, T_DURATION, T_SIZE, T_ENUM };
-
-/* One settable key. Parsing (file, env, CLI), --help and --print-config all
- * iterate rows[]; nothing else knows the list of keys. */
-struct key_row {
-    const char *name;            /* "section.key" */
-    enum value_type type;
-    const char *def;             /* default, as text, parsed like any value */
-    bool reloadable;             /* its effect is renewed on SIGHUP */
-    const char *flag;            /* long CLI flag without "--", or NULL */
-    const char *metavar;         /* the flag's argument in --help */
-    const char *env;             /* environment variable, or NULL */
-    size_t offset;               /* field in camjoin_config */
-    int64_t min, max;            /* INT/DURATION/SIZE range; STRING: min 1 = non-empty */
-    const char *const *choices;  /* ENUM: NULL-terminated; index = stored int */
-    bool secret;                 /* a conninfo: --print-config masks its password */
-    const char *help;
-};
 
 /* Both enums are stored through an int pointer. */
 _Static_assert(sizeof(enum join_on_miss) == sizeof(int), "on_miss stored as int");
@@ -41,7 +22,7 @@ static const char *const level_names[] = {
     [LOG_ERROR] = "error", [LOG_WARN] = "warn", [LOG_INFO] = "info", [LOG_DEBUG] = "debug", NULL};
 
 #define OFF(f) offsetof(camjoin_config, f)
-static const struct key_row rows[] = {
+const struct key_row config_rows[] = {
     {.name = "kafka.brokers", .type = T_STRING, .def = "localhost:9092", .flag = "brokers",
      .metavar = "LIST", .env = "CAMJOIN_BROKERS", .offset = OFF(brokers), .min = 1,
      .help = "Kafka bootstrap servers, a comma-separated host:port list"},
@@ -87,17 +68,9 @@ static const struct key_row rows[] = {
     {.name = "log.level", .type = T_ENUM, .def = "info", .offset = OFF(log_level),
      .choices = level_names, .help = "log lines up to this level (-v = debug)"},
 };
+const size_t config_n_rows = ARRAY_LEN(config_rows);
 
-/* Flags that are not config keys. Row 0 (-c) is listed first in --help. */
-enum { OPT_SET = 256, OPT_REPLAY, OPT_UNTIL_END, OPT_CHECK, OPT_PRINT, OPT_VERSION,
-       OPT_HELP, OPT_ROW = 512 /* + index into rows[] */ };
-static const struct run_flag {
-    const char *name;    /* long name, or NULL */
-    int val;             /* short letter, or OPT_* */
-    const char *metavar; /* NULL: takes no value */
-    bool repeat;
-    const char *help;
-} run_flags[] = {
+const struct run_flag config_run_flags[] = {
     {NULL, 'c', "FILE", false, "read settings from the INI file FILE"},
     {NULL, 'X', "KEY=VALUE", true,
      "set a librdkafka property (wins over [kafka.properties])"},
@@ -114,6 +87,7 @@ static const struct run_flag {
     {"version", OPT_VERSION, NULL, false, "print the version and exit"},
     {"help", OPT_HELP, NULL, false, "print this help and exit"},
 };
+const size_t config_n_run_flags = ARRAY_LEN(config_run_flags);
 
 struct unit {
     const char *suffix;
@@ -136,16 +110,11 @@ static __attribute__((format(printf, 3, 4))) int problem(char *msg, size_t len,
     return -1;
 }
 
-static void *field(const camjoin_config *cfg, const struct key_row *r)
-{
-    return (char *)cfg + r->offset;
-}
-
 static const struct key_row *find_row(const char *name, size_t len)
 {
-    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
-        if (strlen(rows[i].name) == len && memcmp(rows[i].name, name, len) == 0)
-            return &rows[i];
+    for (size_t i = 0; i < ARRAY_LEN(config_rows); i++)
+        if (strlen(config_rows[i].name) == len && memcmp(config_rows[i].name, name, len) == 0)
+            return &config_rows[i];
     return NULL;
 }
 
@@ -198,7 +167,7 @@ static int parse_int(const char *s, int64_t *v)
 }
 
 /* Writes v as the type's text: "10m", "1MiB", "20000". */
-static void format_number(enum value_type t, int64_t v, char *buf, size_t len)
+void config_format_number(enum value_type t, int64_t v, char *buf, size_t len)
 {
     const struct unit *u = t == T_DURATION ? duration_units : size_units;
     size_t n = t == T_DURATION ? ARRAY_LEN(duration_units) : ARRAY_LEN(size_units);
@@ -226,7 +195,7 @@ static int set_string(char **slot, const char *v, char *msg, size_t len)
 }
 
 /* "keep, drop, dead-letter" (sep ", ") for an ENUM row. */
-static void join_choices(const struct key_row *r, const char *sep, char *buf, size_t len)
+void config_join_choices(const struct key_row *r, const char *sep, char *buf, size_t len)
 {
     size_t o = 0;
     buf[0] = '\0';
@@ -242,7 +211,7 @@ static int set_enum(int *slot, const struct key_row *r, const char *v, char *msg
             *slot = i;
             return 0;
         }
-    join_choices(r, ", ", names, sizeof names);
+    config_join_choices(r, ", ", names, sizeof names);
     return problem(msg, len, "bad value \"%s\" (one of: %s)", v, names);
 }
 
@@ -256,9 +225,9 @@ static int set_value(camjoin_config *cfg, const struct key_row *r, const char *v
     case T_STRING:
         if (r->min > 0 && *v == '\0')
             return problem(msg, len, "must not be empty");
-        return set_string(field(cfg, r), v, msg, len);
+        return set_string(config_field(cfg, r), v, msg, len);
     case T_ENUM:
-        return set_enum(field(cfg, r), r, v, msg, len);
+        return set_enum(config_field(cfg, r), r, v, msg, len);
     case T_INT:
         if (parse_int(v, &n) < 0)
             return problem(msg, len, "bad integer \"%s\"", v);
@@ -273,11 +242,11 @@ static int set_value(camjoin_config *cfg, const struct key_row *r, const char *v
         break;
     }
     if (n < r->min || n > r->max) {
-        format_number(r->type, r->min, lo, sizeof lo);
-        format_number(r->type, r->max, hi, sizeof hi);
+        config_format_number(r->type, r->min, lo, sizeof lo);
+        config_format_number(r->type, r->max, hi, sizeof hi);
         return problem(msg, len, "must be between %s and %s, got \"%s\"", lo, hi, v);
     }
-    *(int64_t *)field(cfg, r) = n;
+    *(int64_t *)config_field(cfg, r) = n;
     return 0;
 }
 
@@ -330,8 +299,8 @@ struct file_ctx {
 static bool section_known(const char *section)
 {
     size_t n = strlen(section);
-    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
-        if (strncmp(rows[i].name, section, n) == 0 && rows[i].name[n] == '.')
+    for (size_t i = 0; i < ARRAY_LEN(config_rows); i++)
+        if (strncmp(config_rows[i].name, section, n) == 0 && config_rows[i].name[n] == '.')
             return true;
     return false;
 }
@@ -400,158 +369,22 @@ static int load_file(camjoin_config *cfg, char *err, size_t errlen)
     return read_errno || line ? -1 : 0;
 }
 
-/* ---- --help ----------------------------------------------------------- */
-
-/* Appends one "[...]" item to the usage line, wrapping before column 80. */
-static void usage_item(FILE *f, int *col, const char *item, bool repeat)
-{
-    int n = (int)strlen(item) + (repeat ? 3 : 0);
-    if (*col + 1 + n > 79) {
-        fputs("\n       ", f);
-        *col = 7;
-    }
-    fprintf(f, " %s%s", item, repeat ? "..." : "");
-    *col += 1 + n;
-}
-
-/* "-c FILE", "--set KEY=VALUE", "-v, --verbose" (sep ", ") or "-v|--verbose". */
-static void run_flag_label(const struct run_flag *r, const char *sep, char *buf, size_t len)
-{
-    char shortname[8] = "";
-    if (r->val < OPT_SET)
-        snprintf(shortname, sizeof shortname, "-%c%s", r->val, r->name ? sep : "");
-    snprintf(buf, len, "%s%s%s%s%s", shortname, r->name ? "--" : "", r->name ? r->name : "",
-             r->metavar ? " " : "", r->metavar ? r->metavar : "");
-}
-
-static void run_flag_usage(FILE *f, int *col, const struct run_flag *r)
-{
-    char label[64], item[70];
-    run_flag_label(r, "|", label, sizeof label);
-    snprintf(item, sizeof item, "[%s]", label);
-    usage_item(f, col, item, r->repeat);
-}
-
-static void print_usage(FILE *f)
-{
-    char item[70];
-    int col = 14;
-    fputs("usage: camjoin", f);
-    run_flag_usage(f, &col, &run_flags[0]);
-    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
-        if (!rows[i].flag)
-            continue;
-        snprintf(item, sizeof item, "[--%s %s]", rows[i].flag, rows[i].metavar);
-        usage_item(f, &col, item, false);
-    }
-    for (size_t i = 1; i < ARRAY_LEN(run_flags); i++)
-        run_flag_usage(f, &col, &run_flags[i]);
-    fputc('\n', f);
-}
-
-/* Prints text from column col, wrapping at spaces to column indent. */
-static void print_wrapped(FILE *f, int col, int indent, const char *text)
-{
-    int start = col;
-    for (const char *w = text + strspn(text, " "); *w; w += strspn(w, " ")) {
-        int n = (int)strcspn(w, " ");
-        if (col > start && col + 1 + n > 79) {
-            fprintf(f, "\n%*s", indent, "");
-            col = indent;
-            start = indent;
-        } else if (col > start) {
-            fputc(' ', f);
-            col++;
-        }
-        fprintf(f, "%.*s", n, w);
-        col += n;
-        w += n;
-    }
-    fputc('\n', f);
-}
-
-static void help_line(FILE *f, const char *label, const char *text)
-{
-    print_wrapped(f, fprintf(f, "  %-22s ", label), 25, text);
-}
-
-static void run_flag_help(FILE *f, const struct run_flag *r)
-{
-    char label[64];
-    run_flag_label(r, ", ", label, sizeof label);
-    help_line(f, label, r->help);
-}
-
-static void key_type_text(const struct key_row *r, char *buf, size_t len)
-{
-    static const char *const type_names[] = {
-        [T_STRING] = "string", [T_INT] = "integer", [T_DURATION] = "duration", [T_SIZE] = "size"};
-    char lo[24], hi[24];
-    if (r->type == T_ENUM)
-        join_choices(r, "|", buf, len);
-    else if (r->type == T_STRING)
-        snprintf(buf, len, "%s%s", type_names[r->type], r->min ? ", non-empty" : "");
-    else {
-        format_number(r->type, r->min, lo, sizeof lo);
-        format_number(r->type, r->max, hi, sizeof hi);
-        snprintf(buf, len, "%s %s..%s", type_names[r->type], lo, hi);
-    }
-}
-
-static void print_help(FILE *f)
-{
-    char label[64], text[64], type[96], line[256];
-    print_usage(f);
-    fputs("\nOptions:\n", f);
-    run_flag_help(f, &run_flags[0]);
-    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
-        if (!rows[i].flag)
-            continue;
-        snprintf(label, sizeof label, "--%s %s", rows[i].flag, rows[i].metavar);
-        snprintf(text, sizeof text, "set %s", rows[i].name);
-        help_line(f, label, text);
-    }
-    for (size_t i = 1; i < ARRAY_LEN(run_flags); i++)
-        run_flag_help(f, &run_flags[i]);
-
-    fputs("\nConfig keys (INI: [section] then name = value; CLI: --set section.name=VALUE):\n",
-          f);
-    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
-        const struct key_row *r = &rows[i];
-        key_type_text(r, type, sizeof type);
-        snprintf(line, sizeof line, "%s%s", r->help, r->reloadable ? "; re-read on SIGHUP" : "");
-        fprintf(f, "  %s =%s%s  (%s)\n      ", r->name, *r->def ? " " : "", r->def, type);
-        print_wrapped(f, 6, 6, line);
-    }
-    fputs("  [" KAFKA_PROPS "]\n      any librdkafka property, passed unchanged to "
-          "rd_kafka_conf_set (also -X)\n", f);
-    fputs("\nDurations: an integer with ms, s, m or h (\"0\" alone is allowed). Sizes: bytes,\n"
-          "or an integer with KiB, MiB, GiB (1024^n) or k, M, G (1000^n).\n", f);
-
-    fputs("\nEnvironment:\n", f);
-    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
-        if (rows[i].env)
-            help_line(f, rows[i].env, rows[i].name);
-    help_line(f, "PGHOST, PGUSER, ...", "libpq's own variables fill in what postgres.conninfo omits");
-    fputs("\nPrecedence: command line > environment > config file > defaults.\n"
-          "Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.\n", f);
-}
-
 /* ---- environment and command line ------------------------------------- */
 
 static int apply_defaults(camjoin_config *cfg, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
-        if (set_from(cfg, &rows[i], rows[i].def, rows[i].name, err, errlen) < 0)
+    for (size_t i = 0; i < ARRAY_LEN(config_rows); i++)
+        if (set_from(cfg, &config_rows[i], config_rows[i].def, config_rows[i].name, err,
+                     errlen) < 0)
             return -1;
     return 0;
 }
 
 static int apply_env(camjoin_config *cfg, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
-        const char *v = rows[i].env ? getenv(rows[i].env) : NULL;
-        if (v && set_from(cfg, &rows[i], v, rows[i].env, err, errlen) < 0)
+    for (size_t i = 0; i < ARRAY_LEN(config_rows); i++) {
+        const char *v = config_rows[i].env ? getenv(config_rows[i].env) : NULL;
+        if (v && set_from(cfg, &config_rows[i], v, config_rows[i].env, err, errlen) < 0)
             return -1;
     }
     return 0;
@@ -559,7 +392,7 @@ static int apply_env(camjoin_config *cfg, char *err, size_t errlen)
 
 struct cli {
     char shortopts[16];
-    struct option longopts[ARRAY_LEN(rows) + ARRAY_LEN(run_flags) + 1];
+    struct option longopts[ARRAY_LEN(config_rows) + ARRAY_LEN(config_run_flags) + 1];
 };
 
 static void build_cli(struct cli *cli)
@@ -567,12 +400,12 @@ static void build_cli(struct cli *cli)
     size_t s = 0, l = 0;
     memset(cli, 0, sizeof *cli);
     cli->shortopts[s++] = ':'; /* report a missing value as ':' */
-    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
-        if (rows[i].flag)
-            cli->longopts[l++] = (struct option){rows[i].flag, required_argument, NULL,
+    for (size_t i = 0; i < ARRAY_LEN(config_rows); i++)
+        if (config_rows[i].flag)
+            cli->longopts[l++] = (struct option){config_rows[i].flag, required_argument, NULL,
                                                  OPT_ROW + (int)i};
-    for (size_t i = 0; i < ARRAY_LEN(run_flags); i++) {
-        const struct run_flag *f = &run_flags[i];
+    for (size_t i = 0; i < ARRAY_LEN(config_run_flags); i++) {
+        const struct run_flag *f = &config_run_flags[i];
         int has_arg = f->metavar ? required_argument : no_argument;
         if (f->name)
             cli->longopts[l++] = (struct option){f->name, has_arg, NULL, f->val};
@@ -635,7 +468,7 @@ static enum config_status scan_args(int argc, char **argv, const struct cli *cli
             return CONFIG_ERROR;
         if (c == OPT_HELP || c == OPT_VERSION) {
             if (c == OPT_HELP)
-                print_help(info);
+                config_print_help(info);
             else
                 fprintf(info, "camjoin %s\n", CAMJOIN_VERSION);
             return CONFIG_EXIT;
@@ -685,8 +518,8 @@ static int apply_args(int argc, char **argv, const struct cli *cli, camjoin_conf
     optind = 0;
     while (rc == 0 && (c = getopt_long(argc, argv, cli->shortopts, cli->longopts, NULL)) != -1) {
         if (c >= OPT_ROW) {
-            rc = set_from(cfg, &rows[c - OPT_ROW], optarg, flag_name(cli, c, where, sizeof where),
-                          err, errlen);
+            rc = set_from(cfg, &config_rows[c - OPT_ROW], optarg,
+                          flag_name(cli, c, where, sizeof where), err, errlen);
             continue;
         }
         switch (c) {
@@ -747,129 +580,13 @@ fail_cfg:
     return st;
 }
 
-/* ---- --print-config --------------------------------------------------- */
-
-/* End of a conninfo value: 'quoted with \ escapes' or up to whitespace. */
-static const char *conninfo_value_end(const char *v)
-{
-    if (*v != '\'')
-        return v + strcspn(v, " \t\n\r\f\v");
-    for (v++; *v && *v != '\''; v++)
-        if (*v == '\\' && v[1])
-            v++;
-    return *v ? v + 1 : v;
-}
-
-static void print_masked_keyword_conninfo(FILE *f, const char *s)
-{
-    static const char ws[] = " \t\n\r\f\v";
-    while (*s) {
-        size_t n = strspn(s, ws);
-        fwrite(s, 1, n, f);
-        s += n;
-        size_t klen = strcspn(s, "= \t\n\r\f\v");
-        const char *eq = s + klen + strspn(s + klen, ws);
-        if (*eq != '=') { /* not key=value: copy the word */
-            fwrite(s, 1, klen, f);
-            s += klen;
-            continue;
-        }
-        const char *v = eq + 1 + strspn(eq + 1, ws);
-        const char *end = conninfo_value_end(v);
-        bool pw = klen == 8 && strncmp(s, "password", 8) == 0;
-        fwrite(s, 1, (size_t)((pw ? v : end) - s), f);
-        if (pw)
-            fputs("****", f);
-        s = end;
-    }
-}
-
-/* postgresql://user:PASSWORD@host/db?password=PASSWORD&... */
-static void print_masked_uri(FILE *f, const char *s, const char *auth)
-{
-    size_t alen = strcspn(auth, "/?#");
-    const char *at = memrchr(auth, '@', alen);
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (colon) {
-        fwrite(s, 1, (size_t)(colon + 1 - s), f);
-        fputs("****", f);
-        s = at;
-    }
-    const char *q = strchr(s, '?');
-    if (!q) {
-        fputs(s, f);
-        return;
-    }
-    fwrite(s, 1, (size_t)(q + 1 - s), f);
-    for (s = q + 1; *s;) {
-        size_t n = strcspn(s, "&#");
-        bool pw = n >= 9 && strncmp(s, "password=", 9) == 0;
-        fwrite(s, 1, pw ? 9 : n, f);
-        if (pw)
-            fputs("****", f);
-        s += n;
-        if (*s != '&') {
-            fputs(s, f);
-            return;
-        }
-        fputc(*s++, f);
-    }
-}
-
-static void print_masked_conninfo(FILE *f, const char *s)
-{
-    static const char *const schemes[] = {"postgresql://", "postgres://"};
-    for (size_t i = 0; i < ARRAY_LEN(schemes); i++)
-        if (strncmp(s, schemes[i], strlen(schemes[i])) == 0) {
-            print_masked_uri(f, s, s + strlen(schemes[i]));
-            return;
-        }
-    print_masked_keyword_conninfo(f, s);
-}
-
-void config_print(const camjoin_config *cfg, FILE *f)
-{
-    char num[32];
-    fputs("# camjoin effective configuration; secrets are masked as ****\n", f);
-    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
-        const struct key_row *r = &rows[i];
-        size_t sec = (size_t)(strchr(r->name, '.') - r->name) + 1; /* "kafka." */
-        if (i == 0 || strncmp(rows[i - 1].name, r->name, sec) != 0)
-            fprintf(f, "\n[%.*s]\n", (int)sec - 1, r->name);
-        fprintf(f, "%s =", r->name + sec);
-        const void *p = field(cfg, r);
-        if (r->type == T_STRING && !**(char *const *)p) {
-            fputc('\n', f);
-            continue;
-        }
-        fputc(' ', f);
-        if (r->type == T_STRING && r->secret)
-            print_masked_conninfo(f, *(char *const *)p);
-        else if (r->type == T_STRING)
-            fputs(*(char *const *)p, f);
-        else if (r->type == T_ENUM)
-            fputs(r->choices[*(const int *)p], f);
-        else {
-            format_number(r->type, *(const int64_t *)p, num, sizeof num);
-            fputs(num, f);
-        }
-        fputc('\n', f);
-    }
-    fputs("\n[" KAFKA_PROPS "]\n", f);
-    for (size_t i = 0; i < cfg->n_kafka_props; i++) {
-        const camjoin_kv *kv = &cfg->kafka_props[i];
-        bool secret = strstr(kv->key, "password") || strstr(kv->key, "secret");
-        fprintf(f, "%s = %s\n", kv->key, secret ? "****" : kv->value);
-    }
-}
-
 void config_free(camjoin_config *cfg)
 {
     if (!cfg)
         return;
-    for (size_t i = 0; i < ARRAY_LEN(rows); i++)
-        if (rows[i].type == T_STRING)
-            free(*(char **)field(cfg, &rows[i]));
+    for (size_t i = 0; i < ARRAY_LEN(config_rows); i++)
+        if (config_rows[i].type == T_STRING)
+            free(*(char **)config_field(cfg, &config_rows[i]));
     for (size_t i = 0; i < cfg->n_kafka_props; i++) {
         free(cfg->kafka_props[i].key);
         free(cfg->kafka_props[i].value);

@@ -1,0 +1,260 @@
+/* config_text — the --help and --print-config texts, generated from the key
+ * table in config_table.h. See include/camjoin/config.h. */
+#include "camjoin/config.h"
+#include "config_table.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- --help ----------------------------------------------------------- */
+
+/* Appends one "[...]" item to the usage line, wrapping before column 80. */
+static void usage_item(FILE *f, int *col, const char *item, bool repeat)
+{
+    int n = (int)strlen(item) + (repeat ? 3 : 0);
+    if (*col + 1 + n > 79) {
+        fputs("\n       ", f);
+        *col = 7;
+    }
+    fprintf(f, " %s%s", item, repeat ? "..." : "");
+    *col += 1 + n;
+}
+
+/* "-c FILE", "--set KEY=VALUE", "-v, --verbose" (sep ", ") or "-v|--verbose". */
+static void run_flag_label(const struct run_flag *r, const char *sep, char *buf, size_t len)
+{
+    char shortname[8] = "";
+    if (r->val < OPT_SET)
+        snprintf(shortname, sizeof shortname, "-%c%s", r->val, r->name ? sep : "");
+    snprintf(buf, len, "%s%s%s%s%s", shortname, r->name ? "--" : "", r->name ? r->name : "",
+             r->metavar ? " " : "", r->metavar ? r->metavar : "");
+}
+
+static void run_flag_usage(FILE *f, int *col, const struct run_flag *r)
+{
+    char label[64], item[70];
+    run_flag_label(r, "|", label, sizeof label);
+    snprintf(item, sizeof item, "[%s]", label);
+    usage_item(f, col, item, r->repeat);
+}
+
+static void print_usage(FILE *f)
+{
+    char item[70];
+    int col = 14;
+    fputs("usage: camjoin", f);
+    run_flag_usage(f, &col, &config_run_flags[0]);
+    for (size_t i = 0; i < config_n_rows; i++) {
+        if (!config_rows[i].flag)
+            continue;
+        snprintf(item, sizeof item, "[--%s %s]", config_rows[i].flag, config_rows[i].metavar);
+        usage_item(f, &col, item, false);
+    }
+    for (size_t i = 1; i < config_n_run_flags; i++)
+        run_flag_usage(f, &col, &config_run_flags[i]);
+    fputc('\n', f);
+}
+
+/* Prints text from column col, wrapping at spaces to column indent. */
+static void print_wrapped(FILE *f, int col, int indent, const char *text)
+{
+    int start = col;
+    for (const char *w = text + strspn(text, " "); *w; w += strspn(w, " ")) {
+        int n = (int)strcspn(w, " ");
+        if (col > start && col + 1 + n > 79) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+            start = indent;
+        } else if (col > start) {
+            fputc(' ', f);
+            col++;
+        }
+        fprintf(f, "%.*s", n, w);
+        col += n;
+        w += n;
+    }
+    fputc('\n', f);
+}
+
+static void help_line(FILE *f, const char *label, const char *text)
+{
+    print_wrapped(f, fprintf(f, "  %-22s ", label), 25, text);
+}
+
+static void run_flag_help(FILE *f, const struct run_flag *r)
+{
+    char label[64];
+    run_flag_label(r, ", ", label, sizeof label);
+    help_line(f, label, r->help);
+}
+
+static void key_type_text(const struct key_row *r, char *buf, size_t len)
+{
+    static const char *const type_names[] = {
+        [T_STRING] = "string", [T_INT] = "integer", [T_DURATION] = "duration", [T_SIZE] = "size"};
+    char lo[24], hi[24];
+    if (r->type == T_ENUM)
+        config_join_choices(r, "|", buf, len);
+    else if (r->type == T_STRING)
+        snprintf(buf, len, "%s%s", type_names[r->type], r->min ? ", non-empty" : "");
+    else {
+        config_format_number(r->type, r->min, lo, sizeof lo);
+        config_format_number(r->type, r->max, hi, sizeof hi);
+        snprintf(buf, len, "%s %s..%s", type_names[r->type], lo, hi);
+    }
+}
+
+void config_print_help(FILE *f)
+{
+    char label[64], text[64], type[96], line[256];
+    print_usage(f);
+    fputs("\nOptions:\n", f);
+    run_flag_help(f, &config_run_flags[0]);
+    for (size_t i = 0; i < config_n_rows; i++) {
+        if (!config_rows[i].flag)
+            continue;
+        snprintf(label, sizeof label, "--%s %s", config_rows[i].flag, config_rows[i].metavar);
+        snprintf(text, sizeof text, "set %s", config_rows[i].name);
+        help_line(f, label, text);
+    }
+    for (size_t i = 1; i < config_n_run_flags; i++)
+        run_flag_help(f, &config_run_flags[i]);
+
+    fputs("\nConfig keys (INI: [section] then name = value; CLI: --set section.name=VALUE):\n",
+          f);
+    for (size_t i = 0; i < config_n_rows; i++) {
+        const struct key_row *r = &config_rows[i];
+        key_type_text(r, type, sizeof type);
+        snprintf(line, sizeof line, "%s%s", r->help, r->reloadable ? "; re-read on SIGHUP" : "");
+        fprintf(f, "  %s =%s%s  (%s)\n      ", r->name, *r->def ? " " : "", r->def, type);
+        print_wrapped(f, 6, 6, line);
+    }
+    fputs("  [" KAFKA_PROPS "]\n      any librdkafka property, passed unchanged to "
+          "rd_kafka_conf_set (also -X)\n", f);
+    fputs("\nDurations: an integer with ms, s, m or h (\"0\" alone is allowed). Sizes: bytes,\n"
+          "or an integer with KiB, MiB, GiB (1024^n) or k, M, G (1000^n).\n", f);
+
+    fputs("\nEnvironment:\n", f);
+    for (size_t i = 0; i < config_n_rows; i++)
+        if (config_rows[i].env)
+            help_line(f, config_rows[i].env, config_rows[i].name);
+    help_line(f, "PGHOST, PGUSER, ...", "libpq's own variables fill in what postgres.conninfo omits");
+    fputs("\nPrecedence: command line > environment > config file > defaults.\n"
+          "Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.\n", f);
+}
+
+/* ---- --print-config --------------------------------------------------- */
+
+/* End of a conninfo value: 'quoted with \ escapes' or up to whitespace. */
+static const char *conninfo_value_end(const char *v)
+{
+    if (*v != '\'')
+        return v + strcspn(v, " \t\n\r\f\v");
+    for (v++; *v && *v != '\''; v++)
+        if (*v == '\\' && v[1])
+            v++;
+    return *v ? v + 1 : v;
+}
+
+static void print_masked_keyword_conninfo(FILE *f, const char *s)
+{
+    static const char ws[] = " \t\n\r\f\v";
+    while (*s) {
+        size_t n = strspn(s, ws);
+        fwrite(s, 1, n, f);
+        s += n;
+        size_t klen = strcspn(s, "= \t\n\r\f\v");
+        const char *eq = s + klen + strspn(s + klen, ws);
+        if (*eq != '=') { /* not key=value: copy the word */
+            fwrite(s, 1, klen, f);
+            s += klen;
+            continue;
+        }
+        const char *v = eq + 1 + strspn(eq + 1, ws);
+        const char *end = conninfo_value_end(v);
+        bool pw = klen == 8 && strncmp(s, "password", 8) == 0;
+        fwrite(s, 1, (size_t)((pw ? v : end) - s), f);
+        if (pw)
+            fputs("****", f);
+        s = end;
+    }
+}
+
+/* postgresql://user:PASSWORD@host/db?password=PASSWORD&... */
+static void print_masked_uri(FILE *f, const char *s, const char *auth)
+{
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memrchr(auth, '@', alen);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon) {
+        fwrite(s, 1, (size_t)(colon + 1 - s), f);
+        fputs("****", f);
+        s = at;
+    }
+    const char *q = strchr(s, '?');
+    if (!q) {
+        fputs(s, f);
+        return;
+    }
+    fwrite(s, 1, (size_t)(q + 1 - s), f);
+    for (s = q + 1; *s;) {
+        size_t n = strcspn(s, "&#");
+        bool pw = n >= 9 && strncmp(s, "password=", 9) == 0;
+        fwrite(s, 1, pw ? 9 : n, f);
+        if (pw)
+            fputs("****", f);
+        s += n;
+        if (*s != '&') {
+            fputs(s, f);
+            return;
+        }
+        fputc(*s++, f);
+    }
+}
+
+static void print_masked_conninfo(FILE *f, const char *s)
+{
+    static const char *const schemes[] = {"postgresql://", "postgres://"};
+    for (size_t i = 0; i < ARRAY_LEN(schemes); i++)
+        if (strncmp(s, schemes[i], strlen(schemes[i])) == 0) {
+            print_masked_uri(f, s, s + strlen(schemes[i]));
+            return;
+        }
+    print_masked_keyword_conninfo(f, s);
+}
+
+void config_print(const camjoin_config *cfg, FILE *f)
+{
+    char num[32];
+    fputs("# camjoin effective configuration; secrets are masked as ****\n", f);
+    for (size_t i = 0; i < config_n_rows; i++) {
+        const struct key_row *r = &config_rows[i];
+        size_t sec = (size_t)(strchr(r->name, '.') - r->name) + 1; /* "kafka." */
+        if (i == 0 || strncmp(config_rows[i - 1].name, r->name, sec) != 0)
+            fprintf(f, "\n[%.*s]\n", (int)sec - 1, r->name);
+        fprintf(f, "%s =", r->name + sec);
+        const void *p = config_field(cfg, r);
+        if (r->type == T_STRING && !**(char *const *)p) {
+            fputc('\n', f);
+            continue;
+        }
+        fputc(' ', f);
+        if (r->type == T_STRING && r->secret)
+            print_masked_conninfo(f, *(char *const *)p);
+        else if (r->type == T_STRING)
+            fputs(*(char *const *)p, f);
+        else if (r->type == T_ENUM)
+            fputs(r->choices[*(const int *)p], f);
+        else {
+            config_format_number(r->type, *(const int64_t *)p, num, sizeof num);
+            fputs(num, f);
+        }
+        fputc('\n', f);
+    }
+    fputs("\n[" KAFKA_PROPS "]\n", f);
+    for (size_t i = 0; i < cfg->n_kafka_props; i++) {
+        const camjoin_kv *kv = &cfg->kafka_props[i];
+        bool secret = strstr(kv->key, "password") || strstr(kv->key, "secret");
+        fprintf(f, "%s = %s\n", kv->key, secret ? "****" : kv->value);
+    }
+}
