@@ -6,6 +6,7 @@
  * and maps failures to exit codes (2: usage or configuration, 1: runtime).
  */
 #include <librdkafka/rdkafka.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <uv.h>
@@ -62,6 +63,8 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    /* a peer closing an HTTP socket mid-write must not kill the daemon */
+    signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);
     pipeline_t *p = pipeline_new(&loop, cfg, ref, &replay, err, sizeof err);

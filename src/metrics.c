@@ -69,6 +69,9 @@ static void render(const pipeline_t *p, struct text *t)
     metric(t, "camjoin_commits_fenced_total", C,
            "Transactions rolled back because another consumer moved the offsets.",
            s.fenced);
+    metric(t, "camjoin_offset_gaps_total", C,
+           "Offsets skipped by Kafka (compaction, transaction markers).",
+           s.offset_gaps);
     metric(t, "camjoin_reference_reloads_total", C,
            "Successful reloads of the reference CSV.", s.reloads);
     metric(t, "camjoin_reference_reload_failures_total", C,

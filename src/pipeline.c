@@ -44,7 +44,7 @@ struct pipeline {
     size_t nassigned;
     uint64_t gen;            /* bumped by every (re)assignment */
     uint64_t offsets_gen;    /* gen whose offsets read is outstanding */
-    int assigned_once;
+    int awaiting_assign;     /* between a revoke/assign and its positioning */
     int need_resolve;        /* resolution failed; the tick retries it */
 
     batch_t *open;           /* filling */
@@ -56,7 +56,7 @@ struct pipeline {
 
     int stopping, stopped, exit_code;
     uv_signal_t sig[3];
-    uv_timer_t tick, linger;
+    uv_timer_t tick, linger, closer;
     uint64_t last_stats_ms, last_consumed;
     pipeline_stats_t st;
 };
@@ -144,6 +144,30 @@ static void drop_buffered(pipeline_t *p)
                  "messages=%zu", dropped);
 }
 
+/* Resumes every active partition at the next offset it expects. */
+static void resume_at_next(pipeline_t *p)
+{
+    size_t n = 0;
+    int32_t *parts = malloc((p->nassigned ? p->nassigned : 1) * sizeof *parts);
+    int64_t *offs = malloc((p->nassigned ? p->nassigned : 1) * sizeof *offs);
+    if (parts && offs) {
+        for (size_t i = 0; i < p->nassigned; i++) {
+            struct part *pt = &p->parts[p->assigned[i]];
+            if (pt->state == P_ACTIVE) {
+                parts[n] = p->assigned[i];
+                offs[n++] = pt->next;
+            }
+        }
+        if (source_kafka_resume_at(p->src, parts, offs, n) != 0)
+            p->need_resolve = 1;
+    } else {
+        log_error("out of memory resuming partitions", NULL);
+        stop(p, 1);
+    }
+    free(parts);
+    free(offs);
+}
+
 static void backpressure(pipeline_t *p)
 {
     size_t max = (size_t)p->cfg->batch_max_buffered;
@@ -154,7 +178,7 @@ static void backpressure(pipeline_t *p)
                source_kafka_paused(p->src)) {
         log_info("buffer drained, resuming partitions", "buffered=%zu",
                  p->buffered);
-        source_kafka_resume(p->src);
+        resume_at_next(p);
     }
 }
 
@@ -220,6 +244,8 @@ static void on_message(void *ud, const source_msg_t *m)
         }
         p->open_since = (int64_t)uv_now(p->loop);
     }
+    if (m->offset > pt->next)
+        p->st.offset_gaps++; /* compaction, transaction markers, retention */
     pt->next = m->offset + 1;
     p->st.consumed++;
     p->buffered++;
@@ -250,7 +276,7 @@ static void on_linger(uv_timer_t *t) { flush_maybe(t->data); }
 
 static int until_end_reached(pipeline_t *p)
 {
-    if (!p->cfg->until_end || !p->assigned_once || p->buffered)
+    if (!p->cfg->until_end || p->awaiting_assign || p->buffered)
         return 0;
     for (size_t i = 0; i < p->nassigned; i++) {
         struct part *pt = &p->parts[p->assigned[i]];
@@ -272,7 +298,11 @@ static void flush_maybe(pipeline_t *p)
             return;
         }
         if (seal(p)) {
-            stop(p, 1);
+            log_error("out of memory sealing a batch; dropping the buffer "
+                      "(it is read again on restart)", NULL);
+            p->exit_code = 1;
+            drop_buffered(p);
+            finish(p);
             return;
         }
     }
@@ -347,6 +377,7 @@ static void on_revoke(void *ud)
     log_info("partitions revoked", "count=%zu", p->nassigned);
     p->nassigned = 0;
     p->gen++;
+    p->awaiting_assign = 1;
     drop_buffered(p);
     flush_maybe(p); /* a stop may have been waiting for this */
 }
@@ -365,7 +396,6 @@ static void on_assign(void *ud, const int32_t *partitions, size_t n)
     free(p->assigned);
     p->assigned = a;
     p->nassigned = n;
-    p->assigned_once = 1;
     log_info("partitions assigned", "count=%zu", n);
     resolve_assignment(p);
 }
@@ -374,6 +404,7 @@ static void on_assign(void *ud, const int32_t *partitions, size_t n)
 static void resolve_assignment(pipeline_t *p)
 {
     p->gen++;
+    p->awaiting_assign = 1;
     for (size_t i = 0; i < p->nassigned; i++) {
         struct part *pt = part_get(p, p->assigned[i]);
         if (!pt) {
@@ -486,9 +517,37 @@ static void on_resolved(void *ud, const source_resolved_t *r)
                  (long long)starts[i], (long long)pt->stored,
                  (long long)pt->high);
     }
-    source_kafka_assign(p->src, r->partitions, starts, r->n);
+    if (source_kafka_assign(p->src, r->partitions, starts, r->n) != 0) {
+        for (size_t i = 0; i < r->n; i++)
+            p->parts[r->partitions[i]].state = P_RESOLVING;
+        p->need_resolve = 1; /* the tick tries again */
+    } else {
+        p->awaiting_assign = 0;
+    }
     free(starts);
     flush_maybe(p); /* --until-end may already be satisfied */
+}
+
+/* --until-end: the partition ends at `offset`. If the last offsets were never
+ * delivered (transaction markers), account for them so the stored offset,
+ * and this run, reach the end. */
+static void on_eof(void *ud, int32_t partition, int64_t offset)
+{
+    pipeline_t *p = ud;
+    struct part *pt = part_active(p, partition);
+    if (p->stopping || !pt || offset <= pt->next || offset > pt->high)
+        return;
+    if (!p->open) {
+        if (!(p->open = batch_take(p))) {
+            stop(p, 1);
+            return;
+        }
+        p->open_since = (int64_t)uv_now(p->loop);
+    }
+    pt->next = offset;
+    p->buffered++;
+    batch_note_offset(p->open, partition, offset - 1);
+    flush_maybe(p);
 }
 
 static void on_source_error(void *ud, const char *msg, int fatal)
@@ -543,12 +602,12 @@ static void log_stats(pipeline_t *p, const char *msg)
              dedup_bytes(p->dedup));
 }
 
-/* Closes the consumer, the connection and our handles: the loop runs dry. */
-static void finish(pipeline_t *p)
+/* Closes the consumer, the connection and our handles: the loop runs dry.
+ * Runs from its own timer callback, never from inside a librdkafka or sink
+ * callback, so nothing below it is torn down while it is still on the stack. */
+static void on_close(uv_timer_t *t)
 {
-    if (p->stopped)
-        return;
-    p->stopped = 1;
+    pipeline_t *p = t->data;
     source_kafka_close(p->src);
     sink_pg_free(p->sink); /* an unfinished transaction rolls back */
     p->sink = NULL;
@@ -556,9 +615,18 @@ static void finish(pipeline_t *p)
         uv_close((uv_handle_t *)&p->sig[i], NULL);
     uv_close((uv_handle_t *)&p->tick, NULL);
     uv_close((uv_handle_t *)&p->linger, NULL);
+    uv_close((uv_handle_t *)&p->closer, NULL);
     http_close(p->http);
     p->http = NULL;
     log_stats(p, "stopped");
+}
+
+static void finish(pipeline_t *p)
+{
+    if (p->stopped)
+        return;
+    p->stopped = p->stopping = 1;
+    uv_timer_start(&p->closer, on_close, 0, 0);
 }
 
 static void reload_reference(pipeline_t *p)
@@ -624,7 +692,7 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
     static const source_kafka_callbacks scb = {
         .on_message = on_message, .on_drained = on_drained,
         .on_revoke = on_revoke, .on_assign = on_assign,
-        .on_error = on_source_error,
+        .on_eof = on_eof, .on_error = on_source_error,
     };
     static const sink_pg_callbacks kcb = {
         .on_txn_done = on_txn_done, .on_offsets = on_offsets,
@@ -637,6 +705,7 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
     }
     p->loop = loop;
     p->cfg = cfg;
+    p->awaiting_assign = 1;
     for (size_t i = 0; i < cfg->n_kafka_props; i++)
         if (strcmp(cfg->kafka_props[i].key, "auto.offset.reset") == 0)
             p->offset_reset_latest =
@@ -682,7 +751,8 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
     }
     uv_timer_init(p->loop, &p->tick);
     uv_timer_init(p->loop, &p->linger);
-    p->tick.data = p->linger.data = p;
+    uv_timer_init(p->loop, &p->closer);
+    p->tick.data = p->linger.data = p->closer.data = p;
     uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
     p->last_stats_ms = uv_now(p->loop);
     return 0;

@@ -12,6 +12,7 @@
 #define COPY_CHUNK (256 * 1024)
 #define MAX_RESULTS 16
 #define BACKOFF_MIN_MS 100
+#define CONNECT_TIMEOUT_MS 10000
 
 enum op_kind { OP_TXN, OP_OFFSETS };
 enum conn_state { C_DOWN, C_CONNECTING, C_SETUP, C_READY };
@@ -53,6 +54,7 @@ struct sink_pg {
     PGresult *rows;      /* TUPLES_OK result kept for step_done */
     int idx_insert, n_upd, n_ins, idx_upd, idx_ins;
     int fenced;          /* the ROLLBACK in flight is for a failed fence */
+    int retry_pending;   /* a failed statement waits out its backoff */
     uint64_t txn_start_ns;
 
     char *sql;
@@ -127,6 +129,17 @@ static int poll_watch(sink_pg_t *s, int events)
 
 /* ---- connection lifecycle ---- */
 
+static void conn_lost(sink_pg_t *s, const char *why);
+
+/* poll_watch, treating a failure as a lost connection. Returns -1 then. */
+static int watch(sink_pg_t *s, int events)
+{
+    if (poll_watch(s, events) == 0)
+        return 0;
+    conn_lost(s, "postgres: cannot watch the socket");
+    return -1;
+}
+
 static void on_retry(uv_timer_t *t) { start_connect(t->data); }
 
 /* Exponential backoff: 100 ms doubling up to postgres.retry_max. */
@@ -155,6 +168,7 @@ static void conn_lost(sink_pg_t *s, const char *why)
     }
     int was_up = s->state == C_READY;
     s->state = C_DOWN;
+    s->retry_pending = 0;
     if (s->head && s->head->kind == OP_TXN && s->step != S_NONE)
         s->head->verify = 1; /* it may have committed: check before redoing */
     s->step = S_NONE;
@@ -243,20 +257,20 @@ static void send_query(sink_pg_t *s, enum step step, const char *sql)
         return;
     }
     int f = PQflush(s->conn);
-    if (f < 0 || poll_watch(s, UV_READABLE | (f ? UV_WRITABLE : 0)) != 0)
+    if (f < 0)
         conn_lost_pq(s, "postgres flush");
+    else
+        watch(s, UV_READABLE | (f ? UV_WRITABLE : 0));
 }
 
 static void on_connect_io(sink_pg_t *s)
 {
     switch (PQconnectPoll(s->conn)) {
     case PGRES_POLLING_READING:
-        if (poll_watch(s, UV_READABLE) != 0)
-            conn_lost_pq(s, "postgres connect");
+        watch(s, UV_READABLE);
         return;
     case PGRES_POLLING_WRITING:
-        if (poll_watch(s, UV_WRITABLE) != 0)
-            conn_lost_pq(s, "postgres connect");
+        watch(s, UV_WRITABLE);
         return;
     case PGRES_POLLING_OK:
         if (PQsetnonblocking(s->conn, 1) != 0) {
@@ -271,6 +285,11 @@ static void on_connect_io(sink_pg_t *s)
     }
 }
 
+static void on_connect_timeout(uv_timer_t *t)
+{
+    conn_lost(t->data, "postgres connect: timed out");
+}
+
 static void start_connect(sink_pg_t *s)
 {
     s->conn = connect_params(s->cfg->pg_conninfo, 1);
@@ -279,8 +298,10 @@ static void start_connect(sink_pg_t *s)
         return;
     }
     s->state = C_CONNECTING;
-    if (poll_watch(s, UV_WRITABLE) != 0)
-        conn_lost_pq(s, "postgres connect");
+    /* PQconnectPoll has no timeout of its own: connect and session setup
+     * must finish within this, or the attempt counts as failed */
+    uv_timer_start(&s->retry, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
+    watch(s, UV_WRITABLE);
 }
 
 /* ---- the statement in flight: COPY streaming and result collection ---- */
@@ -302,7 +323,7 @@ static int copy_push(sink_pg_t *s)
         if (f < 0)
             goto lost;
         if (f == 1 || r == 0) /* socket full: continue when writable */
-            return poll_watch(s, UV_READABLE | UV_WRITABLE) ? -1 : 0;
+            return watch(s, UV_READABLE | UV_WRITABLE);
     }
     if (!s->copy_ended) {
         if (PQputCopyEnd(s->conn, NULL) != 1)
@@ -314,7 +335,7 @@ static int copy_push(sink_pg_t *s)
         goto lost;
     if (f == 0)
         s->copying = 0; /* all sent: now wait for the COPY's result */
-    return poll_watch(s, UV_READABLE | (f ? UV_WRITABLE : 0)) ? -1 : 0;
+    return watch(s, UV_READABLE | (f ? UV_WRITABLE : 0));
 lost:
     conn_lost_pq(s, "postgres copy");
     return -1;
@@ -386,7 +407,7 @@ static void on_io(uv_poll_t *h, int status, int events)
                 conn_lost_pq(s, "postgres flush");
                 return;
             }
-            if (poll_watch(s, UV_READABLE | (f ? UV_WRITABLE : 0)) != 0)
+            if (watch(s, UV_READABLE | (f ? UV_WRITABLE : 0)) != 0)
                 return;
         }
     }
@@ -530,7 +551,7 @@ static void send_write(sink_pg_t *s, batch_t *b)
 static void run_next(sink_pg_t *s)
 {
     struct op *o = s->head;
-    if (!o || s->state != C_READY || s->step != S_NONE)
+    if (!o || s->state != C_READY || s->step != S_NONE || s->retry_pending)
         return;
     if (o->kind == OP_OFFSETS)
         send_offsets_query(s, S_OFFSETS);
@@ -567,13 +588,16 @@ static void verify_done(sink_pg_t *s)
         same_expected += v == off[i].expected;
     }
     s->head->verify = 0;
-    if (same_next == n) {
+    /* "not committed" first: when next == expected (a replay below the
+     * stored offset) both hold, and running the batch again is harmless
+     * (ON CONFLICT for rows and dead letters, the fence rewrites the value) */
+    if (same_expected == n) {
+        log_info("unknown commit outcome resolved: not committed, retrying",
+                 "messages=%zu", batch_messages(s->head->batch));
+    } else if (same_next == n) {
         log_info("unknown commit outcome resolved: committed", "messages=%zu",
                  batch_messages(s->head->batch));
         txn_finish(s, SINK_OK, batch_rows(s->head->batch));
-    } else if (same_expected == n) {
-        log_info("unknown commit outcome resolved: not committed, retrying",
-                 "messages=%zu", batch_messages(s->head->batch));
     } else {
         txn_finish(s, SINK_FENCED, 0);
     }
@@ -601,7 +625,12 @@ static void offsets_done(sink_pg_t *s)
 }
 
 /* A statement finished (every result collected). Decide the next one. */
-static void on_retry_op(uv_timer_t *t) { run_next(t->data); }
+static void on_retry_op(uv_timer_t *t)
+{
+    sink_pg_t *s = t->data;
+    s->retry_pending = 0;
+    run_next(s);
+}
 
 static void step_done(sink_pg_t *s)
 {
@@ -625,6 +654,7 @@ static void step_done(sink_pg_t *s)
     }
     switch (step) {
     case S_SETUP:
+        uv_timer_stop(&s->retry); /* the connect timeout */
         s->state = C_READY;
         s->backoff_ms = 0;
         s->cb.on_state(s->ud, 1, NULL);
@@ -653,6 +683,7 @@ static void step_done(sink_pg_t *s)
             break;
         }
         /* a statement failed: retry the same batch after a pause */
+        s->retry_pending = 1;
         uv_timer_start(&s->retry, on_retry_op, backoff_next(s), 0);
         return;
     default:
@@ -793,8 +824,10 @@ void sink_pg_free(sink_pg_t *s)
     uv_close((uv_handle_t *)&s->retry, sink_closed);
     if (s->rows)
         PQclear(s->rows);
+    s->rows = NULL;
     if (s->conn)
         PQfinish(s->conn);
+    s->conn = NULL;
     while (s->head) {
         batch_free(s->head->batch);
         op_pop(s);

@@ -114,11 +114,16 @@ static void drain(source_kafka_t *s)
                 };
                 s->cb.on_message(s->ud, &sm);
                 delivered++;
-            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                if (s->cb.on_eof)
+                    s->cb.on_eof(s->ud, m->partition, m->offset);
+            } else {
                 char msg[512];
+                int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL ||
+                            rd_kafka_fatal_error(s->rk, NULL, 0) != 0;
                 snprintf(msg, sizeof msg, "consume error: partition=%d %s",
                          (int)m->partition, rd_kafka_message_errstr(m));
-                s->cb.on_error(s->ud, msg, 0);
+                s->cb.on_error(s->ud, msg, fatal);
             }
             rd_kafka_message_destroy(m);
         }
@@ -169,7 +174,7 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
-        {"enable.partition.eof", "false"},
+
         /* an idle fetch waits at most this long; brokers that hold a fetch
          * for the whole wait (the mock cluster) would otherwise add 500 ms */
         {"fetch.wait.max.ms", "5"},
@@ -196,10 +201,25 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
         if (conf_set(conf, defaults[i][0], defaults[i][1], err, errlen))
             goto fail_conf;
+    /* EOF events tell --until-end where a partition ends even when its last
+     * offsets are control records (transactions) that are never delivered */
+    if (conf_set(conf, "enable.partition.eof", cfg->until_end ? "true" : "false",
+                 err, errlen))
+        goto fail_conf;
     for (size_t i = 0; i < cfg->n_kafka_props; i++)
         if (conf_set(conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value,
                      err, errlen))
             goto fail_conf;
+    char strategy[256];
+    size_t slen = sizeof strategy;
+    if (rd_kafka_conf_get(conf, "partition.assignment.strategy", strategy,
+                          &slen) == RD_KAFKA_CONF_OK &&
+        strstr(strategy, "cooperative")) {
+        snprintf(err, errlen, "kafka property partition.assignment.strategy=%s: "
+                 "cooperative assignors are not supported; use range or "
+                 "roundrobin", strategy);
+        goto fail_conf;
+    }
     rd_kafka_conf_set_opaque(conf, s);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
@@ -229,11 +249,6 @@ int source_kafka_start(source_kafka_t *s, char *err, size_t errlen)
         return -1;
     }
     s->conf = NULL; /* owned by rk */
-    if (strcmp(rd_kafka_rebalance_protocol(s->rk), "COOPERATIVE") == 0) {
-        snprintf(err, errlen, "kafka property partition.assignment.strategy: "
-                 "cooperative assignors are not supported; use range or roundrobin");
-        return -1;
-    }
     rd_kafka_poll_set_consumer(s->rk);
     rd_kafka_set_log_queue(s->rk, NULL); /* logs to the main → consumer queue */
     s->queue = rd_kafka_queue_get_consumer(s->rk);
@@ -303,7 +318,13 @@ static void set_paused(source_kafka_t *s, int pause)
 }
 
 void source_kafka_pause(source_kafka_t *s) { set_paused(s, 1); }
-void source_kafka_resume(source_kafka_t *s) { set_paused(s, 0); }
+
+int source_kafka_resume_at(source_kafka_t *s, const int32_t *partitions,
+                           const int64_t *offsets, size_t n)
+{
+    set_paused(s, 0);
+    return source_kafka_assign(s, partitions, offsets, n);
+}
 int source_kafka_paused(const source_kafka_t *s) { return s->paused; }
 
 void source_kafka_commit_async(source_kafka_t *s, const int32_t *partitions,

@@ -53,6 +53,7 @@ typedef struct pipeline_stats {
     uint64_t batches;         /* committed transactions */
     uint64_t fenced;          /* transactions rolled back by the offset fence */
     uint64_t reloads, reload_failures;
+    uint64_t offset_gaps;     /* offsets never delivered (compaction, markers) */
 } pipeline_stats_t;
 
 /* The pipeline's present state, for /metrics and /readyz. */

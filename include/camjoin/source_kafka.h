@@ -55,6 +55,9 @@ typedef struct source_kafka_callbacks {
     void (*on_revoke)(void *ud);
     /* new assignment; call source_kafka_assign() once offsets are known */
     void (*on_assign)(void *ud, const int32_t *partitions, size_t n);
+    /* --until-end only: the partition has no message at or after `offset`
+     * (its end at this moment); may be NULL */
+    void (*on_eof)(void *ud, int32_t partition, int64_t offset);
     /* a consumer error worth logging (already formatted, one line) */
     void (*on_error)(void *ud, const char *msg, int fatal);
 } source_kafka_callbacks;
@@ -72,9 +75,14 @@ int source_kafka_start(source_kafka_t *s, char *err, size_t errlen);
 int source_kafka_assign(source_kafka_t *s, const int32_t *partitions,
                         const int64_t *offsets, size_t n);
 
-/* Pause/resume fetching of the whole assignment (idempotent). */
+/* Pauses fetching of the whole assignment (idempotent). */
 void source_kafka_pause(source_kafka_t *s);
-void source_kafka_resume(source_kafka_t *s);
+/* Resumes by re-assigning at the given absolute offsets (the owner's next
+ * expected offsets) rather than rd_kafka_resume_partitions(): librdkafka
+ * 2.0.2 can skip offsets when batch consumption meets pause/resume (fixed
+ * upstream in 2.1.0), and an explicit position cannot skip anything. */
+int source_kafka_resume_at(source_kafka_t *s, const int32_t *partitions,
+                           const int64_t *offsets, size_t n);
 int source_kafka_paused(const source_kafka_t *s);
 
 /* Informational async commit of next offsets to Kafka (skipped when the
