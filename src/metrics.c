@@ -1,51 +1,21 @@
 /* metrics — see include/camjoin/metrics.h. */
 #include "camjoin/metrics.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "camjoin/pipeline.h"
+#include "camjoin/strbuf.h"
 
-struct text {
-    char *buf;
-    size_t len, cap;
-    int oom;
-};
-
-static void add(struct text *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void add(struct text *t, const char *fmt, ...)
-{
-    while (!t->oom) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap ? t->cap * 2 : 4096;
-        char *b = realloc(t->buf, cap);
-        if (!b || n < 0) {
-            t->oom = 1;
-            return;
-        }
-        t->buf = b;
-        t->cap = cap;
-    }
-}
-
-static void metric(struct text *t, const char *name, const char *type,
+static void metric(strbuf_t *t, const char *name, const char *type,
                    const char *help, unsigned long long v)
 {
-    add(t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type,
+    strbuf_addf(t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type,
         name, v);
 }
 
-static void render(const pipeline_t *p, struct text *t)
+static void render(const pipeline_t *p, strbuf_t *t)
 {
     pipeline_stats_t s;
     pipeline_health_t h;
@@ -89,7 +59,7 @@ static void render(const pipeline_t *p, struct text *t)
     metric(t, "camjoin_partitions_assigned", G, "Partitions assigned.", h.assigned);
     metric(t, "camjoin_partitions_paused", G, "Partitions paused by back-pressure.",
            h.paused ? h.active : 0);
-    add(t, "# HELP camjoin_build_info Build information.\n"
+    strbuf_addf(t, "# HELP camjoin_build_info Build information.\n"
            "# TYPE camjoin_build_info gauge\n"
            "camjoin_build_info{version=\"%s\"} 1\n", CAMJOIN_VERSION);
 }
@@ -112,30 +82,27 @@ static const char *not_ready(const pipeline_health_t *h)
 void metrics_handle(void *ud, const char *path, http_response *res)
 {
     const pipeline_t *p = ud;
-    struct text t = {0};
+    strbuf_t t = {0};
     pipeline_health_t h;
     if (strcmp(path, "/metrics") == 0) {
         render(p, &t);
         res->status = 200;
         res->content_type = "text/plain; version=0.0.4; charset=utf-8";
     } else if (strcmp(path, "/healthz") == 0) {
-        add(&t, "ok\n");
+        strbuf_addf(&t, "ok\n");
         res->status = 200;
     } else if (strcmp(path, "/readyz") == 0) {
         pipeline_get_health(p, &h);
         const char *why = not_ready(&h);
-        add(&t, "%s\n", why ? why : "ready");
+        strbuf_addf(&t, "%s\n", why ? why : "ready");
         res->status = why ? 503 : 200;
     } else {
-        add(&t, "not found: try /metrics, /healthz or /readyz\n");
+        strbuf_addf(&t, "not found: try /metrics, /healthz or /readyz\n");
         res->status = 404;
     }
-    if (t.oom) {
-        free(t.buf);
-        t.buf = NULL;
-        t.len = 0;
+    size_t len = t.oom ? 0 : t.len;
+    res->body = strbuf_take(&t); /* owned by the server now; NULL on OOM */
+    res->len = len;
+    if (!res->body)
         res->status = 503;
-    }
-    res->body = t.buf; /* owned by the server now */
-    res->len = t.len;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "camjoin/log.h"
+#include "sink_sql.h"
 
 #define COPY_CHUNK (256 * 1024)
 #define MAX_RESULTS 16
@@ -45,20 +46,18 @@ struct sink_pg {
 
     /* the statement in flight */
     enum step step;
-    const char *copy[2]; /* COPY payloads in the order the statement needs */
-    size_t copy_len[2], ncopy, copy_idx, copy_off;
+    sink_write_plan plan;  /* of the S_WRITE statement (also its COPY data) */
+    size_t copy_idx, copy_off;
     int copying, copy_ended;
     int nres, failed;
     int64_t tuples[MAX_RESULTS];
     char errmsg[512];
     PGresult *rows;      /* TUPLES_OK result kept for step_done */
-    int idx_insert, n_upd, n_ins, idx_upd, idx_ins;
     int fenced;          /* the ROLLBACK in flight is for a failed fence */
     int retry_pending;   /* a failed statement waits out its backoff */
     uint64_t txn_start_ns;
 
-    char *sql;
-    size_t sql_len, sql_cap;
+    strbuf_t sql;
 };
 
 static void start_connect(sink_pg_t *s);
@@ -66,30 +65,6 @@ static void on_io(uv_poll_t *h, int status, int events);
 static void run_next(sink_pg_t *s);
 
 /* ---- small helpers ---- */
-
-static int sql_add(sink_pg_t *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int sql_add(sink_pg_t *s, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(s->sql + s->sql_len, s->sql_cap - s->sql_len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return -1;
-        if (s->sql_len + (size_t)n < s->sql_cap) {
-            s->sql_len += (size_t)n;
-            return 0;
-        }
-        size_t cap = (s->sql_cap + (size_t)n) * 2;
-        char *p = realloc(s->sql, cap);
-        if (!p)
-            return -1;
-        s->sql = p;
-        s->sql_cap = cap;
-    }
-}
 
 static void first_line(char *dst, size_t size, const char *msg)
 {
@@ -234,17 +209,6 @@ static PGconn *connect_params(const char *conninfo, int async)
     return c;
 }
 
-static const char setup_sql[] =
-    "CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_events ("
-    " event_id text, event_ts timestamptz, camera_id text, event_type text,"
-    " confidence real, object_count integer, attributes jsonb, site_id text,"
-    " site_name text, zone text, latitude double precision,"
-    " longitude double precision, kafka_partition integer,"
-    " kafka_offset bigint) ON COMMIT DELETE ROWS;"
-    "CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_dead ("
-    " topic text, kafka_partition integer, kafka_offset bigint, payload bytea,"
-    " reason text) ON COMMIT DELETE ROWS";
-
 static void send_query(sink_pg_t *s, enum step step, const char *sql)
 {
     s->step = step;
@@ -278,7 +242,7 @@ static void on_connect_io(sink_pg_t *s)
             return;
         }
         s->state = C_SETUP;
-        send_query(s, S_SETUP, setup_sql);
+        send_query(s, S_SETUP, sink_sql_setup);
         return;
     default:
         conn_lost_pq(s, "postgres connect");
@@ -310,8 +274,8 @@ static void start_connect(sink_pg_t *s)
  * the connection failed (already handled). */
 static int copy_push(sink_pg_t *s)
 {
-    const char *data = s->copy[s->copy_idx];
-    size_t len = s->copy_len[s->copy_idx];
+    const char *data = s->plan.copy[s->copy_idx];
+    size_t len = s->plan.copy_len[s->copy_idx];
     while (s->copy_off < len) {
         size_t n = len - s->copy_off < COPY_CHUNK ? len - s->copy_off : COPY_CHUNK;
         int r = PQputCopyData(s->conn, data + s->copy_off, (int)n);
@@ -354,7 +318,8 @@ static void collect(sink_pg_t *s)
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_COPY_IN) {
             PQclear(r);
-            if (s->copy_idx >= s->ncopy) { /* not ours: refuse it */
+            if (s->step != S_WRITE || s->copy_idx >= s->plan.ncopy) {
+                /* not ours: refuse it */
                 PQputCopyEnd(s->conn, "camjoin: unexpected COPY");
                 continue;
             }
@@ -458,94 +423,23 @@ static void op_push(sink_pg_t *s, enum op_kind kind, batch_t *b)
 
 static void send_offsets_query(sink_pg_t *s, enum step step)
 {
-    s->sql_len = 0;
-    if (sql_add(s, "SELECT kafka_partition, next_offset FROM camjoin_offsets "
-                   "WHERE consumer_group = %s AND topic = %s",
-                s->group_lit, s->topic_lit) != 0) {
+    sink_sql_offsets(&s->sql, s->group_lit, s->topic_lit);
+    if (s->sql.oom) {
         conn_lost(s, "out of memory");
         return;
     }
-    send_query(s, step, s->sql);
+    send_query(s, step, s->sql.data);
 }
 
-/* Builds and sends the whole write of a batch as one simple query: BEGIN,
- * the two COPYs, the inserts and the fenced offset updates. COMMIT follows
- * once the fences are seen to hold. */
 static void send_write(sink_pg_t *s, batch_t *b)
 {
-    size_t nrows = batch_rows(b), ndead = batch_dead(b), noff, i;
-    batch_offset_t *off = batch_offsets(b, &noff);
-    int res = 1, err = 0; /* result index; BEGIN is result 0 */
-    s->sql_len = 0;
-    s->ncopy = 0;
-    s->idx_insert = s->idx_upd = s->idx_ins = -1;
-    s->n_upd = s->n_ins = 0;
-    err |= sql_add(s, "BEGIN;");
-    if (nrows) {
-        s->copy[s->ncopy] = batch_event_data(b, &s->copy_len[s->ncopy]);
-        s->ncopy++;
-        err |= sql_add(s, "COPY camjoin_stage_events (" BATCH_EVENT_COLUMNS
-                          ") FROM STDIN;");
-        res++;
-    }
-    if (ndead) {
-        s->copy[s->ncopy] = batch_dead_data(b, &s->copy_len[s->ncopy]);
-        s->ncopy++;
-        err |= sql_add(s, "COPY camjoin_stage_dead (" BATCH_DEAD_COLUMNS
-                          ") FROM STDIN;");
-        res++;
-    }
-    if (nrows) {
-        err |= sql_add(s, "INSERT INTO %s (" BATCH_EVENT_COLUMNS
-                          ", ingested_at) SELECT " BATCH_EVENT_COLUMNS
-                          ", statement_timestamp() FROM camjoin_stage_events "
-                          "ON CONFLICT DO NOTHING;", s->table_id);
-        s->idx_insert = res++;
-    }
-    if (ndead) {
-        err |= sql_add(s, "INSERT INTO camjoin_dead_letters (" BATCH_DEAD_COLUMNS
-                          ") SELECT " BATCH_DEAD_COLUMNS " FROM camjoin_stage_dead "
-                          "ON CONFLICT DO NOTHING;");
-        res++;
-    }
-    for (i = 0; i < noff; i++)
-        s->n_upd += off[i].expected != BATCH_OFFSET_NONE;
-    s->n_ins = (int)noff - s->n_upd;
-    if (s->n_upd) {
-        err |= sql_add(s, "UPDATE camjoin_offsets o SET next_offset = v.n, "
-                          "updated_at = now() FROM (VALUES ");
-        for (i = 0; i < noff; i++)
-            if (off[i].expected != BATCH_OFFSET_NONE)
-                err |= sql_add(s, "%s(%d, %lld::bigint, %lld::bigint)",
-                               s->sql[s->sql_len - 1] == '(' ||
-                               s->sql[s->sql_len - 1] == ' ' ? "" : ",",
-                               (int)off[i].partition,
-                               (long long)off[i].expected, (long long)off[i].next);
-        err |= sql_add(s, ") v(p, e, n) WHERE o.consumer_group = %s AND "
-                          "o.topic = %s AND o.kafka_partition = v.p AND "
-                          "o.next_offset = v.e;", s->group_lit, s->topic_lit);
-        s->idx_upd = res++;
-    }
-    if (s->n_ins) {
-        err |= sql_add(s, "INSERT INTO camjoin_offsets (consumer_group, topic, "
-                          "kafka_partition, next_offset) VALUES ");
-        int first = 1;
-        for (i = 0; i < noff; i++)
-            if (off[i].expected == BATCH_OFFSET_NONE) {
-                err |= sql_add(s, "%s(%s, %s, %d, %lld)", first ? "" : ",",
-                               s->group_lit, s->topic_lit, (int)off[i].partition,
-                               (long long)off[i].next);
-                first = 0;
-            }
-        err |= sql_add(s, " ON CONFLICT DO NOTHING;");
-        s->idx_ins = res++;
-    }
-    if (err) {
+    sink_sql_write(&s->sql, b, s->table_id, s->group_lit, s->topic_lit, &s->plan);
+    if (s->sql.oom) {
         conn_lost(s, "out of memory");
         return;
     }
     s->txn_start_ns = uv_hrtime();
-    send_query(s, S_WRITE, s->sql);
+    send_query(s, S_WRITE, s->sql.data);
 }
 
 static void run_next(sink_pg_t *s)
@@ -666,8 +560,9 @@ static void step_done(sink_pg_t *s)
         offsets_done(s);
         break;
     case S_WRITE: {
-        int ok = (s->idx_upd < 0 || s->tuples[s->idx_upd] == s->n_upd) &&
-                 (s->idx_ins < 0 || s->tuples[s->idx_ins] == s->n_ins);
+        const sink_write_plan *w = &s->plan;
+        int ok = (w->idx_upd < 0 || s->tuples[w->idx_upd] == w->n_upd) &&
+                 (w->idx_ins < 0 || s->tuples[w->idx_ins] == w->n_ins);
         s->fenced = !ok;
         send_query(s, ok ? S_COMMIT : S_ROLLBACK, ok ? "COMMIT" : "ROLLBACK");
         goto out;
@@ -675,7 +570,8 @@ static void step_done(sink_pg_t *s)
     case S_COMMIT:
         s->backoff_ms = 0;
         txn_finish(s, SINK_OK,
-                   s->idx_insert >= 0 ? (size_t)s->tuples[s->idx_insert] : 0);
+                   s->plan.idx_insert >= 0
+                       ? (size_t)s->tuples[s->plan.idx_insert] : 0);
         break;
     case S_ROLLBACK:
         if (s->fenced) {
@@ -698,38 +594,6 @@ out:
 }
 
 /* ---- public API ---- */
-
-char *sink_pg_schema_sql(const char *table)
-{
-    static const char fmt[] =
-        "CREATE TABLE IF NOT EXISTS %s (\n"
-        "  event_id text NOT NULL, event_ts timestamptz NOT NULL,\n"
-        "  camera_id text NOT NULL, event_type text NOT NULL,\n"
-        "  confidence real, object_count integer, attributes jsonb,\n"
-        "  site_id text, site_name text, zone text, latitude double precision,"
-        " longitude double precision,\n"
-        "  kafka_partition integer NOT NULL, kafka_offset bigint NOT NULL,\n"
-        "  ingested_at timestamptz NOT NULL DEFAULT now(),\n"
-        "  PRIMARY KEY (event_id, event_ts));\n"
-        "CREATE TABLE IF NOT EXISTS camjoin_offsets (consumer_group text,"
-        " topic text, kafka_partition integer,\n"
-        "  next_offset bigint NOT NULL, updated_at timestamptz NOT NULL"
-        " DEFAULT now(),\n"
-        "  PRIMARY KEY (consumer_group, topic, kafka_partition));\n"
-        "CREATE TABLE IF NOT EXISTS camjoin_dead_letters (id bigserial PRIMARY"
-        " KEY, topic text NOT NULL,\n"
-        "  kafka_partition integer NOT NULL, kafka_offset bigint NOT NULL,"
-        " payload bytea,\n"
-        "  reason text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());\n"
-        "-- the natural key of a dead letter: a replay does not repeat it\n"
-        "CREATE UNIQUE INDEX IF NOT EXISTS camjoin_dead_letters_position\n"
-        "  ON camjoin_dead_letters (topic, kafka_partition, kafka_offset);\n";
-    size_t n = sizeof fmt + strlen(table);
-    char *sql = malloc(n);
-    if (sql)
-        snprintf(sql, n, fmt, table);
-    return sql;
-}
 
 sink_pg_t *sink_pg_new(uv_loop_t *loop, const camjoin_config *cfg,
                        const sink_pg_callbacks *cb, void *ud)
@@ -776,7 +640,7 @@ int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
     }
     /* one transaction, serialized across instances starting together */
     const char *steps[] = {"BEGIN", "SELECT pg_advisory_xact_lock(7262330617)",
-                           ddl, "COMMIT", setup_sql};
+                           ddl, "COMMIT", sink_sql_setup};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         PGresult *r = PQexec(s->conn, steps[i]);
         ExecStatusType st = PQresultStatus(r);
@@ -835,6 +699,6 @@ void sink_pg_free(sink_pg_t *s)
     free(s->group_lit);
     free(s->topic_lit);
     free(s->table_id);
-    free(s->sql);
+    strbuf_free(&s->sql);
     /* s itself goes when the loop has closed the timer (sink_closed) */
 }

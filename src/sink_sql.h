@@ -1,0 +1,39 @@
+/*
+ * sink_sql — the SQL text sink_pg sends. Private to the sink.
+ *
+ * Kept apart from the connection state machine so each reads on its own:
+ * this file knows what a batch's transaction says; sink_pg.c knows how to
+ * get it to the server without blocking. Every identifier and literal that
+ * comes from configuration arrives here already escaped by libpq
+ * (PQescapeIdentifier / PQescapeLiteral); numbers are formatted here; all
+ * row data travels as COPY data, never as SQL text.
+ */
+#ifndef CAMJOIN_SINK_SQL_H
+#define CAMJOIN_SINK_SQL_H
+
+#include "camjoin/batch.h"
+#include "camjoin/strbuf.h"
+
+/* Per-connection setup: the temporary staging tables (emptied by COMMIT). */
+extern const char sink_sql_setup[];
+
+/* What the write statement will produce, so results can be checked. */
+typedef struct sink_write_plan {
+    const char *copy[2];     /* COPY payloads, in the order the statement needs */
+    size_t copy_len[2], ncopy;
+    int idx_insert;          /* result index of the events INSERT, or -1 */
+    int idx_upd, n_upd;      /* fenced UPDATE: result index, rows it must touch */
+    int idx_ins, n_ins;      /* first-offset INSERT: result index, rows */
+} sink_write_plan;
+
+/* The whole write of a batch as one simple-query string: BEGIN, COPY rows
+ * and dead letters into staging, INSERT … ON CONFLICT DO NOTHING into the
+ * targets, and the fenced offset advance. COMMIT is sent separately, once
+ * the fences are seen to hold. `table`, `group` and `topic` are escaped. */
+void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
+                    const char *group, const char *topic, sink_write_plan *plan);
+
+/* SELECT kafka_partition, next_offset for one group and topic. */
+void sink_sql_offsets(strbuf_t *q, const char *group, const char *topic);
+
+#endif
