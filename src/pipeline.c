@@ -12,62 +12,16 @@
 #include "camjoin/log.h"
 #include "camjoin/metrics.h"
 #include "camjoin/sink_pg.h"
+#include "pipeline_int.h"
 
 #define TICK_MS 1000
 #define STATS_EVERY_MS 10000
 
-enum part_state { P_NONE = 0, P_RESOLVING, P_ACTIVE };
-
-struct part {
-    enum part_state state;
-    int64_t stored;    /* next offset in camjoin_offsets; BATCH_OFFSET_NONE */
-    int64_t next;      /* next offset expected from Kafka */
-    int64_t committed; /* position committed by this run (for --until-end) */
-    int64_t high;      /* high watermark at assignment */
-    int replayed;      /* the replay spec was applied to this partition */
-};
-
-struct pipeline {
-    uv_loop_t *loop;
-    const camjoin_config *cfg;
-    source_kafka_t *src;
-    sink_pg_t *sink;
-    http_t *http;            /* NULL unless http.listen is set */
-    dedup_t *dedup;
-    refdata_t *ref;
-    replay_spec_t replay;
-    int offset_reset_latest; /* auto.offset.reset was set to latest */
-
-    struct part *parts;      /* indexed by partition id */
-    size_t nparts;
-    int32_t *assigned;       /* current assignment, as given by the group */
-    size_t nassigned;
-    uint64_t gen;            /* bumped by every (re)assignment */
-    uint64_t offsets_gen;    /* gen whose offsets read is outstanding */
-    int awaiting_assign;     /* between a revoke/assign and its positioning */
-    int need_resolve;        /* resolution failed; the tick retries it */
-
-    batch_t *open;           /* filling */
-    batch_t **sealed;        /* FIFO, waiting for the connection */
-    size_t nsealed, capsealed;
-    batch_t *spare;          /* one recycled batch */
-    size_t buffered;         /* messages not yet committed */
-    int64_t open_since;      /* uv_now when the open batch got its first message */
-
-    int stopping, stopped, exit_code;
-    uv_signal_t sig[3];
-    uv_timer_t tick, linger, closer;
-    uint64_t last_stats_ms, last_consumed;
-    pipeline_stats_t st;
-};
-
-static void flush_maybe(pipeline_t *p);
-static void stop(pipeline_t *p, int code);
 static void finish(pipeline_t *p);
 
 /* ---- partitions ---- */
 
-static struct part *part_get(pipeline_t *p, int32_t id)
+struct part *pipeline_part(pipeline_t *p, int32_t id)
 {
     if (id < 0)
         return NULL;
@@ -83,7 +37,7 @@ static struct part *part_get(pipeline_t *p, int32_t id)
     return &p->parts[id];
 }
 
-static struct part *part_active(pipeline_t *p, int32_t id)
+struct part *pipeline_part_active(pipeline_t *p, int32_t id)
 {
     return id >= 0 && (size_t)id < p->nparts && p->parts[id].state == P_ACTIVE
                ? &p->parts[id] : NULL;
@@ -107,6 +61,13 @@ static void batch_recycle(pipeline_t *p, batch_t *b)
         p->spare = b;
 }
 
+batch_t *pipeline_open_batch(pipeline_t *p)
+{
+    if (!p->open && (p->open = batch_take(p)))
+        p->open_since = (int64_t)uv_now(p->loop);
+    return p->open;
+}
+
 static int seal(pipeline_t *p)
 {
     if (!p->open || batch_messages(p->open) == 0)
@@ -125,7 +86,7 @@ static int seal(pipeline_t *p)
 }
 
 /* Drops everything not yet sent; its messages will be read again. */
-static void drop_buffered(pipeline_t *p)
+void pipeline_drop_buffered(pipeline_t *p)
 {
     size_t dropped = 0;
     if (p->open) {
@@ -162,7 +123,7 @@ static void resume_at_next(pipeline_t *p)
             p->need_resolve = 1;
     } else {
         log_error("out of memory resuming partitions", NULL);
-        stop(p, 1);
+        pipeline_stop(p, 1);
     }
     free(parts);
     free(offs);
@@ -189,7 +150,7 @@ static void add_dead(pipeline_t *p, batch_t *b, const source_msg_t *m,
 {
     if (batch_add_dead(b, m->partition, m->offset, m->value, m->len, reason)) {
         log_error("cannot buffer a dead letter", "reason=%s", reason);
-        stop(p, 1);
+        pipeline_stop(p, 1);
     }
 }
 
@@ -233,13 +194,13 @@ out:
 static void on_message(void *ud, const source_msg_t *m)
 {
     pipeline_t *p = ud;
-    struct part *pt = part_active(p, m->partition);
+    struct part *pt = pipeline_part_active(p, m->partition);
     if (p->stopping || !pt || m->offset < pt->next)
         return; /* not ours (any more), or a re-delivery of a skipped range */
     if (!p->open) {
         if (!(p->open = batch_take(p))) {
             log_error("out of memory allocating a batch", NULL);
-            stop(p, 1);
+            pipeline_stop(p, 1);
             return;
         }
         p->open_since = (int64_t)uv_now(p->loop);
@@ -251,14 +212,14 @@ static void on_message(void *ud, const source_msg_t *m)
     p->buffered++;
     process(p, p->open, m);
     if (batch_messages(p->open) >= (size_t)p->cfg->batch_max_rows && seal(p))
-        stop(p, 1);
+        pipeline_stop(p, 1);
 }
 
 static void on_drained(void *ud)
 {
     pipeline_t *p = ud;
     backpressure(p);
-    flush_maybe(p);
+    pipeline_flush(p);
 }
 
 /* ---- flushing and commits ---- */
@@ -272,7 +233,7 @@ static void submit(pipeline_t *p, batch_t *b)
     sink_pg_submit(p->sink, b); /* owned by the sink until on_txn_done */
 }
 
-static void on_linger(uv_timer_t *t) { flush_maybe(t->data); }
+static void on_linger(uv_timer_t *t) { pipeline_flush(t->data); }
 
 static int until_end_reached(pipeline_t *p)
 {
@@ -286,7 +247,7 @@ static int until_end_reached(pipeline_t *p)
     return 1;
 }
 
-static void flush_maybe(pipeline_t *p)
+void pipeline_flush(pipeline_t *p)
 {
     if (p->stopped || !p->sink || sink_pg_pending(p->sink) > 0)
         return;
@@ -301,7 +262,7 @@ static void flush_maybe(pipeline_t *p)
             log_error("out of memory sealing a batch; dropping the buffer "
                       "(it is read again on restart)", NULL);
             p->exit_code = 1;
-            drop_buffered(p);
+            pipeline_drop_buffered(p);
             finish(p);
             return;
         }
@@ -316,11 +277,9 @@ static void flush_maybe(pipeline_t *p)
         finish(p);
     else if (until_end_reached(p)) {
         log_info("reached the end of every assigned partition", NULL);
-        stop(p, 0);
+        pipeline_stop(p, 0);
     }
 }
-
-static void resolve_assignment(pipeline_t *p);
 
 static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
                         size_t inserted, double commit_ms)
@@ -334,7 +293,7 @@ static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
         int64_t next[64];
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
-            struct part *pt = part_get(p, off[i].partition);
+            struct part *pt = pipeline_part(p, off[i].partition);
             if (!pt)
                 continue;
             pt->stored = off[i].next;
@@ -358,196 +317,13 @@ static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
         p->st.fenced++;
         log_warn("offsets moved by another consumer: batch rolled back, "
                  "re-reading stored offsets", "messages=%zu", msgs);
-        drop_buffered(p);
+        pipeline_drop_buffered(p);
         if (!p->stopping)
-            resolve_assignment(p);
+            pipeline_resolve(p);
     }
     batch_recycle(p, b);
     backpressure(p);
-    flush_maybe(p);
-}
-
-/* ---- assignment ---- */
-
-static void on_revoke(void *ud)
-{
-    pipeline_t *p = ud;
-    for (size_t i = 0; i < p->nassigned; i++)
-        p->parts[p->assigned[i]].state = P_NONE;
-    log_info("partitions revoked", "count=%zu", p->nassigned);
-    p->nassigned = 0;
-    p->gen++;
-    p->awaiting_assign = 1;
-    drop_buffered(p);
-    flush_maybe(p); /* a stop may have been waiting for this */
-}
-
-static void on_assign(void *ud, const int32_t *partitions, size_t n)
-{
-    pipeline_t *p = ud;
-    int32_t *a = malloc((n ? n : 1) * sizeof *a);
-    if (!a || (n && !part_get(p, partitions[n - 1]))) {
-        free(a);
-        log_error("out of memory in assignment", NULL);
-        stop(p, 1);
-        return;
-    }
-    memcpy(a, partitions, n * sizeof *a);
-    free(p->assigned);
-    p->assigned = a;
-    p->nassigned = n;
-    log_info("partitions assigned", "count=%zu", n);
-    resolve_assignment(p);
-}
-
-/* Step 1 of (re)positioning the assignment: read the stored offsets. */
-static void resolve_assignment(pipeline_t *p)
-{
-    p->gen++;
-    p->awaiting_assign = 1;
-    for (size_t i = 0; i < p->nassigned; i++) {
-        struct part *pt = part_get(p, p->assigned[i]);
-        if (!pt) {
-            stop(p, 1);
-            return;
-        }
-        pt->state = P_RESOLVING;
-    }
-    p->offsets_gen = p->gen;
-    sink_pg_read_offsets(p->sink);
-}
-
-struct resolve_ctx {
-    pipeline_t *p;
-    uint64_t gen;
-};
-
-static void on_resolved(void *ud, const source_resolved_t *r);
-
-/* Step 2: stored offsets known; ask Kafka for watermarks (thread pool). */
-static void on_offsets(void *ud, const int32_t *parts, const int64_t *next,
-                       size_t n)
-{
-    pipeline_t *p = ud;
-    if (p->offsets_gen != p->gen || p->stopping)
-        return; /* superseded by a later assignment */
-    p->offsets_gen = 0;
-    for (size_t i = 0; i < p->nassigned; i++)
-        p->parts[p->assigned[i]].stored = BATCH_OFFSET_NONE;
-    for (size_t i = 0; i < n; i++)
-        if ((size_t)parts[i] < p->nparts)
-            p->parts[parts[i]].stored = next[i];
-    struct resolve_ctx *c = malloc(sizeof *c);
-    int64_t at = p->replay.kind == REPLAY_TIME ? p->replay.time_ms : -1;
-    if (!c || source_kafka_resolve(p->src, p->assigned, p->nassigned, at,
-                                   on_resolved, c) != 0) {
-        free(c);
-        log_error("cannot start offset resolution", NULL);
-        stop(p, 1);
-        return;
-    }
-    c->p = p;
-    c->gen = p->gen;
-}
-
-/* Where partition i starts: replay spec (first assignment only), else the
- * stored offset, else auto.offset.reset. Clamped into [low, high]. */
-static int64_t start_offset(pipeline_t *p, struct part *pt, int32_t id,
-                            const source_resolved_t *r, size_t i)
-{
-    int64_t start = pt->stored;
-    if (!pt->replayed && p->replay.kind != REPLAY_NONE) {
-        switch (p->replay.kind) {
-        case REPLAY_EARLIEST: start = r->low[i]; break;
-        case REPLAY_LATEST: start = r->high[i]; break;
-        case REPLAY_OFFSET: start = p->replay.offset; break;
-        case REPLAY_TIME: start = r->at_time[i]; break;
-        case REPLAY_PARTITIONS:
-            for (size_t k = 0; k < p->replay.n; k++)
-                if (p->replay.partitions[k] == id)
-                    start = p->replay.offsets[k];
-            break;
-        default: break;
-        }
-    }
-    pt->replayed = 1;
-    if (start == BATCH_OFFSET_NONE)
-        start = p->offset_reset_latest ? r->high[i] : r->low[i];
-    if (start < r->low[i]) {
-        log_warn("start offset below the log start (retention): messages "
-                 "were lost before camjoin read them", "partition=%d start=%lld "
-                 "low=%lld", (int)id, (long long)start, (long long)r->low[i]);
-        start = r->low[i];
-    } else if (start > r->high[i]) {
-        log_warn("start offset beyond the end of the partition (topic "
-                 "recreated?)", "partition=%d start=%lld high=%lld", (int)id,
-                 (long long)start, (long long)r->high[i]);
-        start = r->high[i];
-    }
-    return start;
-}
-
-/* Step 3: assign at absolute offsets. */
-static void on_resolved(void *ud, const source_resolved_t *r)
-{
-    struct resolve_ctx *c = ud;
-    pipeline_t *p = c->p;
-    uint64_t gen = c->gen;
-    free(c);
-    if (gen != p->gen || p->stopping)
-        return;
-    if (r->status != 0) {
-        log_warn("offset resolution failed, retrying", "error=\"%s\"", r->err);
-        p->need_resolve = 1; /* the tick retries */
-        return;
-    }
-    int64_t *starts = malloc((r->n ? r->n : 1) * sizeof *starts);
-    if (!starts) {
-        stop(p, 1);
-        return;
-    }
-    for (size_t i = 0; i < r->n; i++) {
-        struct part *pt = &p->parts[r->partitions[i]];
-        starts[i] = start_offset(p, pt, r->partitions[i], r, i);
-        pt->next = pt->committed = starts[i];
-        pt->high = r->high[i];
-        pt->state = P_ACTIVE;
-        log_info("partition positioned", "partition=%d offset=%lld "
-                 "stored=%lld high=%lld", (int)r->partitions[i],
-                 (long long)starts[i], (long long)pt->stored,
-                 (long long)pt->high);
-    }
-    if (source_kafka_assign(p->src, r->partitions, starts, r->n) != 0) {
-        for (size_t i = 0; i < r->n; i++)
-            p->parts[r->partitions[i]].state = P_RESOLVING;
-        p->need_resolve = 1; /* the tick tries again */
-    } else {
-        p->awaiting_assign = 0;
-    }
-    free(starts);
-    flush_maybe(p); /* --until-end may already be satisfied */
-}
-
-/* --until-end: the partition ends at `offset`. If the last offsets were never
- * delivered (transaction markers), account for them so the stored offset,
- * and this run, reach the end. */
-static void on_eof(void *ud, int32_t partition, int64_t offset)
-{
-    pipeline_t *p = ud;
-    struct part *pt = part_active(p, partition);
-    if (p->stopping || !pt || offset <= pt->next || offset > pt->high)
-        return;
-    if (!p->open) {
-        if (!(p->open = batch_take(p))) {
-            stop(p, 1);
-            return;
-        }
-        p->open_since = (int64_t)uv_now(p->loop);
-    }
-    pt->next = offset;
-    p->buffered++;
-    batch_note_offset(p->open, partition, offset - 1);
-    flush_maybe(p);
+    pipeline_flush(p);
 }
 
 static void on_source_error(void *ud, const char *msg, int fatal)
@@ -557,7 +333,7 @@ static void on_source_error(void *ud, const char *msg, int fatal)
     log_emit(fatal ? LOG_ERROR : LOG_WARN, "kafka", "detail=%s",
              log_quote(q, sizeof q, msg));
     if (fatal)
-        stop(p, 1);
+        pipeline_stop(p, 1);
 }
 
 static void on_sink_state(void *ud, int up, const char *msg)
@@ -573,7 +349,7 @@ static void on_sink_state(void *ud, int up, const char *msg)
 
 /* ---- stop, signals, timers ---- */
 
-static void stop(pipeline_t *p, int code)
+void pipeline_stop(pipeline_t *p, int code)
 {
     if (code > p->exit_code)
         p->exit_code = code;
@@ -583,7 +359,7 @@ static void stop(pipeline_t *p, int code)
     log_info("stopping: flushing buffered rows", "buffered=%zu", p->buffered);
     source_kafka_pause(p->src);
     uv_timer_stop(&p->linger);
-    flush_maybe(p);
+    pipeline_flush(p);
 }
 
 static void log_stats(pipeline_t *p, const char *msg)
@@ -655,13 +431,13 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     if (!p->stopping) {
         log_info("signal received, shutting down", "signal=%d", signum);
-        stop(p, 0);
+        pipeline_stop(p, 0);
         return;
     }
     log_warn("second signal: abandoning buffered rows (re-read on restart)",
              "buffered=%zu", p->buffered);
     p->exit_code = 1;
-    drop_buffered(p);
+    pipeline_drop_buffered(p);
     finish(p);
 }
 
@@ -672,7 +448,7 @@ static void on_tick(uv_timer_t *t)
     dedup_expire(p->dedup, (int64_t)now);
     if (p->need_resolve && !p->stopping) {
         p->need_resolve = 0;
-        resolve_assignment(p);
+        pipeline_resolve(p);
     }
     if (now - p->last_stats_ms >= STATS_EVERY_MS) {
         if (p->st.consumed != p->last_consumed)
@@ -680,7 +456,7 @@ static void on_tick(uv_timer_t *t)
         p->last_consumed = p->st.consumed;
         p->last_stats_ms = now;
     }
-    flush_maybe(p);
+    pipeline_flush(p);
 }
 
 /* ---- lifecycle ---- */
@@ -691,11 +467,11 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
 {
     static const source_kafka_callbacks scb = {
         .on_message = on_message, .on_drained = on_drained,
-        .on_revoke = on_revoke, .on_assign = on_assign,
-        .on_eof = on_eof, .on_error = on_source_error,
+        .on_revoke = pipeline_on_revoke, .on_assign = pipeline_on_assign,
+        .on_eof = pipeline_on_eof, .on_error = on_source_error,
     };
     static const sink_pg_callbacks kcb = {
-        .on_txn_done = on_txn_done, .on_offsets = on_offsets,
+        .on_txn_done = on_txn_done, .on_offsets = pipeline_on_offsets,
         .on_state = on_sink_state,
     };
     pipeline_t *p = calloc(1, sizeof *p);
@@ -783,7 +559,7 @@ void pipeline_free(pipeline_t *p)
     http_close(p->http);
     source_kafka_free(p->src);
     sink_pg_free(p->sink);
-    drop_buffered(p);
+    pipeline_drop_buffered(p);
     if (p->spare)
         batch_free(p->spare);
     free(p->sealed);

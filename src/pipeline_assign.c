@@ -1,0 +1,192 @@
+/* pipeline_assign — where each assigned partition starts reading.
+ *
+ * On assignment (and after a fenced commit) the pipeline reads the stored
+ * offsets from PostgreSQL, asks Kafka for the watermarks (and for the offset
+ * of a replay timestamp) on the thread pool, applies --replay-from once per
+ * partition, and only then assigns at absolute offsets. Every step checks a
+ * generation number, so a rebalance in the middle discards stale answers.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "camjoin/log.h"
+#include "pipeline_int.h"
+
+void pipeline_on_revoke(void *ud)
+{
+    pipeline_t *p = ud;
+    for (size_t i = 0; i < p->nassigned; i++)
+        p->parts[p->assigned[i]].state = P_NONE;
+    log_info("partitions revoked", "count=%zu", p->nassigned);
+    p->nassigned = 0;
+    p->gen++;
+    p->awaiting_assign = 1;
+    pipeline_drop_buffered(p);
+    pipeline_flush(p); /* a stop may have been waiting for this */
+}
+
+void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n)
+{
+    pipeline_t *p = ud;
+    int32_t *a = malloc((n ? n : 1) * sizeof *a);
+    if (!a || (n && !pipeline_part(p, partitions[n - 1]))) {
+        free(a);
+        log_error("out of memory in assignment", NULL);
+        pipeline_stop(p, 1);
+        return;
+    }
+    memcpy(a, partitions, n * sizeof *a);
+    free(p->assigned);
+    p->assigned = a;
+    p->nassigned = n;
+    log_info("partitions assigned", "count=%zu", n);
+    pipeline_resolve(p);
+}
+
+/* Step 1 of (re)positioning the assignment: read the stored offsets. */
+void pipeline_resolve(pipeline_t *p)
+{
+    p->gen++;
+    p->awaiting_assign = 1;
+    for (size_t i = 0; i < p->nassigned; i++) {
+        struct part *pt = pipeline_part(p, p->assigned[i]);
+        if (!pt) {
+            pipeline_stop(p, 1);
+            return;
+        }
+        pt->state = P_RESOLVING;
+    }
+    p->offsets_gen = p->gen;
+    sink_pg_read_offsets(p->sink);
+}
+
+struct resolve_ctx {
+    pipeline_t *p;
+    uint64_t gen;
+};
+
+static void on_resolved(void *ud, const source_resolved_t *r);
+
+/* Step 2: stored offsets known; ask Kafka for watermarks (thread pool). */
+void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
+                       size_t n)
+{
+    pipeline_t *p = ud;
+    if (p->offsets_gen != p->gen || p->stopping)
+        return; /* superseded by a later assignment */
+    p->offsets_gen = 0;
+    for (size_t i = 0; i < p->nassigned; i++)
+        p->parts[p->assigned[i]].stored = BATCH_OFFSET_NONE;
+    for (size_t i = 0; i < n; i++)
+        if ((size_t)parts[i] < p->nparts)
+            p->parts[parts[i]].stored = next[i];
+    struct resolve_ctx *c = malloc(sizeof *c);
+    int64_t at = p->replay.kind == REPLAY_TIME ? p->replay.time_ms : -1;
+    if (!c || source_kafka_resolve(p->src, p->assigned, p->nassigned, at,
+                                   on_resolved, c) != 0) {
+        free(c);
+        log_error("cannot start offset resolution", NULL);
+        pipeline_stop(p, 1);
+        return;
+    }
+    c->p = p;
+    c->gen = p->gen;
+}
+
+/* Where partition i starts: replay spec (first assignment only), else the
+ * stored offset, else auto.offset.reset. Clamped into [low, high]. */
+static int64_t start_offset(pipeline_t *p, struct part *pt, int32_t id,
+                            const source_resolved_t *r, size_t i)
+{
+    int64_t start = pt->stored;
+    if (!pt->replayed && p->replay.kind != REPLAY_NONE) {
+        switch (p->replay.kind) {
+        case REPLAY_EARLIEST: start = r->low[i]; break;
+        case REPLAY_LATEST: start = r->high[i]; break;
+        case REPLAY_OFFSET: start = p->replay.offset; break;
+        case REPLAY_TIME: start = r->at_time[i]; break;
+        case REPLAY_PARTITIONS:
+            for (size_t k = 0; k < p->replay.n; k++)
+                if (p->replay.partitions[k] == id)
+                    start = p->replay.offsets[k];
+            break;
+        default: break;
+        }
+    }
+    pt->replayed = 1;
+    if (start == BATCH_OFFSET_NONE)
+        start = p->offset_reset_latest ? r->high[i] : r->low[i];
+    if (start < r->low[i]) {
+        log_warn("start offset below the log start (retention): messages "
+                 "were lost before camjoin read them", "partition=%d start=%lld "
+                 "low=%lld", (int)id, (long long)start, (long long)r->low[i]);
+        start = r->low[i];
+    } else if (start > r->high[i]) {
+        log_warn("start offset beyond the end of the partition (topic "
+                 "recreated?)", "partition=%d start=%lld high=%lld", (int)id,
+                 (long long)start, (long long)r->high[i]);
+        start = r->high[i];
+    }
+    return start;
+}
+
+/* Step 3: assign at absolute offsets. */
+static void on_resolved(void *ud, const source_resolved_t *r)
+{
+    struct resolve_ctx *c = ud;
+    pipeline_t *p = c->p;
+    uint64_t gen = c->gen;
+    free(c);
+    if (gen != p->gen || p->stopping)
+        return;
+    if (r->status != 0) {
+        log_warn("offset resolution failed, retrying", "error=\"%s\"", r->err);
+        p->need_resolve = 1; /* the tick retries */
+        return;
+    }
+    int64_t *starts = malloc((r->n ? r->n : 1) * sizeof *starts);
+    if (!starts) {
+        pipeline_stop(p, 1);
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        struct part *pt = &p->parts[r->partitions[i]];
+        starts[i] = start_offset(p, pt, r->partitions[i], r, i);
+        pt->next = pt->committed = starts[i];
+        pt->high = r->high[i];
+        pt->state = P_ACTIVE;
+        log_info("partition positioned", "partition=%d offset=%lld "
+                 "stored=%lld high=%lld", (int)r->partitions[i],
+                 (long long)starts[i], (long long)pt->stored,
+                 (long long)pt->high);
+    }
+    if (source_kafka_assign(p->src, r->partitions, starts, r->n) != 0) {
+        for (size_t i = 0; i < r->n; i++)
+            p->parts[r->partitions[i]].state = P_RESOLVING;
+        p->need_resolve = 1; /* the tick tries again */
+    } else {
+        p->awaiting_assign = 0;
+    }
+    free(starts);
+    pipeline_flush(p); /* --until-end may already be satisfied */
+}
+
+/* --until-end: the partition ends at `offset`. If the last offsets were never
+ * delivered (transaction markers), account for them so the stored offset,
+ * and this run, reach the end. */
+void pipeline_on_eof(void *ud, int32_t partition, int64_t offset)
+{
+    pipeline_t *p = ud;
+    struct part *pt = pipeline_part_active(p, partition);
+    if (p->stopping || !pt || offset <= pt->next || offset > pt->high)
+        return;
+    if (!pipeline_open_batch(p)) {
+        pipeline_stop(p, 1);
+        return;
+    }
+    pt->next = offset;
+    p->buffered++;
+    batch_note_offset(p->open, partition, offset - 1);
+    pipeline_flush(p);
+}
+
