@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The five-minute demo, from a fresh Debian 12 machine (as root):
+#   bash scripts/demo.sh
+# Installs what is missing (the package list of .ci/run), builds build/ (or
+# $CAMJOIN_BIN) if needed, starts a throwaway PostgreSQL 15 and the mock Kafka broker (topic
+# camera-events, 8 partitions), runs camjoin live while camjoin-gen sends
+# DEMO_RATE events/s for DEMO_DURATION s (defaults 10000 and 30), stops
+# camjoin with SIGTERM once every offset is committed, and prints a report
+# read back from PostgreSQL. Everything it started is removed at exit.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+RATE=${DEMO_RATE:-10000}
+DURATION=${DEMO_DURATION:-30}
+TOPIC=camera-events GROUP=camjoin-demo PARTS=8
+
+# --- dependencies: apt only when something is missing
+eval "$(grep '^PACKAGES=' .ci/run)"
+missing=()
+for p in $PACKAGES; do
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
+done
+if ((${#missing[@]} > 0)); then
+    [[ $EUID -eq 0 ]] || { echo "demo: missing packages (install them as root): ${missing[*]}" >&2; exit 1; }
+    echo "== installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# --- build (Release) unless the build directory is already configured
+export CAMJOIN_SRC=$ROOT CAMJOIN_BIN=${CAMJOIN_BIN:-$ROOT/build}
+if [[ ! -f $CAMJOIN_BIN/CMakeCache.txt ]]; then
+    echo "== configuring $CAMJOIN_BIN (Release)"
+    cmake -S . -B "$CAMJOIN_BIN" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+echo "== building camjoin, camjoin-mock-kafka, camjoin-gen"
+cmake --build "$CAMJOIN_BIN" -j2 --target camjoin camjoin-mock-kafka camjoin-gen >/dev/null
+
+source tests/integration/lib.sh
+
+pg_start
+kafka_start "$TOPIC" "$PARTS"
+camjoin_args "$TOPIC" "$GROUP"
+camjoin_start demo "${CJ_ARGS[@]}"
+pid=$CAMJOIN_PID
+wait_progress "$TOPIC" "$GROUP" 0 60 "$pid"
+# Start producing once the group has assigned the partitions (~3 s on the
+# mock), so that the latency figures measure the pipeline, not the join.
+for ((i = 0; i < 300; i++)); do
+    grep -q 'msg="partitions assigned"' "$CJ_TMP/demo.log" && break
+    sleep 0.1
+done
+log "camjoin running (pid $pid); producing $RATE events/s for $DURATION s"
+
+gen_start demo --topic "$TOPIC" --rate "$RATE" --duration "$DURATION" --seed 42 \
+    --dup-ratio 0.05 --unknown-camera-ratio 0.01 --malformed-ratio 0.005
+while kill -0 "${GEN_PIDS[demo]}" 2>/dev/null; do
+    sleep 5
+    log "committed so far: $(_offsets_sum "$TOPIC" "$GROUP") messages"
+done
+gen_wait demo
+sent=$(json_get "$CJ_TMP/demo.json" sent)
+wait_offsets "$TOPIC" "$GROUP" "$sent" $((DURATION + 120)) "$pid"
+camjoin_stop "$pid"
+[[ $CAMJOIN_RC -eq 0 ]] || fail "camjoin exited $CAMJOIN_RC after SIGTERM"
+log "camjoin stopped: $(grep 'msg="stopped"' "$CJ_TMP/demo.log" | sed 's/.*msg="stopped" //')"
+
+echo
+echo "== camjoin demo report: topic $TOPIC ($PARTS partitions), $sent messages sent"
+psql -X -q -P pager=off -v topic="$TOPIC" -v grp="$GROUP" -f scripts/demo_report.sql
+echo "== The generator's own count, for comparison"
+jq -r '"sent \(.sent): \(.valid_new) new events, \(.duplicates) duplicates, \(.malformed) malformed, \(.unknown_camera) with an unknown camera; \(.rate) msg/s over \(.elapsed_s) s",
+       (.malformed_by_reason | to_entries[] | "  malformed \(.key): \(.value)")' "$CJ_TMP/demo.json"

@@ -1,0 +1,522 @@
+# shellcheck shell=bash disable=SC2034  # (variables set here are read by the sourcing scripts)
+# lib.sh — shared harness for the integration tests (tests/integration/t_*.sh)
+# and scripts/demo.sh. Source it from a script running under
+# `set -euo pipefail`; it starts nothing by itself.
+#
+# What it gives:
+#   pg_start / pg_stop / pg_down / pg_up / pg_restart
+#       a throwaway PostgreSQL 15 cluster on a free loopback port (owned by
+#       the `postgres` user when run as root), database `camjoin`; exports
+#       PGHOST PGPORT PGUSER PGDATABASE and CAMJOIN_PG_URI.
+#   kafka_start TOPIC PARTITIONS / kafka_ctl "CMD" / kafka_stop
+#       camjoin-mock-kafka in the background, stdin on a fifo kept open for
+#       control commands; exports KAFKA_BROKERS.
+#   camjoin_start NAME ARGS... / camjoin_stop PID / camjoin_wait PID [SECS]
+#       the daemon in the background, stderr to $CJ_TMP/NAME.log; the pid is
+#       left in CAMJOIN_PID, the exit code of a stop/wait in CAMJOIN_RC.
+#   gen NAME ARGS... / gen_start NAME ARGS... / gen_wait NAME
+#       camjoin-gen with the shipped cameras.csv; the JSON summary lands in
+#       $CJ_TMP/NAME.json (read it with json_get).
+#   wait_offsets / wait_progress TOPIC GROUP TOTAL TIMEOUT [PID]
+#       until sum(next_offset) in camjoin_offsets is TOTAL / at least TOTAL.
+#   kafka_end_offsets TOPIC / kafka_start_offsets TOPIC PARTITIONS
+#       per-partition end and log-start offsets, read with kcat.
+#   load_manifest FILE / load_cameras / load_messages TOPIC
+#       \copy into tables `manifest`, `ref_cameras` and `kafka_messages`
+#       (the topic read back with kcat), so that tests compute their
+#       expectations in SQL, independently from camjoin.
+#   assert_final_state SUMMARY MANIFEST TOPIC GROUP PARTITIONS
+#       the exact end-state checks shared by t_core, t_restart and t_rerun.
+#   fail MSG / assert_eq NAME EXPECTED ACTUAL / psql_val SQL / json_get FILE KEY
+#
+# One EXIT trap (cleanup) stops everything that was started, in reverse
+# order; on failure it prints the tail of every log, then the failure again. Set
+# CAMJOIN_KEEP_TMP=1 to keep the scratch directory.
+
+CAMJOIN_SRC=${CAMJOIN_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+CAMJOIN_BIN=${CAMJOIN_BIN:-$CAMJOIN_SRC/build}
+export CAMJOIN_SRC CAMJOIN_BIN
+PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+CAMERAS_CSV=${CAMERAS_CSV:-$CAMJOIN_SRC/config/cameras.csv}
+
+CJ_TMP=$(mktemp -d /tmp/camjoin-it.XXXXXX)
+PG_DIR=""
+KAFKA_PID=""
+KAFKA_FD=""
+CAMJOIN_PID=""
+CAMJOIN_RC=""
+CAMJOIN_PIDS=()
+declare -A GEN_PIDS=()
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+CJ_FAIL=""
+fail() { CJ_FAIL="FAIL: $*"; printf '%s\n' "$CJ_FAIL" >&2; exit 1; }
+
+assert_eq() {
+    local name=$1 expected=$2 actual=$3
+    if [[ "$expected" != "$actual" ]]; then
+        fail "$name: expected '$expected', got '$actual'"
+    fi
+    printf '  ok  %-58s %s\n' "$name" "$actual"
+}
+
+need_bin() {
+    local b
+    for b in "$@"; do
+        [[ -x "$CAMJOIN_BIN/$b" ]] || fail "$CAMJOIN_BIN/$b not found (build first, or set CAMJOIN_BIN)"
+    done
+}
+
+now_s() { date +%s.%N; }
+
+# ---------------------------------------------------------------- cleanup
+_stop_pid() {  # PID SIGNAL GRACE_SECONDS: signal, wait up to GRACE, then KILL
+    local pid=$1 sig=$2 grace=$3 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -"$sig" "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+_dump_logs() {
+    local f rc=0
+    if [[ -n "$KAFKA_PID" ]] && ! kill -0 "$KAFKA_PID" 2>/dev/null; then
+        wait "$KAFKA_PID" || rc=$?
+        printf -- '----- camjoin-mock-kafka had exited on its own, status %d\n' "$rc" >&2
+        KAFKA_PID=""
+    fi
+    for f in "$CJ_TMP"/*.log "$CJ_TMP"/*.err ${PG_DIR:+"$PG_DIR"/postgres.log}; do
+        [[ -s "$f" ]] || continue
+        printf -- '----- tail of %s\n' "$f" >&2
+        tail -n 25 "$f" >&2
+    done
+}
+
+cleanup() {
+    local rc=$? pid name
+    trap - EXIT
+    set +e
+    [[ $rc -ne 0 ]] && _dump_logs
+    for pid in "${CAMJOIN_PIDS[@]}"; do _stop_pid "$pid" TERM 10; done
+    for name in "${!GEN_PIDS[@]}"; do _stop_pid "${GEN_PIDS[$name]}" TERM 5; done
+    kafka_stop
+    pg_stop
+    if [[ "${CAMJOIN_KEEP_TMP:-0}" == 1 ]]; then
+        printf 'kept %s\n' "$CJ_TMP" >&2
+    else
+        rm -rf "$CJ_TMP"
+    fi
+    [[ -z "$CJ_FAIL" ]] || printf '%s\n' "$CJ_FAIL" >&2
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------- PostgreSQL
+_pg_as() {  # runs a PostgreSQL server binary as the cluster owner
+    if [[ $EUID -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+_port_free() {
+    local p=$1
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        return 1
+    fi
+    ! ss -Htan "( sport = :$p )" 2>/dev/null | grep -q .
+}
+
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 40001))
+        if _port_free "$p"; then
+            echo "$p"
+            return 0
+        fi
+    done
+    fail "no free TCP port found in 20000-60000"
+}
+
+pg_start() {
+    local attempt
+    [[ -x "$PG_BINDIR/initdb" ]] || fail "PostgreSQL 15 not found in $PG_BINDIR"
+    PG_DIR=$(mktemp -d /tmp/camjoin-pg.XXXXXX)
+    if [[ $EUID -eq 0 ]]; then
+        id postgres >/dev/null 2>&1 || fail "running as root but there is no 'postgres' user"
+        chown postgres: "$PG_DIR"
+    fi
+    _pg_as "$PG_BINDIR/initdb" -D "$PG_DIR/data" -A trust -U postgres --no-sync \
+        -E UTF8 --locale=C >"$CJ_TMP/initdb.err" 2>&1 || fail "initdb failed: $(tail -n 5 "$CJ_TMP/initdb.err")"
+    rm -f "$CJ_TMP/initdb.err"
+    for attempt in 1 2 3 4 5; do
+        PGPORT=$(free_port)
+        {
+            echo "listen_addresses = '127.0.0.1'"
+            echo "port = $PGPORT"
+            echo "unix_socket_directories = '$PG_DIR'"
+            if [[ "${PG_FSYNC:-on}" == off ]]; then echo "fsync = off"; fi
+        } >>"$PG_DIR/data/postgresql.auto.conf"
+        if _pg_as "$PG_BINDIR/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start \
+            >/dev/null 2>&1; then
+            break
+        fi
+        if ((attempt == 5)); then fail "PostgreSQL did not start: $(tail -n 5 "$PG_DIR/postgres.log")"; fi
+        sed -i '/^port = /d' "$PG_DIR/data/postgresql.auto.conf"
+    done
+    export PGHOST=127.0.0.1 PGPORT PGUSER=postgres PGDATABASE=camjoin
+    export CAMJOIN_PG_URI="postgresql://postgres@127.0.0.1:$PGPORT/camjoin"
+    PGDATABASE=postgres psql -XAtq -v ON_ERROR_STOP=1 -c 'CREATE DATABASE camjoin' >/dev/null
+    log "PostgreSQL 15 on 127.0.0.1:$PGPORT ($PG_DIR)"
+}
+
+pg_down() {
+    [[ -n "$PG_DIR" ]] || return 0
+    _pg_as "$PG_BINDIR/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
+pg_up() {
+    _pg_as "$PG_BINDIR/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start \
+        >/dev/null 2>&1 || fail "PostgreSQL did not restart: $(tail -n 5 "$PG_DIR/postgres.log")"
+}
+
+pg_restart() { pg_down; pg_up; }
+
+pg_stop() {
+    [[ -n "$PG_DIR" ]] || return 0
+    pg_down
+    [[ "${CAMJOIN_KEEP_TMP:-0}" == 1 ]] || rm -rf "$PG_DIR"
+    PG_DIR=""
+}
+
+psql_val() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+
+# ------------------------------------------------------------------ Kafka
+kafka_start() {  # TOPIC PARTITIONS [more mock args...]
+    local topic=$1 parts=$2 i
+    shift 2
+    need_bin camjoin-mock-kafka
+    mkfifo "$CJ_TMP/kafka.in"
+    : >"$CJ_TMP/kafka.out"
+    # Read-write open of a fifo never blocks, and holding a writer keeps the
+    # mock's stdin from ever seeing EOF.
+    exec {KAFKA_FD}<>"$CJ_TMP/kafka.in"
+    "$CAMJOIN_BIN/camjoin-mock-kafka" --topic "$topic" --partitions "$parts" "$@" \
+        <"$CJ_TMP/kafka.in" >"$CJ_TMP/kafka.out" 2>"$CJ_TMP/kafka.err" &
+    KAFKA_PID=$!
+    for ((i = 0; i < 200; i++)); do
+        if [[ $(wc -l <"$CJ_TMP/kafka.out") -ge 1 ]]; then break; fi
+        kill -0 "$KAFKA_PID" 2>/dev/null || fail "camjoin-mock-kafka exited at startup"
+        sleep 0.05
+    done
+    KAFKA_BROKERS=$(head -n 1 "$CJ_TMP/kafka.out")
+    [[ -n "$KAFKA_BROKERS" ]] || fail "camjoin-mock-kafka printed no bootstrap list within 10 s"
+    export KAFKA_BROKERS
+    log "mock Kafka at $KAFKA_BROKERS, topic $topic with $parts partitions"
+}
+
+kafka_ctl() {  # "COMMAND": sends one control line, waits for the mock's reply
+    local before reply i
+    before=$(wc -l <"$CJ_TMP/kafka.out")
+    printf '%s\n' "$1" >&"$KAFKA_FD"
+    for ((i = 0; i < 100; i++)); do
+        if [[ $(wc -l <"$CJ_TMP/kafka.out") -gt $before ]]; then
+            reply=$(sed -n "$((before + 1))p" "$CJ_TMP/kafka.out")
+            [[ "$reply" == ok* ]] || fail "mock Kafka: '$1' answered '$reply'"
+            return 0
+        fi
+        sleep 0.05
+    done
+    fail "mock Kafka did not answer '$1' within 5 s"
+}
+
+kafka_stop() {
+    if [[ -n "$KAFKA_PID" ]]; then _stop_pid "$KAFKA_PID" TERM 10; fi
+    if [[ -n "$KAFKA_FD" ]]; then exec {KAFKA_FD}>&-; fi
+    KAFKA_PID="" KAFKA_FD=""
+}
+
+# End offset (= message count, since the mock starts at 0) of every
+# partition, as "PARTITION END" lines sorted by partition: one consume of the
+# last message of each partition.
+kafka_end_offsets() {  # TOPIC
+    kcat -b "$KAFKA_BROKERS" -t "$1" -C -o -1 -e -q -f '%p %o\n' 2>"$CJ_TMP/kcat.err" |
+        awk '{ if (!($1 in m) || $2 + 1 > m[$1]) m[$1] = $2 + 1 } END { for (p in m) print p, m[p] }' |
+        sort -n
+}
+
+kafka_start_offsets() {  # TOPIC PARTITIONS: "PARTITION:START" lines
+    local p args=()
+    for ((p = 0; p < $2; p++)); do args+=(-t "$1:$p:-2"); done
+    kcat -b "$KAFKA_BROKERS" -Q "${args[@]}" 2>"$CJ_TMP/kcat.err" |
+        sed -nE 's/.*\[([0-9]+)\] offset (-?[0-9]+).*/\1:\2/p' | sort -n
+}
+
+# ---------------------------------------------------------------- camjoin
+# The mock's group coordinator (librdkafka 2.0.2) keeps a member that closed
+# its consumer until the member's session times out (kcat -G behaves the
+# same), so a restart in the same group would wait for the default 45 s.
+# A 6 s session keeps the tests' restarts quick.
+camjoin_args() {  # TOPIC GROUP: sets CJ_ARGS, the flags every test run passes
+    CJ_ARGS=(--brokers "$KAFKA_BROKERS" --topic "$1" --group "$2"
+             --pg "$CAMJOIN_PG_URI" --reference "$CAMERAS_CSV"
+             -X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+}
+
+camjoin_start() {  # NAME ARGS...: background run, stderr to $CJ_TMP/NAME.log
+    local name=$1
+    shift
+    need_bin camjoin
+    "$CAMJOIN_BIN/camjoin" "$@" >"$CJ_TMP/$name.out" 2>"$CJ_TMP/$name.log" </dev/null &
+    CAMJOIN_PID=$!
+    CAMJOIN_PIDS+=("$CAMJOIN_PID")
+}
+
+camjoin_wait() {  # PID [TIMEOUT]: exit code into CAMJOIN_RC; kills and fails on timeout
+    local pid=$1 timeout=${2:-120} i
+    for ((i = 0; i < timeout * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        fail "camjoin (pid $pid) still running after ${timeout} s; killed"
+    fi
+    CAMJOIN_RC=0
+    wait "$pid" || CAMJOIN_RC=$?
+    for i in "${!CAMJOIN_PIDS[@]}"; do
+        [[ "${CAMJOIN_PIDS[$i]}" != "$pid" ]] || unset "CAMJOIN_PIDS[$i]"
+    done
+}
+
+camjoin_stop() {  # PID [TIMEOUT]: SIGTERM (graceful stop), exit code into CAMJOIN_RC
+    kill -TERM "$1" 2>/dev/null || true
+    camjoin_wait "$1" "${2:-60}"
+}
+
+# ------------------------------------------------------------- generator
+gen_start() {  # NAME ARGS...: camjoin-gen in the background
+    local name=$1
+    shift
+    need_bin camjoin-gen
+    "$CAMJOIN_BIN/camjoin-gen" --brokers "$KAFKA_BROKERS" --cameras "$CAMERAS_CSV" "$@" \
+        >"$CJ_TMP/$name.stdout" 2>"$CJ_TMP/$name.err" </dev/null &
+    GEN_PIDS[$name]=$!
+}
+
+gen_wait() {  # NAME: waits for it and keeps the summary in $CJ_TMP/NAME.json
+    local name=$1 rc=0
+    wait "${GEN_PIDS[$name]}" || rc=$?
+    unset "GEN_PIDS[$name]"
+    [[ $rc -eq 0 ]] || fail "camjoin-gen ($name) exited $rc: $(tail -n 3 "$CJ_TMP/$name.err")"
+    tail -n 1 "$CJ_TMP/$name.stdout" >"$CJ_TMP/$name.json"
+    jq -e . "$CJ_TMP/$name.json" >/dev/null 2>&1 ||
+        fail "camjoin-gen ($name) summary is not JSON: $(cat "$CJ_TMP/$name.json")"
+}
+
+gen() { gen_start "$@"; gen_wait "$1"; }
+
+json_get() {  # FILE KEY (a jq path without the dot, e.g. sent or malformed_by_reason)
+    jq -er ".$2" "$1" || fail "key '$2' missing in $1"
+}
+
+# ------------------------------------------------------------ expectations
+_offsets_sum() {  # TOPIC GROUP: committed messages, -1 while the table is absent
+    if [[ $(psql_val "SELECT to_regclass('camjoin_offsets') IS NOT NULL") != t ]]; then
+        echo -1
+        return
+    fi
+    psql_val "SELECT coalesce(sum(next_offset), 0) FROM camjoin_offsets
+              WHERE consumer_group = '$2' AND topic = '$1'"
+}
+
+# wait_offsets TOPIC GROUP TOTAL TIMEOUT [PID]: until sum(next_offset) = TOTAL
+# (more is a failure); fails on timeout or as soon as PID (camjoin) is gone.
+# wait_progress: the same, but returns once the sum is at least TOTAL.
+wait_offsets() { _wait_offsets exact "$@"; }
+wait_progress() { _wait_offsets at-least "$@"; }
+
+_wait_offsets() {
+    local mode=$1 topic=$2 group=$3 total=$4 timeout=$5 pid=${6:-} got=-1 deadline
+    deadline=$(($(date +%s) + timeout))
+    while (($(date +%s) < deadline)); do
+        got=$(_offsets_sum "$topic" "$group")
+        if ((got >= total)); then
+            if [[ $mode == exact ]] && ((got != total)); then
+                fail "committed offsets sum to $got, more than the $total messages produced"
+            fi
+            return 0
+        fi
+        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+            fail "camjoin exited before committing offsets up to $total (at $got)"
+        fi
+        sleep 0.2
+    done
+    fail "committed offsets reached $got of $total within ${timeout} s"
+}
+
+load_manifest() {  # FILE (CSV seq,kind,event_id,camera_id,reason; header optional)
+    local header=""
+    [[ $(head -c 4 "$1") == seq, ]] && header="HEADER,"
+    psql -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS manifest;
+CREATE TABLE manifest (seq bigint, kind text, event_id text, camera_id text, reason text);
+\copy manifest FROM '$1' WITH (FORMAT csv, ${header} FORCE_NOT_NULL (event_id, camera_id, reason))
+SQL
+}
+
+load_cameras() {  # the reference CSV as camjoin should see it (empty text = '', empty number = NULL)
+    psql -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS ref_cameras;
+CREATE TABLE ref_cameras (camera_id text PRIMARY KEY, site_id text, site_name text,
+                          zone text, latitude double precision, longitude double precision);
+\copy ref_cameras (camera_id, site_id, site_name, zone, latitude, longitude) FROM '$CAMERAS_CSV' WITH (FORMAT csv, HEADER, FORCE_NOT_NULL (site_id, site_name, zone))
+SQL
+}
+
+load_messages() {  # TOPIC: every message still in the topic, via kcat, into kafka_messages
+    kcat -b "$KAFKA_BROKERS" -t "$1" -C -o beginning -e -q -J 2>"$CJ_TMP/kcat.err" |
+        jq -r '[.partition, .offset, .key, .payload] | @csv' >"$CJ_TMP/messages.csv"
+    psql -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS kafka_messages;
+CREATE TABLE kafka_messages (kafka_partition integer, kafka_offset bigint, key text, payload text,
+                             PRIMARY KEY (kafka_partition, kafka_offset));
+\copy kafka_messages FROM '$CJ_TMP/messages.csv' WITH (FORMAT csv)
+SQL
+}
+
+# The exact end state after every produced message has been consumed:
+# rows = the manifest's valid events (as a set, no duplicates), each row's
+# columns = its Kafka message, site columns = the reference table, dead
+# letters = the malformed messages (payload and reason per message, once
+# each), offsets = the end of every partition.
+assert_final_state() {  # SUMMARY_JSON MANIFEST TOPIC GROUP PARTITIONS
+    local summary=$1 manifest=$2 topic=$3 group=$4 parts=$5
+    local sent valid_new malformed unknown expected_offsets
+    sent=$(json_get "$summary" sent)
+    valid_new=$(json_get "$summary" valid_new)
+    malformed=$(json_get "$summary" malformed)
+    unknown=$(json_get "$summary" unknown_camera)
+    load_manifest "$manifest"
+    load_cameras
+
+    echo "event rows"
+    assert_eq "manifest rows = sent" "$sent" "$(psql_val "SELECT count(*) FROM manifest")"
+    assert_eq "manifest distinct valid ids = valid_new" "$valid_new" \
+        "$(psql_val "SELECT count(DISTINCT event_id) FROM manifest WHERE kind = 'valid'")"
+    assert_eq "count(camera_events) = valid_new" "$valid_new" \
+        "$(psql_val "SELECT count(*) FROM camera_events")"
+    assert_eq "duplicate event_ids in camera_events" 0 \
+        "$(psql_val "SELECT count(*) - count(DISTINCT event_id) FROM camera_events")"
+    assert_eq "ids in table, not valid in manifest" 0 \
+        "$(psql_val "SELECT count(*) FROM (SELECT event_id FROM camera_events
+                     EXCEPT SELECT event_id FROM manifest WHERE kind = 'valid') x")"
+    assert_eq "valid ids in manifest, not in table" 0 \
+        "$(psql_val "SELECT count(*) FROM (SELECT event_id FROM manifest WHERE kind = 'valid'
+                     EXCEPT SELECT event_id FROM camera_events) x")"
+    assert_eq "rows whose camera_id differs from the manifest" 0 \
+        "$(psql_val "SELECT count(*) FROM camera_events e JOIN manifest m
+                     ON m.event_id = e.event_id AND m.kind = 'valid'
+                     WHERE m.camera_id IS DISTINCT FROM e.camera_id")"
+
+    echo "row contents (each row against the Kafka message at its partition/offset)"
+    load_messages "$topic"
+    assert_eq "rows without a Kafka message at their offset" 0 \
+        "$(psql_val "SELECT count(*) FROM camera_events e LEFT JOIN kafka_messages k
+                     USING (kafka_partition, kafka_offset) WHERE k.payload IS NULL")"
+    assert_eq "rows whose columns differ from their message" 0 \
+        "$(psql_val "SELECT count(*) FROM camera_events e
+                     JOIN kafka_messages k USING (kafka_partition, kafka_offset)
+                     CROSS JOIN LATERAL (SELECT k.payload::jsonb AS j) m
+                     WHERE k.key IS DISTINCT FROM e.event_id
+                        OR e.event_id IS DISTINCT FROM m.j->>'event_id'
+                        OR e.camera_id IS DISTINCT FROM m.j->>'camera_id'
+                        OR e.event_type IS DISTINCT FROM m.j->>'event_type'
+                        OR e.event_ts IS DISTINCT FROM CASE jsonb_typeof(m.j->'event_ts')
+                             WHEN 'number' THEN timestamptz 'epoch'
+                                                + (m.j->>'event_ts')::bigint * interval '1 ms'
+                             ELSE (m.j->>'event_ts')::timestamptz END
+                        OR e.confidence IS DISTINCT FROM (m.j->>'confidence')::real
+                        OR e.object_count IS DISTINCT FROM (m.j->>'object_count')::integer
+                        OR e.attributes IS DISTINCT FROM nullif(m.j - 'event_id' - 'camera_id'
+                             - 'event_ts' - 'event_type' - 'confidence' - 'object_count', '{}')")"
+    assert_eq "dead letters whose payload differs from their message" 0 \
+        "$(psql_val "SELECT count(*) FROM camjoin_dead_letters d
+                     LEFT JOIN kafka_messages k USING (kafka_partition, kafka_offset)
+                     WHERE d.topic = '$topic' AND (k.kafka_offset IS NULL
+                        OR coalesce(d.payload, '') <> coalesce(convert_to(k.payload, 'UTF8'), ''))")"
+    assert_eq "dead letters whose reason differs from the manifest's" 0 \
+        "$(psql_val "SELECT count(*) FROM camjoin_dead_letters d
+                     LEFT JOIN kafka_messages k USING (kafka_partition, kafka_offset)
+                     LEFT JOIN manifest m ON m.kind = 'malformed' AND m.event_id = k.key
+                     WHERE d.topic = '$topic' AND m.reason IS DISTINCT FROM d.reason")"
+
+    echo "join"
+    assert_eq "matched rows = valid manifest ids with a known camera" \
+        "$(psql_val "SELECT count(DISTINCT event_id) FROM manifest m
+                     WHERE kind = 'valid' AND camera_id IN (SELECT camera_id FROM ref_cameras)")" \
+        "$(psql_val "SELECT count(*) FROM camera_events e JOIN ref_cameras r USING (camera_id)")"
+    assert_eq "matched rows with site columns != reference" 0 \
+        "$(psql_val "SELECT count(*) FROM camera_events e JOIN ref_cameras r USING (camera_id)
+                     WHERE e.site_id IS DISTINCT FROM r.site_id
+                        OR e.site_name IS DISTINCT FROM r.site_name
+                        OR e.zone IS DISTINCT FROM r.zone
+                        OR e.latitude IS DISTINCT FROM r.latitude
+                        OR e.longitude IS DISTINCT FROM r.longitude")"
+    assert_eq "unknown-camera rows = unknown_camera" "$unknown" \
+        "$(psql_val "SELECT count(*) FROM camera_events
+                     WHERE camera_id NOT IN (SELECT camera_id FROM ref_cameras)")"
+    assert_eq "unknown-camera rows with a non-NULL site column" 0 \
+        "$(psql_val "SELECT count(*) FROM camera_events
+                     WHERE camera_id NOT IN (SELECT camera_id FROM ref_cameras)
+                       AND (site_id IS NOT NULL OR site_name IS NOT NULL OR zone IS NOT NULL
+                            OR latitude IS NOT NULL OR longitude IS NOT NULL)")"
+
+    echo "dead letters"
+    assert_eq "manifest malformed rows = malformed" "$malformed" \
+        "$(psql_val "SELECT count(*) FROM manifest WHERE kind = 'malformed'")"
+    assert_eq "count(camjoin_dead_letters) = malformed" "$malformed" \
+        "$(psql_val "SELECT count(*) FROM camjoin_dead_letters WHERE topic = '$topic'")"
+    assert_eq "dead letters stored more than once" 0 \
+        "$(psql_val "SELECT count(*) - count(DISTINCT (kafka_partition, kafka_offset))
+                     FROM camjoin_dead_letters WHERE topic = '$topic'")"
+    assert_eq "reasons whose count differs from the manifest" 0 \
+        "$(psql_val "SELECT count(*) FROM
+                       (SELECT reason, count(*) n FROM manifest WHERE kind = 'malformed' GROUP BY 1) m
+                       FULL JOIN (SELECT reason, count(*) n FROM camjoin_dead_letters
+                                  WHERE topic = '$topic' GROUP BY 1) d USING (reason)
+                     WHERE m.n IS DISTINCT FROM d.n")"
+    assert_eq "summary malformed_by_reason = manifest reasons" \
+        "$(psql_val "SELECT string_agg(reason || '=' || n, ',' ORDER BY reason) FROM
+                     (SELECT reason, count(*) n FROM manifest WHERE kind = 'malformed' GROUP BY 1) m")" \
+        "$(jq -r '.malformed_by_reason | to_entries | map(select(.value > 0)) | sort_by(.key)
+                  | map("\(.key)=\(.value)") | join(",")' "$summary")"
+    psql_val "SELECT '    ' || reason || ': ' || count(*) FROM camjoin_dead_letters
+              WHERE topic = '$topic' GROUP BY reason ORDER BY reason"
+
+    echo "offsets"
+    expected_offsets=$(kafka_end_offsets "$topic")
+    # Information only: a start above 0 means the mock's retention (~5 MiB a
+    # partition) dropped old messages, after or (if rows are missing) before
+    # camjoin read them.
+    echo "    log start offsets: $(kafka_start_offsets "$topic" "$parts" | tr '\n' ' ')"
+    assert_eq "partitions with messages" "$parts" "$(wc -l <<<"$expected_offsets")"
+    assert_eq "sum of partition end offsets = sent" "$sent" \
+        "$(awk '{ s += $2 } END { print s }' <<<"$expected_offsets")"
+    assert_eq "camjoin_offsets per partition = partition end offsets" \
+        "$(tr ' \n' ': ' <<<"$expected_offsets")" \
+        "$(psql_val "SELECT kafka_partition || ':' || next_offset FROM camjoin_offsets
+                     WHERE consumer_group = '$group' AND topic = '$topic'
+                     ORDER BY kafka_partition" | tr '\n' ' ')"
+}
