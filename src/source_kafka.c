@@ -178,6 +178,9 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
         /* an idle fetch waits at most this long; brokers that hold a fetch
          * for the whole wait (the mock cluster) would otherwise add 500 ms */
         {"fetch.wait.max.ms", "5"},
+        /* a member killed with -9 is replaced within 10 s, not 45 */
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "1000"},
         {"log.queue", "true"},
         {"client.id", "camjoin"},
     };
