@@ -74,20 +74,18 @@ int main(int argc, char **argv)
         code = fail_usage(err); /* a bad kafka property is a config error */
         goto out;
     }
-    log_info("starting", "version=%s librdkafka=%s brokers=%s topic=%s group=%s "
-             "table=%s reference=%s reference_rows=%zu reference_hash=%016llx "
-             "dedup_window_ms=%lld batch_max_rows=%lld replay_from=%s "
-             "until_end=%d", CAMJOIN_VERSION, rd_kafka_version_str(),
-             cfg->brokers, cfg->topic, cfg->group, cfg->table, cfg->reference,
-             refdata_count(ref), (unsigned long long)refdata_hash(ref),
-             (long long)cfg->dedup_window_ms, (long long)cfg->batch_max_rows,
-             cfg->replay_from ? cfg->replay_from : "-", (int)cfg->until_end);
-
     if (pipeline_start(p, err, sizeof err) != 0) {
         fprintf(stderr, "camjoin: %s\n", err);
         code = 1;
     } else {
-        log_info("running", NULL);
+        log_info("started", "version=%s librdkafka=%s brokers=%s topic=%s group=%s "
+                 "table=%s reference=%s reference_rows=%zu reference_hash=%016llx "
+                 "dedup_window_ms=%lld batch_max_rows=%lld replay_from=%s "
+                 "until_end=%d", CAMJOIN_VERSION, rd_kafka_version_str(),
+                 cfg->brokers, cfg->topic, cfg->group, cfg->table, cfg->reference,
+                 refdata_count(ref), (unsigned long long)refdata_hash(ref),
+                 (long long)cfg->dedup_window_ms, (long long)cfg->batch_max_rows,
+                 cfg->replay_from ? cfg->replay_from : "-", (int)cfg->until_end);
         uv_run(&loop, UV_RUN_DEFAULT);
         code = pipeline_exit_code(p);
     }

@@ -70,10 +70,10 @@ check "reference: duplicate camera_id" 2 1 "$DUP_CSV:4" "${BASE[@]}" --reference
 check "reference: latitude out of range" 2 1 "$BAD_LAT_CSV:3" "${BASE[@]}" --reference "$BAD_LAT_CSV"
 check "unknown option" 2 1 "--no-such-flag" "${BASE[@]}" --no-such-flag
 check "bad --replay-from spec" 2 1 "replay" "${BASE[@]}" --replay-from yesterday-ish
-check "bad -X kafka property" 2 - "no\.such\.property" "${BASE[@]}" -X no.such.property=1
+check "bad -X kafka property" 2 1 "no\.such\.property" "${BASE[@]}" -X no.such.property=1
 
 echo "runtime failure at startup: exit 1"
-check "PostgreSQL unreachable" 1 - "[Pp]ostgre" "${BASE[@]}"
+check "PostgreSQL unreachable" 1 1 "[Pp]ostgre" "${BASE[@]}"
 
 echo "informational runs: exit 0"
 check "--version" 0 0 "$VERSION" --version
