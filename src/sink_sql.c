@@ -120,7 +120,7 @@ void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
     }
     if (nrows) {
         strbuf_addf(q, "INSERT INTO %s (" BATCH_EVENT_COLUMNS ", ingested_at) "
-                       "SELECT " BATCH_EVENT_COLUMNS ", statement_timestamp() "
+                       "SELECT " BATCH_EVENT_COLUMNS ", clock_timestamp() "
                        "FROM camjoin_stage_events ON CONFLICT DO NOTHING;", table);
         plan->idx_insert = res++;
     }
