@@ -17,3 +17,5 @@ CREATE TABLE IF NOT EXISTS camjoin_dead_letters (id bigserial PRIMARY KEY, topic
 -- the natural key of a dead letter: a replay does not repeat it
 CREATE UNIQUE INDEX IF NOT EXISTS camjoin_dead_letters_position
   ON camjoin_dead_letters (topic, kafka_partition, kafka_offset);
+-- finds the events of the dedup window, to warm it after a rebalance
+CREATE INDEX IF NOT EXISTS "camera_events_ingested_at_idx" ON "camera_events" (ingested_at);

@@ -40,7 +40,8 @@ struct sink_pg {
     uv_timer_t retry;
     int64_t backoff_ms;
 
-    char *group_lit, *topic_lit, *table_id; /* escaped once, at open */
+    /* escaped once, at open: literals, identifiers, identifiers as literals */
+    char *group_lit, *topic_lit, *table_id, *index_id, *table_lit, *index_lit;
     struct op *head, *tail;
     size_t ntxn;
 
@@ -620,6 +621,19 @@ static char *escape(PGconn *c, const char *v, int ident)
     return copy;
 }
 
+/* 1 when every table and index of the schema exists already. */
+static int schema_present(sink_pg_t *s)
+{
+    sink_sql_schema_present(&s->sql, s->table_lit, s->index_lit);
+    if (s->sql.oom)
+        return 0;
+    PGresult *r = PQexec(s->conn, s->sql.data);
+    int yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+              strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    return yes;
+}
+
 int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
 {
     char m[512];
@@ -632,16 +646,25 @@ int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
     s->group_lit = escape(s->conn, s->cfg->group, 0);
     s->topic_lit = escape(s->conn, s->cfg->topic, 0);
     s->table_id = escape(s->conn, s->cfg->table, 1);
-    char *ddl = s->table_id ? sink_pg_schema_sql(s->table_id) : NULL;
-    if (!s->group_lit || !s->topic_lit || !ddl) {
+    char index[512];
+    snprintf(index, sizeof index, "%s_ingested_at_idx", s->cfg->table);
+    s->index_id = escape(s->conn, index, 1);
+    s->table_lit = s->table_id ? escape(s->conn, s->table_id, 0) : NULL;
+    s->index_lit = s->index_id ? escape(s->conn, s->index_id, 0) : NULL;
+    char *ddl = s->table_id && s->index_id
+                    ? sink_pg_schema_sql(s->table_id, s->index_id) : NULL;
+    if (!s->group_lit || !s->topic_lit || !s->table_lit || !s->index_lit || !ddl) {
         free(ddl);
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    /* one transaction, serialized across instances starting together */
+    /* DDL only when something is missing: a least-privilege role (no CREATE
+     * on the schema) can run against a schema created by its owner. The DDL
+     * is one transaction, serialized across instances starting together. */
     const char *steps[] = {"BEGIN", "SELECT pg_advisory_xact_lock(7262330617)",
                            ddl, "COMMIT", sink_sql_setup};
-    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    size_t first = schema_present(s) ? 4 : 0;
+    for (size_t i = first; i < sizeof steps / sizeof steps[0]; i++) {
         PGresult *r = PQexec(s->conn, steps[i]);
         ExecStatusType st = PQresultStatus(r);
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -699,6 +722,9 @@ void sink_pg_free(sink_pg_t *s)
     free(s->group_lit);
     free(s->topic_lit);
     free(s->table_id);
+    free(s->index_id);
+    free(s->table_lit);
+    free(s->index_lit);
     strbuf_free(&s->sql);
     /* s itself goes when the loop has closed the timer (sink_closed) */
 }

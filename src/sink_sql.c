@@ -18,7 +18,7 @@ const char sink_sql_setup[] =
     " topic text, kafka_partition integer, kafka_offset bigint, payload bytea,"
     " reason text) ON COMMIT DELETE ROWS";
 
-char *sink_pg_schema_sql(const char *table)
+char *sink_pg_schema_sql(const char *table, const char *index)
 {
     strbuf_t q = {0};
     strbuf_addf(&q,
@@ -43,9 +43,22 @@ char *sink_pg_schema_sql(const char *table)
         "  reason text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());\n"
         "-- the natural key of a dead letter: a replay does not repeat it\n"
         "CREATE UNIQUE INDEX IF NOT EXISTS camjoin_dead_letters_position\n"
-        "  ON camjoin_dead_letters (topic, kafka_partition, kafka_offset);\n",
-        table);
+        "  ON camjoin_dead_letters (topic, kafka_partition, kafka_offset);\n"
+        "-- finds the events of the dedup window, to warm it after a rebalance\n"
+        "CREATE INDEX IF NOT EXISTS %s ON %s (ingested_at);\n",
+        table, index, table);
     return strbuf_take(&q);
+}
+
+void sink_sql_schema_present(strbuf_t *q, const char *table,
+                             const char *index)
+{
+    strbuf_reset(q);
+    strbuf_addf(q, "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT "
+                   "NULL AND to_regclass('camjoin_offsets') IS NOT NULL AND "
+                   "to_regclass('camjoin_dead_letters') IS NOT NULL AND "
+                   "to_regclass('camjoin_dead_letters_position') IS NOT NULL",
+                table, index);
 }
 
 void sink_sql_offsets(strbuf_t *q, const char *group, const char *topic)

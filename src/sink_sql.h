@@ -33,6 +33,10 @@ typedef struct sink_write_plan {
 void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
                     const char *group, const char *topic, sink_write_plan *plan);
 
+/* One row, one boolean: does every table and index of the schema exist?
+ * `table` and `index` are identifiers quoted as literals. */
+void sink_sql_schema_present(strbuf_t *q, const char *table, const char *index);
+
 /* SELECT kafka_partition, next_offset for one group and topic. */
 void sink_sql_offsets(strbuf_t *q, const char *group, const char *topic);
 

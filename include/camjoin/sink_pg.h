@@ -24,9 +24,11 @@
  * `expected` → it did not, run it again; anything else → SINK_FENCED.
  *
  * Startup (sink_pg_open) is the one blocking part, before the loop runs: it
- * connects, so that a wrong address fails fast with exit 1, and creates the
- * schema idempotently under an advisory lock (several instances may start
- * together). The connection then switches to nonblocking mode.
+ * connects, so that a wrong address fails fast with exit 1, and creates
+ * whatever part of the schema is missing, idempotently, under an advisory
+ * lock (several instances may start together). When everything exists no
+ * DDL runs at all, so a role without CREATE privilege works. The connection
+ * then switches to nonblocking mode.
  *
  * Ownership: sink_pg_submit() takes the batch; it comes back in on_txn_done,
  * whatever the result. Offsets arrays passed to on_offsets live during the
@@ -80,8 +82,9 @@ int sink_pg_up(const sink_pg_t *s);
 void sink_pg_free(sink_pg_t *s);
 
 /* The schema the daemon creates, for config/schema.sql and tests. `table` is
- * the events table name, already quoted as an identifier. Returns a
+ * the events table name and `index` the name of its ingested_at index
+ * (`<table>_ingested_at_idx`), both already quoted as identifiers. Returns a
  * malloc'd string. */
-char *sink_pg_schema_sql(const char *table);
+char *sink_pg_schema_sql(const char *table, const char *index);
 
 #endif

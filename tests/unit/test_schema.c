@@ -31,7 +31,8 @@ static void schema_file_matches_daemon(void **state)
     snprintf(path, sizeof path, "%s/../../config/schema.sql",
              getenv("CAMJOIN_TESTDATA"));
     char *file = slurp(path);
-    char *ddl = sink_pg_schema_sql("\"camera_events\"");
+    char *ddl = sink_pg_schema_sql("\"camera_events\"",
+                                   "\"camera_events_ingested_at_idx\"");
     const char *body = strstr(file, "CREATE TABLE"); /* after the comment */
     assert_non_null(body);
     assert_string_equal(body, ddl);
@@ -42,8 +43,11 @@ static void schema_file_matches_daemon(void **state)
 static void schema_quotes_the_table_name(void **state)
 {
     (void)state;
-    char *ddl = sink_pg_schema_sql("\"my events\"");
+    char *ddl = sink_pg_schema_sql("\"my events\"", "\"my events_ingested_at_idx\"");
     assert_non_null(strstr(ddl, "CREATE TABLE IF NOT EXISTS \"my events\" ("));
+    assert_non_null(strstr(ddl, "CREATE INDEX IF NOT EXISTS "
+                                "\"my events_ingested_at_idx\" ON \"my events\" "
+                                "(ingested_at);"));
     assert_null(strstr(ddl, "camera_events"));
     free(ddl);
 }
