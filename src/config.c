@@ -18,6 +18,7 @@ _Static_assert(sizeof(enum join_on_miss) == sizeof(int), "on_miss stored as int"
 
 static const char *const on_miss_names[] = {
     [JOIN_KEEP] = "keep", [JOIN_DROP] = "drop", [JOIN_DEAD_LETTER] = "dead-letter", NULL};
+static const char *const off_on_names[] = {"off", "on", NULL};
 static const char *const level_names[] = {
     [LOG_ERROR] = "error", [LOG_WARN] = "warn", [LOG_INFO] = "info", [LOG_DEBUG] = "debug", NULL};
 
@@ -50,6 +51,11 @@ const struct key_row config_rows[] = {
     {.name = "dedup.window", .type = T_DURATION, .def = "10m", .offset = OFF(dedup_window_ms),
      .min = 1, .max = 86400000,
      .help = "a repeated event_id is dropped within this time of its first sighting"},
+    {.name = "dedup.warm_up", .type = T_ENUM, .def = "on", .offset = OFF(dedup_warm_up),
+     .choices = off_on_names,
+     .help = "on assignment, load the event_ids of the partitions' last window from "
+             "PostgreSQL, so a retry arriving right after a rebalance or restart is "
+             "still dropped in memory"},
     {.name = "batch.max_rows", .type = T_INT, .def = "20000", .offset = OFF(batch_max_rows),
      .min = 1, .max = 10000000, .help = "a batch holds at most this many messages; a full batch is sealed and queued"},
     {.name = "batch.max_wait", .type = T_DURATION, .def = "0", .offset = OFF(batch_max_wait_ms),
@@ -62,6 +68,14 @@ const struct key_row config_rows[] = {
     {.name = "event.max_message_bytes", .type = T_SIZE, .def = "1MiB",
      .offset = OFF(max_message_bytes), .min = 1024, .max = 1073741824,
      .help = "a longer Kafka message becomes a dead letter (reason too_large)"},
+    {.name = "event.max_future", .type = T_DURATION, .def = "0",
+     .offset = OFF(max_future_ms), .min = 0, .max = 31536000000,
+     .help = "an event_ts further than this ahead of the clock becomes a dead letter "
+             "(event_ts_in_future); 0 = no limit"},
+    {.name = "event.max_age", .type = T_DURATION, .def = "0",
+     .offset = OFF(max_age_ms), .min = 0, .max = 3153600000000,
+     .help = "an event_ts older than this becomes a dead letter (event_ts_too_old); "
+             "0 = no limit"},
     {.name = "http.listen", .type = T_STRING, .def = "", .flag = "http", .metavar = "ADDR:PORT",
      .offset = OFF(http_listen),
      .help = "ADDR:PORT serving /metrics, /healthz and /readyz; empty = no HTTP server"},

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "camjoin/batch.h"
 #include "camjoin/dedup.h"
@@ -154,6 +155,22 @@ static void add_dead(pipeline_t *p, batch_t *b, const source_msg_t *m,
     }
 }
 
+/* event.max_future / event.max_age: NULL when the timestamp is acceptable. */
+static const char *ts_policy(const pipeline_t *p, int64_t ts_us)
+{
+    if (!p->cfg->max_future_ms && !p->cfg->max_age_ms)
+        return NULL;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int64_t ts_ms = ts_us / 1000;
+    if (p->cfg->max_future_ms && ts_ms > now_ms + p->cfg->max_future_ms)
+        return "event_ts_in_future";
+    if (p->cfg->max_age_ms && ts_ms < now_ms - p->cfg->max_age_ms)
+        return "event_ts_too_old";
+    return NULL;
+}
+
 static void process(pipeline_t *p, batch_t *b, const source_msg_t *m)
 {
     char reason[EVENT_REASON_MAX];
@@ -162,6 +179,11 @@ static void process(pipeline_t *p, batch_t *b, const source_msg_t *m)
                     reason) != EVENT_OK) {
         add_dead(p, b, m, reason);
         return;
+    }
+    const char *policy = ts_policy(p, ev.event_ts_us);
+    if (policy) {
+        add_dead(p, b, m, policy);
+        goto out;
     }
     int d = dedup_check(p->dedup, ev.event_id, ev.event_id_len, m->partition,
                         m->offset, (int64_t)uv_now(p->loop));
@@ -319,7 +341,7 @@ static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
                  "re-reading stored offsets", "messages=%zu", msgs);
         pipeline_drop_buffered(p);
         if (!p->stopping)
-            pipeline_resolve(p);
+            pipeline_resolve(p, 1);
     }
     batch_recycle(p, b);
     backpressure(p);
@@ -448,7 +470,7 @@ static void on_tick(uv_timer_t *t)
     dedup_expire(p->dedup, (int64_t)now);
     if (p->need_resolve && !p->stopping) {
         p->need_resolve = 0;
-        pipeline_resolve(p);
+        pipeline_resolve(p, p->resync);
     }
     if (now - p->last_stats_ms >= STATS_EVERY_MS) {
         if (p->st.consumed != p->last_consumed)
@@ -472,6 +494,7 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
     };
     static const sink_pg_callbacks kcb = {
         .on_txn_done = on_txn_done, .on_offsets = pipeline_on_offsets,
+        .on_warm_row = pipeline_on_warm_row, .on_warm_done = pipeline_on_warm_done,
         .on_state = on_sink_state,
     };
     pipeline_t *p = calloc(1, sizeof *p);

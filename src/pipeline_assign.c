@@ -40,13 +40,14 @@ void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n)
     p->assigned = a;
     p->nassigned = n;
     log_info("partitions assigned", "count=%zu", n);
-    pipeline_resolve(p);
+    pipeline_resolve(p, 0);
 }
 
 /* Step 1 of (re)positioning the assignment: read the stored offsets. */
-void pipeline_resolve(pipeline_t *p)
+void pipeline_resolve(pipeline_t *p, int resync)
 {
     p->gen++;
+    p->resync = resync;
     p->awaiting_assign = 1;
     for (size_t i = 0; i < p->nassigned; i++) {
         struct part *pt = pipeline_part(p, p->assigned[i]);
@@ -67,7 +68,24 @@ struct resolve_ctx {
 
 static void on_resolved(void *ud, const source_resolved_t *r);
 
-/* Step 2: stored offsets known; ask Kafka for watermarks (thread pool). */
+/* Step 3: ask Kafka for watermarks (thread pool). */
+static void start_resolve(pipeline_t *p)
+{
+    struct resolve_ctx *c = malloc(sizeof *c);
+    int64_t at = p->replay.kind == REPLAY_TIME ? p->replay.time_ms : -1;
+    if (!c || source_kafka_resolve(p->src, p->assigned, p->nassigned, at,
+                                   on_resolved, c) != 0) {
+        free(c);
+        log_error("cannot start offset resolution", NULL);
+        pipeline_stop(p, 1);
+        return;
+    }
+    c->p = p;
+    c->gen = p->gen;
+}
+
+/* Step 2: stored offsets known; warm the dedup window (unless this is a
+ * resync after a fenced commit: the partitions stayed ours). */
 void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
                        size_t n)
 {
@@ -80,17 +98,34 @@ void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
     for (size_t i = 0; i < n; i++)
         if ((size_t)parts[i] < p->nparts)
             p->parts[parts[i]].stored = next[i];
-    struct resolve_ctx *c = malloc(sizeof *c);
-    int64_t at = p->replay.kind == REPLAY_TIME ? p->replay.time_ms : -1;
-    if (!c || source_kafka_resolve(p->src, p->assigned, p->nassigned, at,
-                                   on_resolved, c) != 0) {
-        free(c);
-        log_error("cannot start offset resolution", NULL);
-        pipeline_stop(p, 1);
+    if (p->cfg->dedup_warm_up && !p->resync) {
+        p->warm_gen = p->gen;
+        p->warm_start_ms = uv_now(p->loop);
+        sink_pg_warm(p->sink, p->assigned, p->nassigned);
         return;
     }
-    c->p = p;
-    c->gen = p->gen;
+    start_resolve(p);
+}
+
+/* Step 2b: a dedup entry for each event of the window on these partitions,
+ * with its position, so a re-read of it is not mistaken for a duplicate. */
+void pipeline_on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
+                          int64_t offset)
+{
+    pipeline_t *p = ud;
+    if (p->warm_gen == p->gen)
+        dedup_check(p->dedup, id, len, partition, offset, (int64_t)uv_now(p->loop));
+}
+
+void pipeline_on_warm_done(void *ud, size_t rows)
+{
+    pipeline_t *p = ud;
+    if (p->warm_gen != p->gen || p->stopping)
+        return;
+    log_info("dedup window warmed from postgres", "partitions=%zu events=%zu "
+             "ms=%llu", p->nassigned, rows,
+             (unsigned long long)(uv_now(p->loop) - p->warm_start_ms));
+    start_resolve(p);
 }
 
 /* Where partition i starts: replay spec (first assignment only), else the
@@ -130,7 +165,7 @@ static int64_t start_offset(pipeline_t *p, struct part *pt, int32_t id,
     return start;
 }
 
-/* Step 3: assign at absolute offsets. */
+/* Step 4: assign at absolute offsets. */
 static void on_resolved(void *ud, const source_resolved_t *r)
 {
     struct resolve_ctx *c = ud;

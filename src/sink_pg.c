@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "camjoin/event.h"
 #include "camjoin/log.h"
 #include "sink_sql.h"
 
@@ -15,15 +16,18 @@
 #define BACKOFF_MIN_MS 100
 #define CONNECT_TIMEOUT_MS 10000
 
-enum op_kind { OP_TXN, OP_OFFSETS };
+enum op_kind { OP_TXN, OP_OFFSETS, OP_WARM };
 enum conn_state { C_DOWN, C_CONNECTING, C_SETUP, C_READY };
 /* What the statement in flight is; decides what step_done() does next. */
-enum step { S_NONE, S_SETUP, S_VERIFY, S_WRITE, S_COMMIT, S_ROLLBACK, S_OFFSETS };
+enum step { S_NONE, S_SETUP, S_VERIFY, S_WRITE, S_COMMIT, S_ROLLBACK, S_OFFSETS,
+            S_WARM };
 
 struct op {
     enum op_kind kind;
     batch_t *batch;      /* OP_TXN; owned until on_txn_done */
     int verify;          /* a previous attempt's outcome is unknown */
+    int32_t *partitions; /* OP_WARM; owned */
+    size_t npartitions;
     struct op *next;
 };
 
@@ -50,6 +54,8 @@ struct sink_pg {
     sink_write_plan plan;  /* of the S_WRITE statement (also its COPY data) */
     size_t copy_idx, copy_off;
     int copying, copy_ended;
+    int copy_out;        /* a COPY TO STDOUT is streaming rows to us */
+    size_t warm_rows;
     int nres, failed;
     int64_t tuples[MAX_RESULTS];
     char errmsg[512];
@@ -214,7 +220,7 @@ static void send_query(sink_pg_t *s, enum step step, const char *sql)
 {
     s->step = step;
     s->nres = s->failed = 0;
-    s->copying = s->copy_ended = 0;
+    s->copying = s->copy_ended = s->copy_out = 0;
     s->copy_idx = s->copy_off = 0;
     s->errmsg[0] = '\0';
     if (!PQsendQuery(s->conn, sql)) {
@@ -308,15 +314,59 @@ lost:
 
 static void step_done(sink_pg_t *s);
 
+/* One warm-up row: hex(event_id) TAB partition TAB offset. */
+static void warm_row(sink_pg_t *s, const char *line, int len)
+{
+    char id[EVENT_ID_MAX], *end;
+    const char *tab = memchr(line, '\t', (size_t)len);
+    size_t hex = tab ? (size_t)(tab - line) : 0, n = hex / 2;
+    if (!tab || hex % 2 || n == 0 || n > sizeof id)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char pair[3] = {line[2 * i], line[2 * i + 1], '\0'};
+        id[i] = (char)strtol(pair, NULL, 16);
+    }
+    long part = strtol(tab + 1, &end, 10);
+    long long off = *end == '\t' ? strtoll(end + 1, NULL, 10) : -1;
+    if (off < 0)
+        return;
+    s->warm_rows++;
+    s->cb.on_warm_row(s->ud, id, n, (int32_t)part, (int64_t)off);
+}
+
+/* Drains a COPY TO STDOUT. Returns 1 while it must wait for more input. */
+static int copy_out_pull(sink_pg_t *s)
+{
+    char *buf;
+    int n;
+    while ((n = PQgetCopyData(s->conn, &buf, 1)) > 0) {
+        warm_row(s, buf, n);
+        PQfreemem(buf);
+    }
+    if (n == 0)
+        return 1;
+    s->copy_out = 0; /* -1: done, the COPY's result follows; -2: error */
+    return 0;
+}
+
 static void collect(sink_pg_t *s)
 {
-    while (s->step != S_NONE && !s->copying && !PQisBusy(s->conn)) {
+    while (s->step != S_NONE && !s->copying) {
+        if (s->copy_out && copy_out_pull(s))
+            return;
+        if (PQisBusy(s->conn))
+            return;
         PGresult *r = PQgetResult(s->conn);
         if (!r) {
             step_done(s);
             return;
         }
         ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_OUT) {
+            PQclear(r);
+            s->copy_out = 1;
+            continue;
+        }
         if (st == PGRES_COPY_IN) {
             PQclear(r);
             if (s->step != S_WRITE || s->copy_idx >= s->plan.ncopy) {
@@ -399,10 +449,11 @@ static void op_pop(sink_pg_t *s)
         s->tail = NULL;
     if (o->kind == OP_TXN)
         s->ntxn--;
+    free(o->partitions);
     free(o);
 }
 
-static void op_push(sink_pg_t *s, enum op_kind kind, batch_t *b)
+static struct op *op_push(sink_pg_t *s, enum op_kind kind, batch_t *b)
 {
     struct op *o = calloc(1, sizeof *o);
     if (!o) { /* cannot queue: keep the process honest and loud */
@@ -418,8 +469,7 @@ static void op_push(sink_pg_t *s, enum op_kind kind, batch_t *b)
     s->tail = o;
     if (kind == OP_TXN)
         s->ntxn++;
-    if (s->state == C_READY && s->step == S_NONE)
-        run_next(s);
+    return o;
 }
 
 static void send_offsets_query(sink_pg_t *s, enum step step)
@@ -448,8 +498,17 @@ static void run_next(sink_pg_t *s)
     struct op *o = s->head;
     if (!o || s->state != C_READY || s->step != S_NONE || s->retry_pending)
         return;
-    if (o->kind == OP_OFFSETS)
+    if (o->kind == OP_OFFSETS) {
         send_offsets_query(s, S_OFFSETS);
+    } else if (o->kind == OP_WARM) {
+        s->warm_rows = 0;
+        sink_sql_warm(&s->sql, s->table_id, o->partitions, o->npartitions,
+                      s->cfg->dedup_window_ms);
+        if (s->sql.oom)
+            conn_lost(s, "out of memory");
+        else
+            send_query(s, S_WARM, s->sql.data);
+    }
     else if (o->verify)
         send_offsets_query(s, S_VERIFY);
     else
@@ -560,6 +619,12 @@ static void step_done(sink_pg_t *s)
     case S_OFFSETS:
         offsets_done(s);
         break;
+    case S_WARM: {
+        size_t rows = s->warm_rows;
+        op_pop(s);
+        s->cb.on_warm_done(s->ud, rows);
+        break;
+    }
     case S_WRITE: {
         const sink_write_plan *w = &s->plan;
         int ok = (w->idx_upd < 0 || s->tuples[w->idx_upd] == w->n_upd) &&
@@ -695,8 +760,30 @@ fail:
     return -1;
 }
 
-void sink_pg_submit(sink_pg_t *s, batch_t *b) { op_push(s, OP_TXN, b); }
-void sink_pg_read_offsets(sink_pg_t *s) { op_push(s, OP_OFFSETS, NULL); }
+void sink_pg_submit(sink_pg_t *s, batch_t *b)
+{
+    op_push(s, OP_TXN, b);
+    run_next(s);
+}
+
+void sink_pg_read_offsets(sink_pg_t *s)
+{
+    op_push(s, OP_OFFSETS, NULL);
+    run_next(s);
+}
+
+void sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n)
+{
+    struct op *o = op_push(s, OP_WARM, NULL);
+    o->partitions = malloc((n ? n : 1) * sizeof *o->partitions);
+    if (!o->partitions) {
+        log_error("out of memory queueing a postgres operation", NULL);
+        abort();
+    }
+    memcpy(o->partitions, partitions, n * sizeof *partitions);
+    o->npartitions = n;
+    run_next(s);
+}
 size_t sink_pg_pending(const sink_pg_t *s) { return s->ntxn; }
 int sink_pg_up(const sink_pg_t *s) { return s->state == C_READY; }
 

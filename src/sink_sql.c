@@ -155,3 +155,16 @@ void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
         plan->idx_ins = res++;
     }
 }
+
+void sink_sql_warm(strbuf_t *q, const char *table, const int32_t *partitions,
+                   size_t n, int64_t window_ms)
+{
+    strbuf_reset(q);
+    strbuf_addf(q, "COPY (SELECT encode(convert_to(event_id, 'UTF8'), 'hex'), "
+                   "kafka_partition, kafka_offset FROM %s WHERE ingested_at > "
+                   "now() - interval '%lld milliseconds' AND kafka_partition IN (",
+                table, (long long)window_ms);
+    for (size_t i = 0; i < n; i++)
+        strbuf_addf(q, "%s%d", i ? "," : "", (int)partitions[i]);
+    strbuf_addf(q, "%s)) TO STDOUT", n ? "" : "NULL");
+}

@@ -12,6 +12,8 @@
 #define CAMJOIN_SINK_SQL_H
 
 #include "camjoin/batch.h"
+#include <stdint.h>
+
 #include "camjoin/strbuf.h"
 
 /* Per-connection setup: the temporary staging tables (emptied by COMMIT). */
@@ -39,5 +41,10 @@ void sink_sql_schema_present(strbuf_t *q, const char *table, const char *index);
 
 /* SELECT kafka_partition, next_offset for one group and topic. */
 void sink_sql_offsets(strbuf_t *q, const char *group, const char *topic);
+
+/* COPY … TO STDOUT of hex(event_id), partition, offset for the events of
+ * these partitions ingested within the last window_ms (the dedup warm-up). */
+void sink_sql_warm(strbuf_t *q, const char *table, const int32_t *partitions,
+                   size_t n, int64_t window_ms);
 
 #endif

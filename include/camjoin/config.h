@@ -57,6 +57,9 @@ typedef struct camjoin_config {
     enum join_on_miss on_miss;/* join.on_miss: keep | drop | dead-letter; default keep */
     /* [dedup] */
     int64_t dedup_window_ms;  /* dedup.window; default 10m */
+    int dedup_warm_up;        /* dedup.warm_up: off | on; default on: load the
+                                 window's event_ids of newly assigned partitions
+                                 from PostgreSQL before consuming them */
     /* [batch] */
     int64_t batch_max_rows;   /* batch.max_rows; default 20000, range 1..10000000 */
     int64_t batch_max_wait_ms;/* batch.max_wait; default 0ms: how long an idle
@@ -65,6 +68,11 @@ typedef struct camjoin_config {
     int64_t batch_max_buffered; /* batch.max_buffered; default 200000: pause partitions above this */
     /* [event] */
     int64_t max_message_bytes;/* event.max_message_bytes; default 1MiB */
+    int64_t max_future_ms;    /* event.max_future; default 0 = no limit: event_ts
+                                 further ahead of the clock → dead letter
+                                 event_ts_in_future */
+    int64_t max_age_ms;       /* event.max_age; default 0 = no limit: event_ts
+                                 older than this → dead letter event_ts_too_old */
     /* [http] */
     char *http_listen;        /* http.listen, --http; default "" (off) */
     /* [log] */

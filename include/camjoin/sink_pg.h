@@ -13,6 +13,8 @@
  *                NOTHING for a partition that has no row yet); COMMIT if
  *                every fence held, ROLLBACK otherwise (result SINK_FENCED).
  *   OFFSETS      SELECT the stored offsets of this group and topic.
+ *   WARM         COPY (SELECT the window's event_ids of some partitions)
+ *                TO STDOUT, streamed row by row to the owner.
  *
  * Failure handling. A lost connection or a failed statement never loses a
  * batch: the operation stays at the head of the queue and is retried after
@@ -55,6 +57,11 @@ typedef struct sink_pg_callbacks {
     /* stored next offsets for this group/topic (absent partitions omitted) */
     void (*on_offsets)(void *ud, const int32_t *partitions,
                        const int64_t *next, size_t n);
+    /* dedup warm-up: one event of the window (id not NUL-terminated) … */
+    void (*on_warm_row)(void *ud, const char *event_id, size_t len,
+                        int32_t partition, int64_t offset);
+    /* … and the end of the warm-up, with the number of rows */
+    void (*on_warm_done)(void *ud, size_t rows);
     /* connection went up (1) or down (0); `msg` says why when down */
     void (*on_state)(void *ud, int up, const char *msg);
 } sink_pg_callbacks;
@@ -70,6 +77,11 @@ int sink_pg_open(sink_pg_t *s, char *err, size_t errlen);
 void sink_pg_submit(sink_pg_t *s, batch_t *b);
 /* Queues a read of the stored offsets. */
 void sink_pg_read_offsets(sink_pg_t *s);
+/* Queues the dedup warm-up: streams (COPY TO STDOUT) the event_ids of these
+ * partitions ingested within dedup.window to on_warm_row, then calls
+ * on_warm_done. Retried after a reconnect like any operation, so rows may
+ * arrive twice; dedup_check() makes that harmless. */
+void sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n);
 
 /* Transactions queued or running. */
 size_t sink_pg_pending(const sink_pg_t *s);

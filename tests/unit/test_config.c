@@ -106,6 +106,9 @@ static void assert_same_config(const camjoin_config *a, const camjoin_config *b)
     assert_string_equal(a->reference, b->reference);
     assert_int_equal(a->on_miss, b->on_miss);
     assert_int_equal(a->dedup_window_ms, b->dedup_window_ms);
+    assert_int_equal(a->dedup_warm_up, b->dedup_warm_up);
+    assert_int_equal(a->max_future_ms, b->max_future_ms);
+    assert_int_equal(a->max_age_ms, b->max_age_ms);
     assert_int_equal(a->batch_max_rows, b->batch_max_rows);
     assert_int_equal(a->batch_max_wait_ms, b->batch_max_wait_ms);
     assert_int_equal(a->batch_max_buffered, b->batch_max_buffered);
@@ -126,7 +129,8 @@ static void assert_defaults(const camjoin_config *c)
         .brokers = "localhost:9092", .topic = "camera-events", .group = "camjoin",
         .pg_conninfo = "", .table = "camera_events", .pg_retry_max_ms = 10000,
         .reference = "/etc/camjoin/cameras.csv", .on_miss = JOIN_KEEP,
-        .dedup_window_ms = 600000, .batch_max_rows = 20000, .batch_max_wait_ms = 0,
+        .dedup_window_ms = 600000, .dedup_warm_up = 1, .batch_max_rows = 20000,
+        .batch_max_wait_ms = 0,
         .batch_max_buffered = 200000, .max_message_bytes = 1048576, .http_listen = "",
         .log_level = LOG_INFO};
     assert_same_config(c, &want);
@@ -240,6 +244,12 @@ static const struct {
     {{"--set", "event.max_message_bytes=2X"}, ERR, 0, 0,
      "--set: event.max_message_bytes: bad size \"2X\" (use e.g. 1048576, 512KiB, 1MiB, 2G)"},
     {{"--set", "join.on_miss=drop"}, INT, F(on_miss), JOIN_DROP, NULL},
+    {{"--set", "dedup.warm_up=off"}, INT, F(dedup_warm_up), 0, NULL},
+    {{"--set", "dedup.warm_up=yes"}, ERR, 0, 0,
+     "--set: dedup.warm_up: bad value \"yes\" (one of: off, on)"},
+    {{"--set", "event.max_future=5m"}, I64, F(max_future_ms), 300000, NULL},
+    {{"--set", "event.max_age=7d"}, ERR, 0, 0,
+     "--set: event.max_age: bad duration \"7d\" (use e.g. 250ms, 10s, 10m, 2h)"},
     {{"--set", "join.on_miss=dead-letter"}, INT, F(on_miss), JOIN_DEAD_LETTER, NULL},
     {{"--set", "join.on_miss=DROP"}, ERR, 0, 0,
      "--set: join.on_miss: bad value \"DROP\" (one of: keep, drop, dead-letter)"},
@@ -361,7 +371,8 @@ static void test_full_file(void **state)
     camjoin_config want = {
         .brokers = "k1:9092,k2:9092", .topic = "cams", .group = "g1", .pg_conninfo = conninfo,
         .table = "events_t", .pg_retry_max_ms = 30000, .reference = "/srv/cameras.csv",
-        .on_miss = JOIN_DEAD_LETTER, .dedup_window_ms = 5400000, .batch_max_rows = 500,
+        .on_miss = JOIN_DEAD_LETTER, .dedup_window_ms = 5400000, .dedup_warm_up = 0,
+        .max_future_ms = 300000, .max_age_ms = 604800000, .batch_max_rows = 500,
         .batch_max_wait_ms = 250, .batch_max_buffered = 1000, .max_message_bytes = 65536,
         .http_listen = "127.0.0.1:9464", .log_level = LOG_WARN, .kafka_props = props,
         .n_kafka_props = ARRAY_LEN(props)};
@@ -460,6 +471,7 @@ static void test_help_and_version(void **state)
         "kafka.brokers", "kafka.topic", "kafka.group", "postgres.conninfo", "postgres.table",
         "postgres.retry_max", "reference.path", "join.on_miss", "dedup.window",
         "batch.max_rows", "batch.max_wait", "batch.max_buffered", "event.max_message_bytes",
+        "dedup.warm_up", "event.max_future", "event.max_age", "off|on",
         "http.listen", "log.level", "[kafka.properties]", "-c FILE", "--brokers LIST",
         "--topic NAME", "--group ID", "--pg CONNINFO", "--reference CSV", "--table NAME",
         "-X KEY=VALUE", "--replay-from SPEC", "--until-end", "--http ADDR:PORT",
@@ -549,10 +561,11 @@ static void test_print_defaults(void **state)
                               "\n[postgres]\nconninfo =\ntable = camera_events\nretry_max = 10s\n"
                               "\n[reference]\npath = /etc/camjoin/cameras.csv\n"
                               "\n[join]\non_miss = keep\n"
-                              "\n[dedup]\nwindow = 10m\n"
+                              "\n[dedup]\nwindow = 10m\nwarm_up = on\n"
                               "\n[batch]\nmax_rows = 20000\nmax_wait = 0\n"
                               "max_buffered = 200000\n"
-                              "\n[event]\nmax_message_bytes = 1MiB\n"
+                              "\n[event]\nmax_message_bytes = 1MiB\nmax_future = 0\n"
+                              "max_age = 0\n"
                               "\n[http]\nlisten =\n"
                               "\n[log]\nlevel = info\n"
                               "\n[kafka.properties]\n");
