@@ -275,7 +275,10 @@ camjoin_start() {  # NAME ARGS...: background run, stderr to $CJ_TMP/NAME.log
     local name=$1
     shift
     need_bin camjoin
-    "$CAMJOIN_BIN/camjoin" "$@" >"$CJ_TMP/$name.out" 2>"$CJ_TMP/$name.log" </dev/null &
+    # CAMJOIN_WRAPPER (e.g. "valgrind --error-exitcode=97 ...") runs the daemon
+    # under a tool; valgrind keeps the PID, so signals still reach camjoin
+    # shellcheck disable=SC2086
+    ${CAMJOIN_WRAPPER:-} "$CAMJOIN_BIN/camjoin" "$@" >"$CJ_TMP/$name.out" 2>"$CJ_TMP/$name.log" </dev/null &
     CAMJOIN_PID=$!
     CAMJOIN_PIDS+=("$CAMJOIN_PID")
 }
