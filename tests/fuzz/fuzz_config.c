@@ -2,22 +2,17 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
+#include "memfile.h"
 #include "camjoin/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char path[64], err[512];
-    int fd = memfd_create("camjoin.conf", 0);
+    int fd = memfile_open(data, size, path);
     if (fd < 0)
         return 0;
-    if (write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        return 0;
-    }
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     char *argv[] = {"camjoin", "-c", path, NULL};
     camjoin_config *cfg = NULL;
     FILE *null = fopen("/dev/null", "w");

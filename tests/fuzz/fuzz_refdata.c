@@ -2,22 +2,17 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
+#include "memfile.h"
 #include "camjoin/refdata.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char path[64], err[512];
-    int fd = memfd_create("cameras.csv", 0);
+    int fd = memfile_open(data, size, path);
     if (fd < 0)
         return 0;
-    if (write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        return 0;
-    }
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     refdata_t *r = NULL;
     if (refdata_load(&r, path, err, sizeof err) == 0) {
         for (size_t i = 0; i < refdata_count(r); i++) {
