@@ -360,6 +360,24 @@ static void configure_inih(void)
     ini_max_line = 65536;
 }
 
+/* inih splits a line longer than its buffer and parses the rest as another
+ * line; refuse such a file up front, naming the line. Returns its number. */
+static int overlong_line(FILE *fp)
+{
+    int c, line = 1;
+    long len = 0;
+    while ((c = getc(fp)) != EOF) {
+        if (c == '\n') {
+            line++;
+            len = 0;
+        } else if (++len >= ini_max_line - 1) {
+            return line;
+        }
+    }
+    rewind(fp);
+    return 0;
+}
+
 static int load_file(camjoin_config *cfg, char *err, size_t errlen)
 {
     const char *path = cfg->config_file;
@@ -368,8 +386,15 @@ static int load_file(camjoin_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    struct file_ctx ctx = {.cfg = cfg};
     configure_inih();
+    int longline = overlong_line(fp);
+    if (longline) {
+        fclose(fp);
+        snprintf(err, errlen, "%s:%d: line longer than %d bytes", path, longline,
+                 ini_max_line - 2);
+        return -1;
+    }
+    struct file_ctx ctx = {.cfg = cfg};
     int line = ini_parse_file(fp, on_ini_pair, &ctx);
     int read_errno = ferror(fp) ? errno : 0;
     fclose(fp);

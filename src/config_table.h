@@ -62,4 +62,7 @@ void config_join_choices(const struct key_row *r, const char *sep, char *buf, si
 /* The --help text (config_text.c). */
 void config_print_help(FILE *f);
 
+/* A librdkafka property whose value must not be printed. */
+bool config_secret_property(const char *key);
+
 #endif

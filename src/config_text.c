@@ -172,12 +172,24 @@ static void print_masked_keyword_conninfo(FILE *f, const char *s)
         }
         const char *v = eq + 1 + strspn(eq + 1, ws);
         const char *end = conninfo_value_end(v);
-        bool pw = klen == 8 && strncmp(s, "password", 8) == 0;
+        bool pw = memmem(s, klen, "password", 8) != NULL; /* also sslpassword */
         fwrite(s, 1, (size_t)((pw ? v : end) - s), f);
         if (pw)
             fputs("****", f);
         s = end;
     }
+}
+
+bool config_secret_property(const char *key)
+{
+    /* passwords, client secrets, private keys (PEM text or a JAAS/OAuth
+     * config that embeds credentials) */
+    static const char *const marks[] = {"password", "secret", "key.pem",
+                                        "oauthbearer.config", "jaas", NULL};
+    for (int i = 0; marks[i]; i++)
+        if (strstr(key, marks[i]))
+            return true;
+    return false;
 }
 
 /* postgresql://user:PASSWORD@host/db?password=PASSWORD&... */
@@ -198,9 +210,9 @@ static void print_masked_uri(FILE *f, const char *s, const char *auth)
     }
     fwrite(s, 1, (size_t)(q + 1 - s), f);
     for (s = q + 1; *s;) {
-        size_t n = strcspn(s, "&#");
-        bool pw = n >= 9 && strncmp(s, "password=", 9) == 0;
-        fwrite(s, 1, pw ? 9 : n, f);
+        size_t n = strcspn(s, "&#"), klen = strcspn(s, "=&#");
+        bool pw = s[klen] == '=' && memmem(s, klen, "password", 8) != NULL;
+        fwrite(s, 1, pw ? klen + 1 : n, f);
         if (pw)
             fputs("****", f);
         s += n;
@@ -254,7 +266,7 @@ void config_print(const camjoin_config *cfg, FILE *f)
     fputs("\n[" KAFKA_PROPS "]\n", f);
     for (size_t i = 0; i < cfg->n_kafka_props; i++) {
         const camjoin_kv *kv = &cfg->kafka_props[i];
-        bool secret = strstr(kv->key, "password") || strstr(kv->key, "secret");
-        fprintf(f, "%s = %s\n", kv->key, secret ? "****" : kv->value);
+        fprintf(f, "%s = %s\n", kv->key,
+                config_secret_property(kv->key) ? "****" : kv->value);
     }
 }

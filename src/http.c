@@ -195,16 +195,24 @@ static int parse_listen(const char *spec, struct sockaddr_storage *sa)
     return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)sa) == 0 ? 0 : -1;
 }
 
+int http_check_listen(const char *listen, char *err, size_t errlen)
+{
+    struct sockaddr_storage sa;
+    if (parse_listen(listen, &sa) == 0)
+        return 0;
+    snprintf(err, errlen, "http.listen: expected ADDR:PORT (e.g. 127.0.0.1:9464), "
+             "got \"%s\"", listen);
+    return -1;
+}
+
 http_t *http_new(uv_loop_t *loop, const char *listen, http_handler h, void *ud,
                  char *err, size_t errlen)
 {
     struct sockaddr_storage sa;
     int rc;
-    if (parse_listen(listen, &sa) != 0) {
-        snprintf(err, errlen, "http.listen: expected ADDR:PORT (e.g. "
-                 "127.0.0.1:9464), got \"%s\"", listen);
+    if (http_check_listen(listen, err, errlen) != 0)
         return NULL;
-    }
+    parse_listen(listen, &sa);
     http_t *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");

@@ -54,15 +54,6 @@ int main(int argc, char **argv)
         config_free(cfg);
         return fail_usage(err);
     }
-    if (cfg->check_config) {
-        printf("configuration ok; reference table %s: %zu cameras\n",
-               cfg->reference, refdata_count(ref));
-        refdata_free(ref);
-        replay_spec_clear(&replay);
-        config_free(cfg);
-        return 0;
-    }
-
     /* a peer closing an HTTP socket mid-write must not kill the daemon */
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
@@ -72,6 +63,14 @@ int main(int argc, char **argv)
         refdata_free(ref);
         replay_spec_clear(&replay);
         code = fail_usage(err); /* a bad kafka property is a config error */
+        goto out;
+    }
+    if (cfg->check_config) { /* everything a start would check, short of connecting */
+        printf("configuration ok; reference table %s: %zu cameras\n",
+               cfg->reference, refdata_count(ref));
+        pipeline_free(p);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        code = 0;
         goto out;
     }
     if (pipeline_start(p, err, sizeof err) != 0) {

@@ -511,6 +511,9 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
                 strcmp(cfg->kafka_props[i].value, "latest") == 0 ||
                 strcmp(cfg->kafka_props[i].value, "largest") == 0 ||
                 strcmp(cfg->kafka_props[i].value, "end") == 0;
+    if (sink_pg_check_conninfo(cfg->pg_conninfo, err, errlen) != 0 ||
+        (cfg->http_listen[0] && http_check_listen(cfg->http_listen, err, errlen)))
+        goto fail;
     if (!(p->dedup = dedup_new(cfg->dedup_window_ms, 1 << 16))) {
         snprintf(err, errlen, "out of memory");
         goto fail;

@@ -686,6 +686,33 @@ static char *escape(PGconn *c, const char *v, int ident)
     return copy;
 }
 
+int sink_pg_check_conninfo(const char *conninfo, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (!conninfo || !*conninfo)
+        return 0;
+    PQconninfoOption *o = PQconninfoParse(conninfo, &msg);
+    if (o) {
+        PQconninfoFree(o);
+        return 0;
+    }
+    /* libpq quotes the whole string, password included: keep its reason only */
+    char why[256];
+    first_line(why, sizeof why, msg ? msg : "out of memory");
+    char *cut = strstr(why, " in URI");
+    if (!cut)
+        cut = strstr(why, ": \"");
+    if (cut)
+        *cut = '\0';
+    size_t n = strlen(why);
+    while (n && (why[n - 1] == ' ' || why[n - 1] == ':'))
+        why[--n] = '\0';
+    snprintf(err, errlen, "postgres.conninfo: not a valid connection string or "
+             "URI (%s)", why);
+    PQfreemem(msg);
+    return -1;
+}
+
 /* 1 when every table and index of the schema exists already. */
 static int schema_present(sink_pg_t *s)
 {
@@ -728,13 +755,16 @@ int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
      * is one transaction, serialized across instances starting together. */
     const char *steps[] = {"BEGIN", "SELECT pg_advisory_xact_lock(7262330617)",
                            ddl, "COMMIT", sink_sql_setup};
-    size_t first = schema_present(s) ? 4 : 0;
+    enum { SESSION_STEP = 4 };
+    size_t first = schema_present(s) ? SESSION_STEP : 0;
     for (size_t i = first; i < sizeof steps / sizeof steps[0]; i++) {
         PGresult *r = PQexec(s->conn, steps[i]);
         ExecStatusType st = PQresultStatus(r);
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
             first_line(m, sizeof m, PQresultErrorMessage(r));
-            snprintf(err, errlen, "PostgreSQL schema setup failed: %s", m);
+            snprintf(err, errlen, "PostgreSQL %s failed: %s",
+                     i == SESSION_STEP ? "session setup (temporary staging tables)"
+                                       : "schema setup", m);
             PQclear(r);
             free(ddl);
             goto fail;

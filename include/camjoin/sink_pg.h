@@ -66,6 +66,10 @@ typedef struct sink_pg_callbacks {
     void (*on_state)(void *ud, int up, const char *msg);
 } sink_pg_callbacks;
 
+/* Checks that conninfo parses (a configuration error otherwise); the message
+ * never repeats the string, which may hold a password. */
+int sink_pg_check_conninfo(const char *conninfo, char *err, size_t errlen);
+
 sink_pg_t *sink_pg_new(uv_loop_t *loop, const camjoin_config *cfg,
                        const sink_pg_callbacks *cb, void *ud);
 

@@ -517,7 +517,10 @@ static const struct {
 } mask_cases[] = {
     {"host=db password=hunter2 user=u", "conninfo = host=db password=**** user=u"},
     {"password = 'a b\\'c' host=db", "conninfo = password = **** host=db"},
-    {"host=db passwordx=1 user=password", "conninfo = host=db passwordx=1 user=password"},
+    {"host=db sslpassword=k3y user=password", "conninfo = host=db sslpassword=**** user=password"},
+    {"host=db sslmode=require user=password", "conninfo = host=db sslmode=require user=password"},
+    {"postgresql://u@db/x?sslpassword=k3y&sslmode=require",
+     "conninfo = postgresql://u@db/x?sslpassword=****&sslmode=require"},
     {"postgresql://u:hunter2@db:5432/camjoin", "conninfo = postgresql://u:****@db:5432/camjoin"},
     {"postgres://u@db/x?sslmode=require&password=pw&application_name=a",
      "conninfo = postgres://u@db/x?sslmode=require&password=****&application_name=a"},
@@ -534,6 +537,7 @@ static void test_print_masks_secrets(void **state)
                                                       "sasl.password=pw1", "-X",
                                                       "ssl.key.password=pw2", "-X",
                                                       "sasl.oauthbearer.client.secret=pw3", "-X",
+                                                      "ssl.key.pem=PRIVATEKEY", "-X",
                                                       "client.id=visible", NULL});
         char *text = print_to_string(c);
         char want[256];
@@ -544,7 +548,9 @@ static void test_print_masks_secrets(void **state)
         assert_non_null(strstr(text, "\n[kafka.properties]\nsasl.password = ****\n"
                                      "ssl.key.password = ****\n"
                                      "sasl.oauthbearer.client.secret = ****\n"
+                                     "ssl.key.pem = ****\n"
                                      "client.id = visible\n"));
+        assert_null(strstr(text, "PRIVATEKEY"));
         free(text);
         config_free(c);
     }

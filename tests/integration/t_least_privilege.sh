@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# t_least_privilege — camjoin runs end to end as the least-privilege role of
+# config/roles.sql:
+#
+#   1. roles.sql applied by the superuser on a fresh database (twice: it is
+#      idempotent), and on a database whose tables a superuser created first
+#      (they are handed over to camjoin_owner);
+#   2. the exact privilege set of role camjoin (table grants, schema CREATE,
+#      database TEMP/CONNECT/CREATE) and what it must NOT be able to do, tried
+#      with psql as camjoin: CREATE TABLE, DROP, ALTER, DELETE, UPDATE of
+#      events, TRUNCATE, CREATE SCHEMA all fail; CREATE TEMP TABLE works;
+#   3. camjoin --until-end as camjoin over generator data: the exact end state
+#      of assert_final_state (rows, dead letters, join, offsets); a second run
+#      writes nothing; a --replay-from earliest run duplicates nothing;
+#      camjoin authenticates with SCRAM, its password in a libpq passfile
+#      (PGPASSFILE) or in the conninfo: the password is in no log line, and a
+#      wrong one is exit 1 naming the failure without echoing it;
+#   4. control: without TEMPORARY on the database camjoin cannot start (exit
+#      1, the PostgreSQL error named) — the grant is needed and this test
+#      notices a missing privilege.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_bin camjoin camjoin-mock-kafka camjoin-gen
+
+TOPIC=lp-events GROUP=lp-it PARTS=4
+COUNT=${T_LP_COUNT:-20000}
+ROLES_SQL=$CAMJOIN_SRC/config/roles.sql
+
+pg_start
+apply_roles() {  # DATABASE: roles.sql as the superuser
+    PGDATABASE=$1 psql -XAq -v ON_ERROR_STOP=1 -f "$ROLES_SQL" >"$CJ_TMP/roles.out" 2>&1 ||
+        fail "roles.sql failed on $1: $(cat "$CJ_TMP/roles.out")"
+}
+as_camjoin() {  # SQL: run as role camjoin; prints "ok" or the error's first line
+    local out
+    if out=$(PGUSER=camjoin psql -wXAtq -v ON_ERROR_STOP=1 -c "$1" 2>&1); then
+        echo ok
+    else
+        sed -n '/ERROR:/ { s/.*ERROR: *//p; q }' <<<"$out"
+    fi
+}
+
+echo "roles.sql"
+apply_roles camjoin
+apply_roles camjoin   # idempotent
+assert_eq "owner of every camjoin table" "camera_events=camjoin_owner camjoin_dead_letters=camjoin_owner camjoin_offsets=camjoin_owner" \
+    "$(psql_val "SELECT string_agg(relname || '=' || pg_get_userbyid(relowner), ' ' ORDER BY relname)
+                 FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")"
+assert_eq "roles: camjoin can log in, camjoin_owner cannot; neither is privileged" \
+    "camjoin:t:f:f:f camjoin_owner:f:f:f:f" \
+    "$(psql_val "SELECT string_agg(concat_ws(':', rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole), ' ' ORDER BY rolname)
+                 FROM pg_roles WHERE rolname IN ('camjoin', 'camjoin_owner')")"
+# a database whose tables camjoin (as a superuser) created before
+PGDATABASE=postgres psql_val "CREATE DATABASE camjoin_pre" >/dev/null
+PGDATABASE=camjoin_pre psql -XAq -v ON_ERROR_STOP=1 -f "$CAMJOIN_SRC/config/schema.sql" >/dev/null 2>&1
+apply_roles camjoin_pre
+assert_eq "pre-existing tables handed over to camjoin_owner" "camjoin_owner" \
+    "$(PGDATABASE=camjoin_pre psql_val "SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',')
+                 FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'S', 'i')")"
+
+echo "privileges of role camjoin (exact)"
+assert_eq "table privileges" \
+    "camera_events:INSERT,SELECT camjoin_dead_letters:INSERT,SELECT camjoin_offsets:INSERT,SELECT,UPDATE" \
+    "$(psql_val "SELECT string_agg(table_name || ':' || privs, ' ' ORDER BY table_name) FROM
+                   (SELECT table_name, string_agg(privilege_type, ',' ORDER BY privilege_type) privs
+                    FROM information_schema.role_table_grants WHERE grantee = 'camjoin' GROUP BY 1) g")"
+assert_eq "sequence privileges (USAGE, SELECT, UPDATE)" "t,f,f" \
+    "$(psql_val "SELECT concat_ws(',', has_sequence_privilege('camjoin', 'camjoin_dead_letters_id_seq', 'USAGE'),
+                        has_sequence_privilege('camjoin', 'camjoin_dead_letters_id_seq', 'SELECT'),
+                        has_sequence_privilege('camjoin', 'camjoin_dead_letters_id_seq', 'UPDATE'))")"
+assert_eq "schema public: USAGE, CREATE" "t,f" \
+    "$(psql_val "SELECT concat_ws(',', has_schema_privilege('camjoin', 'public', 'USAGE'), has_schema_privilege('camjoin', 'public', 'CREATE'))")"
+assert_eq "database: CONNECT, TEMPORARY, CREATE" "t,t,f" \
+    "$(psql_val "SELECT concat_ws(',', has_database_privilege('camjoin', 'camjoin', 'CONNECT'),
+                        has_database_privilege('camjoin', 'camjoin', 'TEMPORARY'),
+                        has_database_privilege('camjoin', 'camjoin', 'CREATE'))")"
+assert_eq "PUBLIC: CREATE on public, CONNECT/TEMP on the database" "f,f,f" \
+    "$(psql_val "SELECT concat_ws(',', has_schema_privilege('public', 'public', 'CREATE'),
+                        has_database_privilege('public', 'camjoin', 'CONNECT'),
+                        has_database_privilege('public', 'camjoin', 'TEMPORARY'))")"
+
+echo "what camjoin must not be able to do (psql as camjoin)"
+assert_eq "CREATE TABLE x()" "permission denied for schema public" "$(as_camjoin "CREATE TABLE x()")"
+assert_eq "CREATE TABLE public.camjoin_x (like camera_events)" "permission denied for schema public" \
+    "$(as_camjoin "CREATE TABLE public.camjoin_x (LIKE camera_events)")"
+assert_eq "CREATE SCHEMA" "permission denied for database camjoin" "$(as_camjoin "CREATE SCHEMA s")"
+assert_eq "DROP TABLE camera_events" "must be owner of table camera_events" "$(as_camjoin "DROP TABLE camera_events")"
+assert_eq "ALTER TABLE camera_events" "must be owner of table camera_events" \
+    "$(as_camjoin "ALTER TABLE camera_events ADD COLUMN x int")"
+assert_eq "CREATE INDEX on camera_events" "must be owner of table camera_events" \
+    "$(as_camjoin "CREATE INDEX ON camera_events (zone)")"
+assert_eq "DELETE FROM camera_events" "permission denied for table camera_events" "$(as_camjoin "DELETE FROM camera_events")"
+assert_eq "UPDATE camera_events" "permission denied for table camera_events" \
+    "$(as_camjoin "UPDATE camera_events SET zone = 'x'")"
+assert_eq "TRUNCATE camjoin_offsets" "permission denied for table camjoin_offsets" "$(as_camjoin "TRUNCATE camjoin_offsets")"
+assert_eq "DELETE FROM camjoin_dead_letters" "permission denied for table camjoin_dead_letters" \
+    "$(as_camjoin "DELETE FROM camjoin_dead_letters")"
+assert_eq "CREATE TEMP TABLE (the staging tables)" "ok" "$(as_camjoin "CREATE TEMP TABLE t (a int)")"
+
+echo "password authentication (SCRAM) for camjoin; the password in a libpq passfile"
+PW="lp-pw-$RANDOM$RANDOM-x"
+psql_val "ALTER ROLE camjoin PASSWORD '$PW'" >/dev/null
+hba=$PG_DIR/data/pg_hba.conf
+{ echo "host all camjoin 127.0.0.1/32 scram-sha-256"; cat "$hba"; } >"$CJ_TMP/hba" && cat "$CJ_TMP/hba" >"$hba"
+_pg_as "$PG_BINDIR/pg_ctl" -D "$PG_DIR/data" reload >/dev/null
+sleep 0.5
+assert_eq "psql as camjoin without a password" "fe_sendauth: no password supplied" \
+    "$(PGUSER=camjoin PGPASSFILE=/nonexistent psql -wXAtq -c 'SELECT 1' 2>&1 | sed -n 's/.*: *fe_sendauth/fe_sendauth/p')"
+printf '127.0.0.1:%s:camjoin:camjoin:%s\n' "$PGPORT" "$PW" >"$CJ_TMP/pgpass"
+chmod 600 "$CJ_TMP/pgpass"
+export PGPASSFILE=$CJ_TMP/pgpass
+assert_eq "psql as camjoin with the passfile" ok "$(as_camjoin "SELECT 1")"
+
+echo "camjoin end to end as role camjoin"
+kafka_start "$TOPIC" "$PARTS"
+CAMJOIN_PG_URI="postgresql://camjoin@127.0.0.1:$PGPORT/camjoin"   # no password: PGPASSFILE
+camjoin_args "$TOPIC" "$GROUP"
+gen lp --topic "$TOPIC" --count "$COUNT" --seed 4242 --dup-ratio 0.10 \
+    --unknown-camera-ratio 0.02 --malformed-ratio 0.02 --manifest "$CJ_TMP/lp.manifest.csv"
+sent=$(json_get "$CJ_TMP/lp.json" sent)
+log "generator: $(cat "$CJ_TMP/lp.json")"
+t0=$(now_s)
+camjoin_start lp1 "${CJ_ARGS[@]}" --until-end
+camjoin_wait "$CAMJOIN_PID" 120
+run_s=$(awk -v a="$t0" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }')
+assert_eq "run 1 (--until-end) exit code" 0 "$CAMJOIN_RC"
+assert_final_state "$CJ_TMP/lp.json" "$CJ_TMP/lp.manifest.csv" "$TOPIC" "$GROUP" "$PARTS"
+rows=$(psql_val "SELECT count(*) FROM camera_events")
+dead=$(psql_val "SELECT count(*) FROM camjoin_dead_letters")
+
+# run 2 with the password in the conninfo instead (no passfile): it must
+# appear in no log line; a wrong one fails with exit 1 and is not echoed
+PGPASSFILE=/nonexistent camjoin_start lp2 "${CJ_ARGS[@]}" --until-end \
+    --pg "postgresql://camjoin:$PW@127.0.0.1:$PGPORT/camjoin"
+camjoin_wait "$CAMJOIN_PID" 120
+assert_eq "run 2 (password in the URI, nothing new) exit code" 0 "$CAMJOIN_RC"
+PGPASSFILE=/nonexistent camjoin_start lp-badpw "${CJ_ARGS[@]}" --until-end \
+    --pg "host=127.0.0.1 port=$PGPORT dbname=camjoin user=camjoin password=Wrong-$PW"
+camjoin_wait "$CAMJOIN_PID" 60
+assert_eq "wrong password: exit code" 1 "$CAMJOIN_RC"
+grep -q 'password authentication failed for user "camjoin"' "$CJ_TMP/lp-badpw.log" ||
+    fail "wrong password: reason not named: $(cat "$CJ_TMP/lp-badpw.log")"
+assert_eq "log lines of runs 1, 2 and the wrong password holding the password" 0 \
+    "$(cat "$CJ_TMP"/lp1.log "$CJ_TMP"/lp2.log "$CJ_TMP"/lp-badpw.log "$CJ_TMP"/lp1.out "$CJ_TMP"/lp2.out | grep -cF -- "$PW" || true)"
+camjoin_start lp3 "${CJ_ARGS[@]}" --until-end --replay-from earliest
+camjoin_wait "$CAMJOIN_PID" 120
+assert_eq "run 3 (--replay-from earliest) exit code" 0 "$CAMJOIN_RC"
+assert_eq "rows after runs 2 and 3" "$rows" "$(psql_val "SELECT count(*) FROM camera_events")"
+assert_eq "dead letters after runs 2 and 3" "$dead" "$(psql_val "SELECT count(*) FROM camjoin_dead_letters")"
+assert_eq "duplicate rows" 0 "$(psql_val "SELECT count(*) - count(DISTINCT event_id) FROM camera_events")"
+assert_eq "run 3 read every message again" "$sent" \
+    "$(sed -nE 's/.*msg="stopped" consumed=([0-9]+).*/\1/p' "$CJ_TMP/lp3.log")"
+for r in lp1 lp2 lp3; do
+    if grep -Ei 'level=error|permission denied|must be owner' "$CJ_TMP/$r.log"; then fail "$r logged an error"; fi
+done
+
+echo "control: without TEMPORARY camjoin cannot stage its COPY"
+psql_val "REVOKE TEMPORARY ON DATABASE camjoin FROM camjoin" >/dev/null
+camjoin_start lp-notemp "${CJ_ARGS[@]}" --until-end
+camjoin_wait "$CAMJOIN_PID" 60
+assert_eq "exit code without TEMPORARY" 1 "$CAMJOIN_RC"
+grep -q 'permission denied to create temporary tables in database "camjoin"' "$CJ_TMP/lp-notemp.log" ||
+    fail "the startup failure does not name the missing privilege: $(tail -n 3 "$CJ_TMP/lp-notemp.log")"
+echo "  ok  startup failure: $(grep -m1 'temporary' "$CJ_TMP/lp-notemp.log" | cut -c1-140)"
+apply_roles camjoin   # restores it
+assert_eq "TEMPORARY restored by re-applying roles.sql" t \
+    "$(psql_val "SELECT has_database_privilege('camjoin', 'camjoin', 'TEMPORARY')")"
+
+lost=$((sent - $(json_get "$CJ_TMP/lp.json" duplicates) - rows - dead))
+echo "FIGURES least_privilege: events=$sent rows=$rows dead_letters=$dead lost=$lost duplicate_rows=0 runs=3 run1_s=$run_s denied_ops=10"
+echo "PASS: t_least_privilege ($sent messages as role camjoin, no DDL, exact end state)"
