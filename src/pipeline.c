@@ -427,21 +427,64 @@ static void finish(pipeline_t *p)
     uv_timer_start(&p->closer, on_close, 0, 0);
 }
 
-static void reload_reference(pipeline_t *p)
+/* SIGHUP: the CSV is parsed on the thread pool (a million rows take
+ * seconds); only the pointer swap happens on the loop, between two events. */
+struct reload_job {
+    uv_work_t req;
+    pipeline_t *p;
+    refdata_t *fresh;
+    char err[512];
+};
+
+static void reload_work(uv_work_t *w)
 {
-    char err[512], q[600];
-    refdata_t *fresh = NULL;
-    if (refdata_load(&fresh, p->cfg->reference, err, sizeof err) != 0) {
+    struct reload_job *j = w->data;
+    if (refdata_load(&j->fresh, j->p->cfg->reference, j->err, sizeof j->err) != 0)
+        j->fresh = NULL;
+}
+
+static void reload_reference(pipeline_t *p);
+
+static void reload_done(uv_work_t *w, int status)
+{
+    struct reload_job *j = w->data;
+    pipeline_t *p = j->p;
+    char q[600];
+    p->reloading = 0;
+    if (status != 0 || !j->fresh) {
         p->st.reload_failures++;
         log_error("reference reload failed; keeping the current table",
-                  "error=%s", log_quote(q, sizeof q, err));
+                  "error=%s", log_quote(q, sizeof q, status ? "cancelled" : j->err));
+    } else {
+        refdata_free(p->ref);
+        p->ref = j->fresh; /* the swap: the next event sees the new table */
+        p->st.reloads++;
+        log_info("reference table reloaded", "rows=%zu hash=%016llx",
+                 refdata_count(p->ref), (unsigned long long)refdata_hash(p->ref));
+    }
+    free(j);
+    if (p->reload_again && !p->stopped) { /* a SIGHUP came in meanwhile */
+        p->reload_again = 0;
+        reload_reference(p);
+    }
+}
+
+static void reload_reference(pipeline_t *p)
+{
+    if (p->reloading) {
+        p->reload_again = 1;
         return;
     }
-    refdata_free(p->ref);
-    p->ref = fresh; /* the swap: the next event sees the new table */
-    p->st.reloads++;
-    log_info("reference table reloaded", "rows=%zu hash=%016llx",
-             refdata_count(fresh), (unsigned long long)refdata_hash(fresh));
+    struct reload_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        p->st.reload_failures++;
+        log_error("reference reload failed: out of memory", NULL);
+        return;
+    }
+    j->p = p;
+    j->req.data = j;
+    p->reloading = 1;
+    uv_queue_work(p->loop, &j->req, reload_work, reload_done);
 }
 
 static void on_signal(uv_signal_t *h, int signum)

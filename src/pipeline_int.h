@@ -54,6 +54,7 @@ struct pipeline {
     int64_t open_since;      /* uv_now when the open batch got its first message */
 
     int stopping, stopped, exit_code;
+    int reloading, reload_again; /* SIGHUP reload on the thread pool */
     uv_signal_t sig[3];
     uv_timer_t tick, linger, closer;
     uint64_t last_stats_ms, last_consumed;

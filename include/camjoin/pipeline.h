@@ -28,7 +28,8 @@
  * Shutdown (SIGTERM/SIGINT, or --until-end reaching the end): pause, flush,
  * commit, close the consumer and the connection, let the loop run dry. A
  * second signal abandons what is buffered (it is re-read on the next start).
- * SIGHUP reloads the reference CSV; a bad file keeps the old table.
+ * SIGHUP reloads the reference CSV, parsed on the thread pool and swapped in
+ * on the loop; a bad file keeps the old table.
  */
 #ifndef CAMJOIN_PIPELINE_H
 #define CAMJOIN_PIPELINE_H
