@@ -523,3 +523,127 @@ assert_final_state() {  # SUMMARY_JSON MANIFEST TOPIC GROUP PARTITIONS
                      WHERE consumer_group = '$group' AND topic = '$topic'
                      ORDER BY kafka_partition" | tr '\n' ' ')"
 }
+
+# ===================================================================
+# faults A: helpers for tests/faults/f_kill9.sh, f_sigterm.sh and
+# f_pg_outage.sh (added as one block; nothing above is changed).
+#
+#   wait_new_commit TOPIC GROUP BEFORE T0 TIMEOUT [PID]
+#       polls sum(next_offset) every 50 ms until it exceeds BEFORE; sets
+#       RECOVERY_S = seconds from T0 (a now_s value) to the poll that saw it,
+#       and COMMITTED_SUM. Fails on timeout or when PID is gone.
+#   stats_pct P VALUES...  nearest-rank percentile (P in 0-100) of the values
+#   stats_max VALUES...    largest value
+#   vmrss_kib PID          VmRSS of PID from /proc, in KiB
+#   fault_figures TOPIC    after load_manifest and load_messages: sets F_LOST (valid manifest ids
+#       not in camera_events), F_DUP_ROWS (count(*) - count(DISTINCT
+#       (event_id, event_ts))), F_ROWS (count(*)), F_DEAD (dead letters of
+#       TOPIC), F_DEAD_MISSING (malformed manifest keys with no dead letter
+#       at their message's partition/offset carrying the manifest's reason)
+#       and F_DEAD_EXTRA (dead letters stored more than once).
+#   stopped_field LOG KEY  KEY=value of the daemon's final `msg="stopped"` line
+# ===================================================================
+wait_new_commit() {  # TOPIC GROUP BEFORE T0 TIMEOUT [PID]
+    local topic=$1 group=$2 before=$3 t0=$4 timeout=$5 pid=${6:-} got deadline
+    deadline=$(($(date +%s) + timeout))
+    while (($(date +%s) < deadline)); do
+        got=$(_offsets_sum "$topic" "$group" 2>/dev/null || echo -1)
+        if ((got > before)); then
+            COMMITTED_SUM=$got
+            RECOVERY_S=$(awk -v a="$t0" -v b="$(now_s)" 'BEGIN { printf "%.2f", b - a }')
+            return 0
+        fi
+        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+            fail "camjoin (pid $pid) exited before committing past $before"
+        fi
+        sleep 0.05
+    done
+    fail "no commit past $before within ${timeout} s (sum(next_offset) at $got)"
+}
+
+stats_pct() {  # P VALUES...
+    local p=$1
+    shift
+    printf '%s\n' "$@" | sort -g |
+        awk -v p="$p" '{ v[NR] = $1 } END { if (!NR) { print "n/a"; exit }
+                        r = int((p * NR + 99) / 100); if (r < 1) r = 1; print v[r] }'
+}
+
+stats_max() { printf '%s\n' "$@" | sort -g | tail -n 1; }
+
+vmrss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+fault_figures() {  # TOPIC (after load_manifest and load_messages)
+    local topic=$1
+    F_ROWS=$(psql_val "SELECT count(*) FROM camera_events")
+    F_LOST=$(psql_val "SELECT count(*) FROM (SELECT DISTINCT event_id FROM manifest
+                       WHERE kind = 'valid' EXCEPT SELECT event_id FROM camera_events) x")
+    F_DUP_ROWS=$(psql_val "SELECT count(*) - count(DISTINCT (event_id, event_ts)) FROM camera_events")
+    F_DEAD=$(psql_val "SELECT count(*) FROM camjoin_dead_letters WHERE topic = '$topic'")
+    F_DEAD_EXTRA=$(psql_val "SELECT count(*) - count(DISTINCT (kafka_partition, kafka_offset))
+                             FROM camjoin_dead_letters WHERE topic = '$topic'")
+    F_DEAD_MISSING=$(psql_val "SELECT count(*) FROM manifest m
+                       LEFT JOIN kafka_messages k ON k.key = m.event_id
+                       LEFT JOIN camjoin_dead_letters d ON d.topic = '$topic'
+                            AND d.kafka_partition = k.kafka_partition
+                            AND d.kafka_offset = k.kafka_offset AND d.reason = m.reason
+                       WHERE m.kind = 'malformed' AND d.id IS NULL")
+}
+
+stopped_field() {  # LOG KEY
+    local line
+    line=$(grep 'msg="\?stopped"\? ' "$1" | tail -n 1)
+    [[ -n "$line" ]] || fail "no msg=\"stopped\" line in $1"
+    sed -nE "s/.* $2=([0-9]+).*/\1/p" <<<"$line"
+}
+# ======================================================== end faults A
+
+# ===================================================================
+# faults B: helpers for tests/faults/f_commit_kill.sh, f_broker.sh and
+# f_rebalance.sh (added as one block; nothing above is changed).
+#
+#   wait_log_count LOG PATTERN N TIMEOUT [PID]
+#       until LOG has at least N lines containing the fixed string PATTERN;
+#       fails on timeout or as soon as PID (camjoin) is gone.
+#   camjoin_metric PORT NAME...
+#       the values of the metrics NAME... (one line each, in that order) from
+#       ONE scrape of camjoin's /metrics at 127.0.0.1:PORT (--http); nothing
+#       when it does not answer within 2 s.
+#   pg_backend_state PID
+#       pg_stat_activity state(s) of the backend(s) of client process PID
+#       (matched by its TCP ports to $PGPORT, read with ss -p), one line each
+#       as "state|query prefix"; nothing when it has no connection.
+# ===================================================================
+camjoin_metric() {  # PORT NAME...
+    local port=$1 body
+    shift
+    body=$(curl -s -m 2 "http://127.0.0.1:$port/metrics" 2>/dev/null) || return 0
+    [[ -n "$body" ]] || return 0
+    awk -v names="$*" 'BEGIN { n = split(names, want, " ") }
+                       { v[$1] = $2 }
+                       END { for (i = 1; i <= n; i++) print v[want[i]] }' <<<"$body"
+}
+
+pg_backend_state() {  # PID
+    local ports
+    ports=$(ss -Htnp state established "( dport = :$PGPORT )" 2>/dev/null |
+        awk -v pid="pid=$1," 'index($0, pid) { n = split($3, a, ":"); print a[n] }' | paste -sd, -)
+    [[ -n "$ports" ]] || return 0
+    psql_val "SELECT state || '|' || left(regexp_replace(query, '\s+', ' ', 'g'), 60)
+              FROM pg_stat_activity WHERE client_port IN ($ports)"
+}
+
+wait_log_count() {  # LOG PATTERN N TIMEOUT [PID]
+    local file=$1 pat=$2 n=$3 timeout=$4 pid=${5:-} got=0 deadline
+    deadline=$(($(date +%s) + timeout))
+    while (($(date +%s) < deadline)); do
+        got=$(grep -cF -- "$pat" "$file" 2>/dev/null || true)
+        ((got >= n)) && return 0
+        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+            fail "camjoin (pid $pid) exited while waiting for $n lines '$pat' in $file (at $got)"
+        fi
+        sleep 0.1
+    done
+    fail "$file: $got lines '$pat' within ${timeout} s, expected $n"
+}
+# ======================================================== end faults B

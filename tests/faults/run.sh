@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# run.sh — runs every fault scenario, tests/faults/f_*.sh, in name order
+# (or only the scripts named as arguments), one after the other.
+#
+# For each script it prints its figure lines (each scenario prints one line
+# starting "FIGURES <name>:" — "SUMMARY" is accepted too; a script printing
+# none is represented by its last output line) and PASS/FAIL with the elapsed time; a failing script's output
+# tail follows. Then one final line: "N passed, M failed". Exit status is 0
+# only when every script passed (and at least one ran).
+#
+# The scripts take their sizes from the environment: FAULTS_SCALE=full for
+# the large runs (the default is the CI size), CAMJOIN_BIN for the build to
+# test. Full outputs are kept in $FAULTS_LOG_DIR (default: a fresh
+# /tmp/camjoin-faults.XXXXXX, printed at the start).
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+log_dir=${FAULTS_LOG_DIR:-$(mktemp -d /tmp/camjoin-faults.XXXXXX)}
+mkdir -p "$log_dir"
+
+if (($#)); then
+    scripts=()
+    for a in "$@"; do
+        [[ -f "$a" ]] && scripts+=("$a") || scripts+=("$here/$(basename "$a" .sh).sh")
+    done
+else
+    shopt -s nullglob
+    scripts=("$here"/f_*.sh)
+fi
+echo "fault scenarios: ${#scripts[@]} script(s), scale ${FAULTS_SCALE:-default}, logs in $log_dir"
+
+passed=0 failed=0 failed_names=()
+for s in "${scripts[@]}"; do
+    name=$(basename "$s" .sh)
+    out=$log_dir/$name.out
+    if [[ ! -f "$s" ]]; then
+        echo "FAIL $name: no such script ($s)"
+        failed=$((failed + 1)) failed_names+=("$name")
+        continue
+    fi
+    start=$(date +%s)
+    bash "$s" >"$out" 2>&1 </dev/null
+    rc=$?
+    secs=$(($(date +%s) - start))
+    if grep -Eq '^(FIGURES|SUMMARY) ' "$out"; then
+        grep -E '^(FIGURES|SUMMARY) ' "$out"
+    else
+        echo "  (no FIGURES line) $(grep -v '^[[:space:]]*$' "$out" | tail -n 1)"
+    fi
+    if ((rc == 0)); then
+        echo "PASS $name (${secs} s)"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name (exit $rc, ${secs} s); last lines of $out:"
+        tail -n 40 "$out" | sed 's/^/    | /'
+        failed=$((failed + 1)) failed_names+=("$name")
+    fi
+done
+
+echo "$passed passed, $failed failed${failed_names[*]:+ (${failed_names[*]})}"
+((failed == 0 && passed > 0))
