@@ -8,6 +8,10 @@
 #include "camjoin/sink_pg.h"
 
 const char sink_sql_setup[] =
+    /* a camjoin frozen mid-transaction (SIGSTOP, a VM pause) must not hold
+     * its camjoin_offsets row locks, and so stall the partitions' new owner,
+     * for longer than the consumer group takes to replace it */
+    "SET idle_in_transaction_session_timeout = '10s';"
     "CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_events ("
     " event_id text, event_ts timestamptz, camera_id text, event_type text,"
     " confidence real, object_count integer, attributes jsonb, site_id text,"

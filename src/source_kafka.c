@@ -181,6 +181,8 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
         /* a member killed with -9 is replaced within 10 s, not 45 */
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "1000"},
+        /* a broker back from an outage is reconnected within a second */
+        {"reconnect.backoff.max.ms", "1000"},
         {"log.queue", "true"},
         {"client.id", "camjoin"},
     };

@@ -396,6 +396,8 @@ DROP TABLE IF EXISTS kafka_messages;
 CREATE TABLE kafka_messages (kafka_partition integer, kafka_offset bigint, key text, payload text,
                              PRIMARY KEY (kafka_partition, kafka_offset));
 \copy kafka_messages FROM '$CJ_TMP/messages.csv' WITH (FORMAT csv)
+CREATE INDEX ON kafka_messages (key);
+ANALYZE kafka_messages;
 SQL
 }
 
