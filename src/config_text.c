@@ -270,3 +270,52 @@ void config_print(const camjoin_config *cfg, FILE *f)
                 config_secret_property(kv->key) ? "****" : kv->value);
     }
 }
+
+/* ---- argv scrubbing ---------------------------------------------------- */
+
+static void stars(char *from, char *to)
+{
+    for (; from < to; from++)
+        *from = '*';
+}
+
+/* In place: the values of password keys (keyword or ?query form) and the
+ * password of a URI's userinfo. */
+static void scrub_conninfo(char *a)
+{
+    for (char *k = strstr(a, "password"); k; k = strstr(k + 1, "password")) {
+        char *v = k + 8;
+        v += strspn(v, " \t");
+        if (*v != '=')
+            continue;
+        v++;
+        v += strspn(v, " \t");
+        stars(v, v + strcspn(v, " \t&#"));
+    }
+    char *scheme = strstr(a, "://");
+    if (!scheme)
+        return;
+    char *auth = scheme + 3, *end = auth + strcspn(auth, "/?#");
+    char *at = memrchr(auth, '@', (size_t)(end - auth));
+    char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon)
+        stars(colon + 1, at);
+}
+
+void config_scrub_argv(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        scrub_conninfo(a);
+        /* a secret kafka property: "-Xkey=value", or "key=value" after -X */
+        char *key = strncmp(a, "-X", 2) == 0 ? a + 2 : a;
+        char *eq = strchr(key, '=');
+        if (eq && (i > 1 && strcmp(argv[i - 1], "-X") == 0 ? 1 : key != a)) {
+            *eq = '\0';
+            bool secret = config_secret_property(key);
+            *eq = '=';
+            if (secret)
+                stars(eq + 1, eq + 1 + strlen(eq + 1));
+        }
+    }
+}

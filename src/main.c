@@ -39,6 +39,7 @@ int main(int argc, char **argv)
     case CONFIG_OK:
         break;
     }
+    config_scrub_argv(argc, argv); /* cfg holds copies; ps must not show them */
     log_set_level((enum log_level)cfg->log_level);
     if (cfg->print_config) {
         config_print(cfg, stdout);

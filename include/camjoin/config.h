@@ -110,6 +110,11 @@ int config_parse_duration(const char *s, int64_t *ms);
 /* Parses a size ("1048576", "512KiB", "1MiB", "2G") into bytes. */
 int config_parse_size(const char *s, int64_t *bytes);
 
+/* After config_parse() has copied what it needs: overwrites, in place, the
+ * secrets among the arguments (conninfo passwords, secret -X properties)
+ * with '*', so `ps` and /proc/PID/cmdline no longer show them. */
+void config_scrub_argv(int argc, char **argv);
+
 void config_free(camjoin_config *cfg);
 
 #endif
