@@ -69,6 +69,11 @@ log "camjoin stopped: $(grep 'msg="stopped"' "$CJ_TMP/demo.log" | sed 's/.*msg="
 echo
 echo "== camjoin demo report: topic $TOPIC ($PARTS partitions), $sent messages sent"
 psql -X -q -P pager=off -v topic="$TOPIC" -v grp="$GROUP" -f scripts/demo_report.sql
+stopped=$(grep 'msg="stopped"' "$CJ_TMP/demo.log" | tail -n 1)
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$stopped"; }
+echo "== End-to-end latency, ms: producer send (Kafka timestamp) to COMMIT returned, measured by camjoin per row and dead letter"
+printf ' p50 %s | p99 %s | p99.9 %s | max %s\n\n' "$(field latency_p50_ms)" "$(field latency_p99_ms)" \
+    "$(field latency_p999_ms)" "$(field latency_max_ms)"
 echo "== The generator's own count, for comparison"
 jq -r '"sent \(.sent): \(.valid_new) new events, \(.duplicates) duplicates, \(.malformed) malformed, \(.unknown_camera) with an unknown camera; \(.rate) msg/s over \(.elapsed_s) s",
        (.malformed_by_reason | to_entries[] | "  malformed \(.key): \(.value)")' "$CJ_TMP/demo.json"

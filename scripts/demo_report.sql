@@ -29,9 +29,3 @@ FROM camera_events;
 SELECT site_name, site_id, count(*) AS events
 FROM camera_events WHERE site_id IS NOT NULL
 GROUP BY site_name, site_id ORDER BY events DESC, site_name LIMIT 5;
-
-\echo '== End-to-end latency, ms: ingested_at - event_ts (generator send to the insert of the row, just before its COMMIT)'
-SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) AS p50,
-       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) AS p99,
-       round(max(ms)::numeric, 1) AS max
-FROM (SELECT extract(epoch FROM ingested_at - event_ts) * 1000 AS ms FROM camera_events) l;

@@ -28,6 +28,7 @@ struct batch {
     char *topic; /* already COPY-escaped */
     size_t topic_len;
     struct buf events, dead;
+    struct buf stamps; /* batch_stamp_t[], for latency at commit */
     size_t rows, dead_rows, messages;
     batch_offset_t *offsets;
     size_t n_offsets, cap_offsets;
@@ -257,6 +258,7 @@ void batch_free(batch_t *b)
     if (!b)
         return;
     free(b->offsets);
+    free(b->stamps.data);
     free(b->dead.data);
     free(b->events.data);
     free(b->topic);
@@ -325,7 +327,24 @@ void batch_reset(batch_t *b)
 {
     b->events.len = 0;
     b->dead.len = 0;
+    b->stamps.len = 0;
     b->rows = b->dead_rows = b->messages = 0;
     b->n_offsets = 0;
     b->last = 0;
+}
+
+int batch_add_stamp(batch_t *b, int64_t produced_ms, int64_t event_ms)
+{
+    batch_stamp_t st = {produced_ms, event_ms};
+    if (buf_reserve(&b->stamps, sizeof st) != 0)
+        return -1;
+    memcpy(b->stamps.data + b->stamps.len, &st, sizeof st);
+    b->stamps.len += sizeof st;
+    return 0;
+}
+
+const batch_stamp_t *batch_stamps(const batch_t *b, size_t *n)
+{
+    *n = b->stamps.len / sizeof(batch_stamp_t);
+    return (const batch_stamp_t *)(const void *)b->stamps.data;
 }

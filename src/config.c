@@ -13,11 +13,14 @@
 
 #define MSG_MAX 512
 
-/* Both enums are stored through an int pointer. */
+/* Enums are stored through an int pointer. */
 _Static_assert(sizeof(enum join_on_miss) == sizeof(int), "on_miss stored as int");
+_Static_assert(sizeof(enum write_mode) == sizeof(int), "write_mode stored as int");
 
 static const char *const on_miss_names[] = {
     [JOIN_KEEP] = "keep", [JOIN_DROP] = "drop", [JOIN_DEAD_LETTER] = "dead-letter", NULL};
+static const char *const write_mode_names[] = {
+    [WRITE_AUTO] = "auto", [WRITE_STAGED] = "staged", NULL};
 static const char *const off_on_names[] = {"off", "on", NULL};
 static const char *const level_names[] = {
     [LOG_ERROR] = "error", [LOG_WARN] = "warn", [LOG_INFO] = "info", [LOG_DEBUG] = "debug", NULL};
@@ -41,6 +44,12 @@ const struct key_row config_rows[] = {
      .help = "table that receives the joined rows"},
     {.name = "postgres.retry_max", .type = T_DURATION, .def = "10s", .offset = OFF(pg_retry_max_ms),
      .min = 100, .max = 3600000, .help = "cap of the reconnect/retry backoff"},
+    {.name = "postgres.write_mode", .type = T_ENUM, .def = "auto", .offset = OFF(write_mode),
+     .choices = write_mode_names,
+     .help = "auto: COPY rows straight into the tables; a batch that meets an existing "
+             "row (a replay) is rolled back and redone through staging tables with ON "
+             "CONFLICT DO NOTHING, as are the next batches until one meets no conflict. "
+             "staged: always stage (slower, never redoes a batch)"},
     {.name = "reference.path", .type = T_STRING, .def = "/etc/camjoin/cameras.csv",
      .reloadable = true, .flag = "reference", .metavar = "CSV", .env = "CAMJOIN_REFERENCE",
      .offset = OFF(reference), .min = 1, .help = "CSV file of cameras (the reference table)"},

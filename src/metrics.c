@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "camjoin/histogram.h"
 #include "camjoin/pipeline.h"
 #include "camjoin/strbuf.h"
 
@@ -13,6 +14,19 @@ static void metric(strbuf_t *t, const char *name, const char *type,
 {
     strbuf_addf(t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type,
         name, v);
+}
+
+/* A Prometheus histogram (cumulative buckets, _sum, _count). */
+static void histogram(strbuf_t *t, const char *name, const char *help,
+                      const hist_t *h)
+{
+    strbuf_addf(t, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (size_t i = 0; i < hist_nbounds(h); i++)
+        strbuf_addf(t, "%s_bucket{le=\"%g\"} %llu\n", name, hist_bound_s(h, i),
+                    (unsigned long long)hist_cumulative(h, i));
+    strbuf_addf(t, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n",
+                name, (unsigned long long)hist_count(h), name, hist_sum_s(h), name,
+                (unsigned long long)hist_count(h));
 }
 
 static void render(const pipeline_t *p, strbuf_t *t)
@@ -39,6 +53,9 @@ static void render(const pipeline_t *p, strbuf_t *t)
     metric(t, "camjoin_commits_fenced_total", C,
            "Transactions rolled back because another consumer moved the offsets.",
            s.fenced);
+    metric(t, "camjoin_batches_restaged_total", C,
+           "Batches rolled back on a unique violation and redone through staging.",
+           s.restaged);
     metric(t, "camjoin_offset_gaps_total", C,
            "Offsets skipped by Kafka (compaction, transaction markers).",
            s.offset_gaps);
@@ -59,6 +76,15 @@ static void render(const pipeline_t *p, strbuf_t *t)
     metric(t, "camjoin_partitions_assigned", G, "Partitions assigned.", h.assigned);
     metric(t, "camjoin_partitions_paused", G, "Partitions paused by back-pressure.",
            h.paused ? h.active : 0);
+    pipeline_latency_t lat;
+    pipeline_get_latency(p, &lat);
+    histogram(t, "camjoin_end_to_end_latency_seconds",
+              "Kafka timestamp (producer send) to COMMIT, per row and dead letter.",
+              lat.produce_to_commit);
+    histogram(t, "camjoin_event_latency_seconds",
+              "Event time (event_ts) to COMMIT, per row.", lat.event_to_commit);
+    histogram(t, "camjoin_commit_duration_seconds",
+              "Batch transaction, from submit to COMMIT returned.", lat.commit);
     strbuf_addf(t, "# HELP camjoin_build_info Build information.\n"
            "# TYPE camjoin_build_info gauge\n"
            "camjoin_build_info{version=\"%s\"} 1\n", CAMJOIN_VERSION);

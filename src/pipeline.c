@@ -16,6 +16,27 @@
 #include "pipeline_int.h"
 
 #define TICK_MS 1000
+
+static const double LATENCY_BOUNDS_S[] = {
+    0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+    300, 3600};
+static const double COMMIT_BOUNDS_S[] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 #define STATS_EVERY_MS 10000
 
 static void finish(pipeline_t *p);
@@ -149,7 +170,8 @@ static void backpressure(pipeline_t *p)
 static void add_dead(pipeline_t *p, batch_t *b, const source_msg_t *m,
                      const char *reason)
 {
-    if (batch_add_dead(b, m->partition, m->offset, m->value, m->len, reason)) {
+    if (batch_add_dead(b, m->partition, m->offset, m->value, m->len, reason) ||
+        batch_add_stamp(b, m->timestamp_ms, -1)) {
         log_error("cannot buffer a dead letter", "reason=%s", reason);
         pipeline_stop(p, 1);
     }
@@ -209,6 +231,10 @@ static void process(pipeline_t *p, batch_t *b, const source_msg_t *m)
      * primary key catches a duplicate) */
     if (batch_add_event(b, &ev, row, m->partition, m->offset) != 0)
         add_dead(p, b, m, "unencodable");
+    else if (batch_add_stamp(b, m->timestamp_ms, ev.event_ts_us / 1000) != 0) {
+        log_error("out of memory buffering a row", NULL);
+        pipeline_stop(p, 1);
+    }
 out:
     event_clear(&ev);
 }
@@ -226,6 +252,8 @@ static void on_message(void *ud, const source_msg_t *m)
             return;
         }
         p->open_since = (int64_t)uv_now(p->loop);
+        if (!p->st.first_message_ms)
+            p->st.first_message_ms = wall_ms();
     }
     if (m->offset > pt->next)
         p->st.offset_gaps++; /* compaction, transaction markers, retention */
@@ -303,6 +331,22 @@ void pipeline_flush(pipeline_t *p)
     }
 }
 
+/* The batch is durable: one latency sample per message it wrote. */
+static void record_latency(pipeline_t *p, const batch_t *b, double commit_ms)
+{
+    size_t n;
+    const batch_stamp_t *st = batch_stamps(b, &n);
+    int64_t now_us = wall_us();
+    for (size_t i = 0; i < n; i++) {
+        if (st[i].produced_ms >= 0)
+            hist_record_us(p->lat_produce, now_us - st[i].produced_ms * 1000);
+        if (st[i].event_ms != -1)
+            hist_record_us(p->lat_event, now_us - st[i].event_ms * 1000);
+    }
+    hist_record_us(p->commit_dur, (int64_t)(commit_ms * 1000));
+    p->st.last_commit_ms = now_us / 1000;
+}
+
 static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
                         size_t inserted, double commit_ms)
 {
@@ -311,9 +355,6 @@ static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
     batch_offset_t *off = batch_offsets(b, &n);
     p->buffered -= msgs;
     if (r == SINK_OK) {
-        int32_t parts[64];
-        int64_t next[64];
-        size_t k = 0;
         for (size_t i = 0; i < n; i++) {
             struct part *pt = pipeline_part(p, off[i].partition);
             if (!pt)
@@ -321,13 +362,11 @@ static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
             pt->stored = off[i].next;
             if (pt->state == P_ACTIVE) {
                 pt->committed = off[i].next;
-                if (k < 64) {
-                    parts[k] = off[i].partition;
-                    next[k++] = off[i].next;
-                }
+                p->kafka_dirty = 1;
             }
         }
-        source_kafka_commit_async(p->src, parts, next, k);
+        record_latency(p, b, commit_ms);
+        p->st.restaged = sink_pg_restaged(p->sink);
         p->st.batches++;
         p->st.rows_committed += batch_rows(b);
         p->st.rows_inserted += inserted;
@@ -386,9 +425,15 @@ void pipeline_stop(pipeline_t *p, int code)
 
 static void log_stats(pipeline_t *p, const char *msg)
 {
+    const pipeline_stats_t *s = &p->st;
+    int64_t active = s->first_message_ms && s->last_commit_ms > s->first_message_ms
+                         ? s->last_commit_ms - s->first_message_ms : 0;
+    const hist_t *l = p->lat_produce;
     log_info(msg, "consumed=%llu rows=%llu inserted=%llu duplicates=%llu "
              "dead_letters=%llu join_misses=%llu batches=%llu fenced=%llu "
-             "dedup_keys=%zu dedup_bytes=%zu",
+             "restaged=%llu dedup_keys=%zu dedup_bytes=%zu active_s=%.3f rate=%.0f "
+             "latency_p50_ms=%.2f latency_p99_ms=%.2f latency_p999_ms=%.2f "
+             "latency_max_ms=%.2f",
              (unsigned long long)p->st.consumed,
              (unsigned long long)p->st.rows_committed,
              (unsigned long long)p->st.rows_inserted,
@@ -396,8 +441,14 @@ static void log_stats(pipeline_t *p, const char *msg)
              (unsigned long long)p->st.dead_letters,
              (unsigned long long)p->st.join_misses,
              (unsigned long long)p->st.batches,
-             (unsigned long long)p->st.fenced, dedup_count(p->dedup),
-             dedup_bytes(p->dedup));
+             (unsigned long long)p->st.fenced,
+             (unsigned long long)p->st.restaged, dedup_count(p->dedup),
+             dedup_bytes(p->dedup), (double)active / 1000,
+             active ? (double)s->consumed * 1000 / (double)active : 0.0,
+             (double)hist_quantile_us(l, 0.5) / 1000,
+             (double)hist_quantile_us(l, 0.99) / 1000,
+             (double)hist_quantile_us(l, 0.999) / 1000,
+             (double)hist_max_us(l) / 1000);
 }
 
 /* Closes the consumer, the connection and our handles: the loop runs dry.
@@ -406,6 +457,7 @@ static void log_stats(pipeline_t *p, const char *msg)
 static void on_close(uv_timer_t *t)
 {
     pipeline_t *p = t->data;
+    pipeline_commit_kafka(p);
     source_kafka_close(p->src);
     sink_pg_free(p->sink); /* an unfinished transaction rolls back */
     p->sink = NULL;
@@ -506,10 +558,37 @@ static void on_signal(uv_signal_t *h, int signum)
     finish(p);
 }
 
+/* Tells Kafka the committed positions, for lag tools only (PostgreSQL holds
+ * the truth): once a tick rather than once a transaction, which at low rates
+ * would be hundreds of OffsetCommit requests a second. */
+void pipeline_commit_kafka(pipeline_t *p)
+{
+    int32_t parts[64];
+    int64_t next[64];
+    size_t k = 0;
+    if (!p->kafka_dirty || !p->src)
+        return;
+    p->kafka_dirty = 0;
+    for (size_t i = 0; i < p->nassigned; i++) {
+        struct part *pt = &p->parts[p->assigned[i]];
+        if (pt->state != P_ACTIVE || pt->committed <= 0)
+            continue;
+        parts[k] = p->assigned[i];
+        next[k++] = pt->committed;
+        if (k == 64) {
+            source_kafka_commit_async(p->src, parts, next, k);
+            k = 0;
+        }
+    }
+    if (k)
+        source_kafka_commit_async(p->src, parts, next, k);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     pipeline_t *p = t->data;
     uint64_t now = uv_now(p->loop);
+    pipeline_commit_kafka(p);
     dedup_expire(p->dedup, (int64_t)now);
     if (p->need_resolve && !p->stopping) {
         p->need_resolve = 0;
@@ -557,7 +636,11 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
     if (sink_pg_check_conninfo(cfg->pg_conninfo, err, errlen) != 0 ||
         (cfg->http_listen[0] && http_check_listen(cfg->http_listen, err, errlen)))
         goto fail;
-    if (!(p->dedup = dedup_new(cfg->dedup_window_ms, 1 << 16))) {
+    p->lat_produce = hist_new(LATENCY_BOUNDS_S, NELEM(LATENCY_BOUNDS_S));
+    p->lat_event = hist_new(LATENCY_BOUNDS_S, NELEM(LATENCY_BOUNDS_S));
+    p->commit_dur = hist_new(COMMIT_BOUNDS_S, NELEM(COMMIT_BOUNDS_S));
+    if (!p->lat_produce || !p->lat_event || !p->commit_dur ||
+        !(p->dedup = dedup_new(cfg->dedup_window_ms, 1 << 16))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -574,6 +657,9 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
 fail:
     source_kafka_free(p->src);
     dedup_free(p->dedup);
+    hist_free(p->lat_produce);
+    hist_free(p->lat_event);
+    hist_free(p->commit_dur);
     free(p);
     return NULL;
 }
@@ -621,6 +707,13 @@ void pipeline_get_health(const pipeline_t *p, pipeline_health_t *h)
 }
 void pipeline_get_stats(const pipeline_t *p, pipeline_stats_t *out) { *out = p->st; }
 
+void pipeline_get_latency(const pipeline_t *p, pipeline_latency_t *out)
+{
+    out->produce_to_commit = p->lat_produce;
+    out->event_to_commit = p->lat_event;
+    out->commit = p->commit_dur;
+}
+
 void pipeline_free(pipeline_t *p)
 {
     if (!p)
@@ -633,6 +726,9 @@ void pipeline_free(pipeline_t *p)
         batch_free(p->spare);
     free(p->sealed);
     dedup_free(p->dedup);
+    hist_free(p->lat_produce);
+    hist_free(p->lat_event);
+    hist_free(p->commit_dur);
     refdata_free(p->ref);
     replay_spec_clear(&p->replay);
     free(p->parts);

@@ -8,6 +8,7 @@
 
 #include "camjoin/batch.h"
 #include "camjoin/dedup.h"
+#include "camjoin/histogram.h"
 #include "camjoin/http.h"
 #include "camjoin/pipeline.h"
 #include "camjoin/sink_pg.h"
@@ -53,12 +54,16 @@ struct pipeline {
     size_t buffered;         /* messages not yet committed */
     int64_t open_since;      /* uv_now when the open batch got its first message */
 
+    int kafka_dirty;         /* committed positions not yet told to Kafka */
     int stopping, stopped, exit_code;
     int reloading, reload_again; /* SIGHUP reload on the thread pool */
     uv_signal_t sig[3];
     uv_timer_t tick, linger, closer;
     uint64_t last_stats_ms, last_consumed;
     pipeline_stats_t st;
+    hist_t *lat_produce;     /* Kafka timestamp -> commit returned, per message written */
+    hist_t *lat_event;       /* event_ts -> commit returned, per row */
+    hist_t *commit_dur;      /* submit -> commit returned, per batch */
 };
 
 /* pipeline.c */
@@ -68,6 +73,7 @@ batch_t *pipeline_open_batch(pipeline_t *p);   /* the open batch, created if nee
 void pipeline_drop_buffered(pipeline_t *p);    /* uncommitted batches: read again */
 void pipeline_flush(pipeline_t *p);            /* send the next batch if the sink is idle */
 void pipeline_stop(pipeline_t *p, int code);   /* graceful stop with this exit code */
+void pipeline_commit_kafka(pipeline_t *p);     /* committed positions to Kafka, if new */
 
 /* pipeline_assign.c: source and sink callbacks about positions */
 void pipeline_on_revoke(void *ud);

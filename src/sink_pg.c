@@ -26,6 +26,7 @@ struct op {
     enum op_kind kind;
     batch_t *batch;      /* OP_TXN; owned until on_txn_done */
     int verify;          /* a previous attempt's outcome is unknown */
+    int staged;          /* met existing rows: write it through staging */
     int32_t *partitions; /* OP_WARM; owned */
     size_t npartitions;
     struct op *next;
@@ -63,6 +64,10 @@ struct sink_pg {
     int fenced;          /* the ROLLBACK in flight is for a failed fence */
     int retry_pending;   /* a failed statement waits out its backoff */
     uint64_t txn_start_ns;
+    char sqlstate[6];    /* of the first failed result */
+    int conflict;        /* the ROLLBACK in flight follows a unique violation */
+    int staging;         /* batches go staged until one meets no conflict */
+    uint64_t restaged;
 
     strbuf_t sql;
 };
@@ -151,6 +156,7 @@ static void conn_lost(sink_pg_t *s, const char *why)
     int was_up = s->state == C_READY;
     s->state = C_DOWN;
     s->retry_pending = 0;
+    s->conflict = 0;
     if (s->head && s->head->kind == OP_TXN && s->step != S_NONE)
         s->head->verify = 1; /* it may have committed: check before redoing */
     s->step = S_NONE;
@@ -222,7 +228,7 @@ static void send_query(sink_pg_t *s, enum step step, const char *sql)
     s->nres = s->failed = 0;
     s->copying = s->copy_ended = s->copy_out = 0;
     s->copy_idx = s->copy_off = 0;
-    s->errmsg[0] = '\0';
+    s->errmsg[0] = s->sqlstate[0] = '\0';
     if (!PQsendQuery(s->conn, sql)) {
         conn_lost_pq(s, "postgres send");
         return;
@@ -394,8 +400,10 @@ static void collect(sink_pg_t *s)
                 r = NULL;
             }
         } else if (!s->failed) {
+            const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
             s->failed = 1;
             first_line(s->errmsg, sizeof s->errmsg, PQresultErrorMessage(r));
+            snprintf(s->sqlstate, sizeof s->sqlstate, "%s", code ? code : "");
         }
         s->nres++;
         PQclear(r);
@@ -482,9 +490,11 @@ static void send_offsets_query(sink_pg_t *s, enum step step)
     send_query(s, step, s->sql.data);
 }
 
-static void send_write(sink_pg_t *s, batch_t *b)
+static void send_write(sink_pg_t *s, struct op *o)
 {
-    sink_sql_write(&s->sql, b, s->table_id, s->group_lit, s->topic_lit, &s->plan);
+    int staged = s->cfg->write_mode == WRITE_STAGED || s->staging || o->staged;
+    sink_sql_write(&s->sql, o->batch, s->table_id, s->group_lit, s->topic_lit,
+                   staged, &s->plan);
     if (s->sql.oom) {
         conn_lost(s, "out of memory");
         return;
@@ -512,7 +522,7 @@ static void run_next(sink_pg_t *s)
     else if (o->verify)
         send_offsets_query(s, S_VERIFY);
     else
-        send_write(s, o->batch);
+        send_write(s, o);
 }
 
 static void txn_finish(sink_pg_t *s, enum sink_result r, size_t inserted)
@@ -594,6 +604,18 @@ static void step_done(sink_pg_t *s)
         return;
     }
     s->step = S_NONE;
+    if (s->failed && step == S_WRITE && !s->plan.staged &&
+        strcmp(s->sqlstate, "23505") == 0) {
+        /* unique violation on the direct COPY: redo the batch staged */
+        if (!s->staging)
+            log_info("batch met rows that exist already; writing through "
+                     "staging tables until a batch meets none", "error=\"%s\"",
+                     s->errmsg);
+        s->conflict = 1;
+        s->fenced = 0;
+        send_query(s, S_ROLLBACK, "ROLLBACK");
+        goto out;
+    }
     if (s->failed && step != S_ROLLBACK) {
         log_warn("postgres statement failed", "step=%d error=\"%s\"", (int)step,
                  s->errmsg);
@@ -633,13 +655,25 @@ static void step_done(sink_pg_t *s)
         send_query(s, ok ? S_COMMIT : S_ROLLBACK, ok ? "COMMIT" : "ROLLBACK");
         goto out;
     }
-    case S_COMMIT:
+    case S_COMMIT: {
+        const sink_write_plan *w = &s->plan;
+        batch_t *b = s->head->batch;
+        size_t inserted = w->idx_insert >= 0 ? (size_t)s->tuples[w->idx_insert] : 0;
+        size_t dead = w->idx_dead >= 0 ? (size_t)s->tuples[w->idx_dead] : 0;
         s->backoff_ms = 0;
-        txn_finish(s, SINK_OK,
-                   s->plan.idx_insert >= 0
-                       ? (size_t)s->tuples[s->plan.idx_insert] : 0);
+        if (w->staged && inserted == batch_rows(b) && dead == batch_dead(b))
+            s->staging = 0; /* no conflict any more: back to direct COPY */
+        txn_finish(s, SINK_OK, inserted);
         break;
+    }
     case S_ROLLBACK:
+        if (s->conflict) {
+            s->conflict = 0;
+            s->head->staged = 1;
+            s->staging = 1;
+            s->restaged++;
+            break; /* run_next redoes it at once */
+        }
         if (s->fenced) {
             txn_finish(s, SINK_FENCED, 0);
             break;
@@ -816,6 +850,7 @@ void sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n)
 }
 size_t sink_pg_pending(const sink_pg_t *s) { return s->ntxn; }
 int sink_pg_up(const sink_pg_t *s) { return s->state == C_READY; }
+uint64_t sink_pg_restaged(const sink_pg_t *s) { return s->restaged; }
 
 static void sink_closed(uv_handle_t *h) { free(h->data); }
 

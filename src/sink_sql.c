@@ -112,15 +112,33 @@ static void add_insert(strbuf_t *q, const batch_offset_t *off, size_t n,
 }
 
 void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
-                    const char *group, const char *topic, sink_write_plan *plan)
+                    const char *group, const char *topic, int staged,
+                    sink_write_plan *plan)
 {
     size_t nrows = batch_rows(b), ndead = batch_dead(b), noff;
     const batch_offset_t *off = batch_offsets(b, &noff);
     int res = 1; /* result index; BEGIN is result 0 */
     memset(plan, 0, sizeof *plan);
-    plan->idx_insert = plan->idx_upd = plan->idx_ins = -1;
+    plan->idx_insert = plan->idx_dead = plan->idx_upd = plan->idx_ins = -1;
+    plan->staged = staged;
     strbuf_reset(q);
     strbuf_addf(q, "BEGIN;");
+    if (!staged) {
+        if (nrows) {
+            plan->copy[plan->ncopy] = batch_event_data(b, &plan->copy_len[plan->ncopy]);
+            plan->ncopy++;
+            strbuf_addf(q, "COPY %s (" BATCH_EVENT_COLUMNS ") FROM STDIN;", table);
+            plan->idx_insert = res++;
+        }
+        if (ndead) {
+            plan->copy[plan->ncopy] = batch_dead_data(b, &plan->copy_len[plan->ncopy]);
+            plan->ncopy++;
+            strbuf_addf(q, "COPY camjoin_dead_letters (" BATCH_DEAD_COLUMNS
+                           ") FROM STDIN;");
+            plan->idx_dead = res++;
+        }
+        goto offsets;
+    }
     if (nrows) {
         plan->copy[plan->ncopy] = batch_event_data(b, &plan->copy_len[plan->ncopy]);
         plan->ncopy++;
@@ -145,8 +163,9 @@ void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
         strbuf_addf(q, "INSERT INTO camjoin_dead_letters (" BATCH_DEAD_COLUMNS
                        ") SELECT " BATCH_DEAD_COLUMNS " FROM camjoin_stage_dead "
                        "ON CONFLICT DO NOTHING;");
-        res++;
+        plan->idx_dead = res++;
     }
+offsets:
     for (size_t i = 0; i < noff; i++)
         plan->n_upd += off[i].expected != BATCH_OFFSET_NONE;
     plan->n_ins = (int)noff - plan->n_upd;

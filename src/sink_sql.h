@@ -23,17 +23,25 @@ extern const char sink_sql_setup[];
 typedef struct sink_write_plan {
     const char *copy[2];     /* COPY payloads, in the order the statement needs */
     size_t copy_len[2], ncopy;
-    int idx_insert;          /* result index of the events INSERT, or -1 */
+    int staged;              /* through the staging tables (ON CONFLICT) */
+    int idx_insert;          /* result index of the events INSERT or COPY, or -1 */
+    int idx_dead;            /* result index of the dead letters INSERT or COPY, or -1 */
     int idx_upd, n_upd;      /* fenced UPDATE: result index, rows it must touch */
     int idx_ins, n_ins;      /* first-offset INSERT: result index, rows */
 } sink_write_plan;
 
-/* The whole write of a batch as one simple-query string: BEGIN, COPY rows
- * and dead letters into staging, INSERT … ON CONFLICT DO NOTHING into the
- * targets, and the fenced offset advance. COMMIT is sent separately, once
- * the fences are seen to hold. `table`, `group` and `topic` are escaped. */
+/* The whole write of a batch as one simple-query string: BEGIN, the rows and
+ * dead letters, and the fenced offset advance. COMMIT is sent separately,
+ * once the fences are seen to hold. `table`, `group` and `topic` are escaped.
+ *
+ * Direct (`staged` 0): COPY straight into the target tables — the fast path,
+ * about half the server's work, but a row that already exists (a replay, a
+ * duplicate older than the dedup window) fails the whole statement with a
+ * unique violation. Staged (`staged` 1): COPY into the session's temporary
+ * staging tables, then INSERT … SELECT … ON CONFLICT DO NOTHING. */
 void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
-                    const char *group, const char *topic, sink_write_plan *plan);
+                    const char *group, const char *topic, int staged,
+                    sink_write_plan *plan);
 
 /* One row, one boolean: does every table and index of the schema exist?
  * `table` and `index` are identifiers quoted as literals. */

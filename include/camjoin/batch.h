@@ -77,6 +77,17 @@ const char *batch_dead_data(const batch_t *b, size_t *len);
  * batch and may be modified (the pipeline sets `expected`). */
 batch_offset_t *batch_offsets(batch_t *b, size_t *n);
 
+/* Latency bookkeeping, kept beside the rows: for each written message, when
+ * it was produced (its Kafka timestamp, ms since the epoch, -1 if none) and
+ * its event time (ms, -1 for a dead letter). The pipeline reads them when
+ * the batch commits. Returns 0, or -1 on ENOMEM (nothing is lost but the
+ * sample). The array belongs to the batch and moves when a stamp is added. */
+typedef struct batch_stamp {
+    int64_t produced_ms, event_ms;
+} batch_stamp_t;
+int batch_add_stamp(batch_t *b, int64_t produced_ms, int64_t event_ms);
+const batch_stamp_t *batch_stamps(const batch_t *b, size_t *n);
+
 /* Empties the batch, keeping its buffers. */
 void batch_reset(batch_t *b);
 

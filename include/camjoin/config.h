@@ -35,6 +35,7 @@
 #include <stdio.h>
 
 enum join_on_miss { JOIN_KEEP = 0, JOIN_DROP = 1, JOIN_DEAD_LETTER = 2 };
+enum write_mode { WRITE_AUTO = 0, WRITE_STAGED = 1 };
 
 typedef struct camjoin_kv {
     char *key;
@@ -51,6 +52,11 @@ typedef struct camjoin_config {
     char *pg_conninfo;        /* postgres.conninfo, --pg, CAMJOIN_PG; default "" (libpq PG* env) */
     char *table;              /* postgres.table, --table; default "camera_events" */
     int64_t pg_retry_max_ms;  /* postgres.retry_max; default 10s: cap of reconnect backoff */
+    enum write_mode write_mode; /* postgres.write_mode: auto | staged; default auto:
+                                 COPY straight into the tables, and on a unique
+                                 violation redo that batch (and the next ones,
+                                 until one meets no conflict) through staging
+                                 tables with ON CONFLICT DO NOTHING */
     /* [reference] */
     char *reference;          /* reference.path, --reference, CAMJOIN_REFERENCE; default "/etc/camjoin/cameras.csv" */
     /* [join] */

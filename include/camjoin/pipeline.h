@@ -39,6 +39,7 @@
 #include <uv.h>
 
 #include "camjoin/config.h"
+#include "camjoin/histogram.h"
 #include "camjoin/refdata.h"
 #include "camjoin/source_kafka.h"
 
@@ -55,6 +56,9 @@ typedef struct pipeline_stats {
     uint64_t fenced;          /* transactions rolled back by the offset fence */
     uint64_t reloads, reload_failures;
     uint64_t offset_gaps;     /* offsets never delivered (compaction, markers) */
+    uint64_t restaged;        /* batches redone through staging (they met existing rows) */
+    int64_t first_message_ms; /* wall clock of the first message, 0 = none yet */
+    int64_t last_commit_ms;   /* wall clock of the last successful commit */
 } pipeline_stats_t;
 
 /* The pipeline's present state, for /metrics and /readyz. */
@@ -70,6 +74,16 @@ typedef struct pipeline_health {
 } pipeline_health_t;
 
 void pipeline_get_health(const pipeline_t *p, pipeline_health_t *out);
+
+/* Latency distributions, owned by the pipeline (read them on the loop).
+ * End to end = the moment COMMIT returned minus the message's Kafka
+ * timestamp (the producer's send time, CreateTime) or its event_ts. */
+typedef struct pipeline_latency {
+    const hist_t *produce_to_commit; /* every row and dead letter written */
+    const hist_t *event_to_commit;   /* every row written */
+    const hist_t *commit;            /* per transaction: submit to COMMIT */
+} pipeline_latency_t;
+void pipeline_get_latency(const pipeline_t *p, pipeline_latency_t *out);
 
 /* Takes ownership of `ref` and of `replay` (its arrays) on success. */
 pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,

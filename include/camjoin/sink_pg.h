@@ -6,12 +6,18 @@
  * PQsocket() (re-created whenever the socket changes: every reconnect).
  * Work is a FIFO of operations, executed one at a time:
  *
- *   TXN(batch)   BEGIN; COPY rows into a temp staging table; COPY dead
- *                letters into another; INSERT … SELECT … ON CONFLICT DO
- *                NOTHING into the target tables; advance camjoin_offsets
- *                fenced by `next_offset = expected` (INSERT … ON CONFLICT DO
- *                NOTHING for a partition that has no row yet); COMMIT if
- *                every fence held, ROLLBACK otherwise (result SINK_FENCED).
+ *   TXN(batch)   BEGIN; COPY the rows and the dead letters straight into
+ *                their tables; advance camjoin_offsets fenced by
+ *                `next_offset = expected` (INSERT … ON CONFLICT DO NOTHING
+ *                for a partition that has no row yet); COMMIT if every
+ *                fence held, ROLLBACK otherwise (result SINK_FENCED).
+ *                If a COPY meets a row that exists already (unique
+ *                violation: a replay, a duplicate older than the dedup
+ *                window), the transaction rolls back and the same batch is
+ *                redone at once through temp staging tables and INSERT …
+ *                SELECT … ON CONFLICT DO NOTHING; later batches stay staged
+ *                until one inserts every row it carries. With
+ *                postgres.write_mode=staged every batch is staged.
  *   OFFSETS      SELECT the stored offsets of this group and topic.
  *   WARM         COPY (SELECT the window's event_ids of some partitions)
  *                TO STDOUT, streamed row by row to the owner.
@@ -90,6 +96,8 @@ void sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n);
 /* Transactions queued or running. */
 size_t sink_pg_pending(const sink_pg_t *s);
 int sink_pg_up(const sink_pg_t *s);
+/* Batches redone through staging after a unique violation. */
+uint64_t sink_pg_restaged(const sink_pg_t *s);
 
 /* Closes the connection (an unfinished transaction rolls back on the
  * server, and its rows are read again from Kafka on the next start) and the

@@ -204,6 +204,7 @@ kafka_start() {  # TOPIC PARTITIONS [more mock args...]
     local topic=$1 parts=$2 i
     shift 2
     need_bin camjoin-mock-kafka
+    rm -f "$CJ_TMP/kafka.in"
     mkfifo "$CJ_TMP/kafka.in"
     : >"$CJ_TMP/kafka.out"
     # Read-write open of a fifo never blocks, and holding a writer keeps the

@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# bench/run.sh — camjoin's benchmark harness. Prints a table and writes
+# bench/results/<phase>.json. Run by hand (it is not a test):
+#
+#   bash bench/run.sh                # every phase, about 25 minutes
+#   bash bench/run.sh throughput     # one phase: throughput latency memory
+#                                    #   cpu sweep rss plots (several may be given)
+#
+# Every phase starts its own PostgreSQL 15 (durable defaults: fsync on,
+# synchronous_commit on) and camjoin-mock-kafka through the integration
+# tests' harness (tests/integration/lib.sh), so nothing is left running.
+# Sizes can be overridden: BENCH_EVENTS (1000000), BENCH_PARTITIONS (64),
+# BENCH_RATES ("5000 10000 20000 35000 50000"), BENCH_LAT_SECONDS (60), BENCH_RSS_SECONDS
+# (600), BENCH_RSS_WINDOW (dedup.window for the RSS run, 5m), BENCH_CPU_EVENTS
+# (100000), BENCH_SWEEP ("1000 5000 20000 50000").
+set -euo pipefail
+BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CAMJOIN_SRC=$BENCH_SRC
+# shellcheck source=../tests/integration/lib.sh
+source "$BENCH_SRC/tests/integration/lib.sh"
+RESULTS=${BENCH_RESULTS:-$BENCH_SRC/bench/results}
+mkdir -p "$RESULTS"
+
+EVENTS=${BENCH_EVENTS:-1000000}
+PARTS=${BENCH_PARTITIONS:-64}
+RATES=${BENCH_RATES:-5000 10000 20000 35000 50000}
+LAT_S=${BENCH_LAT_SECONDS:-60}
+RSS_S=${BENCH_RSS_SECONDS:-600}
+RSS_WINDOW=${BENCH_RSS_WINDOW:-5m}
+CPU_EVENTS=${BENCH_CPU_EVENTS:-100000}
+SWEEP=${BENCH_SWEEP:-1000 5000 20000 50000}
+COLS="event_id, event_ts, camera_id, event_type, confidence, object_count, attributes, site_id, site_name, zone, latitude, longitude, kafka_partition, kafka_offset"
+
+need_bin camjoin camjoin-gen camjoin-mock-kafka
+command -v kcat >/dev/null || fail "kcat not found (apt-get install kcat)"
+
+# ------------------------------------------------------------- helpers
+# logfmt value of KEY in the last line of FILE that contains MSG
+log_field() {  # FILE MSG KEY
+    grep -F "$2" "$1" | tail -n 1 | tr ' ' '\n' | sed -n "s/^$3=//p" | tr -d '"'
+}
+proc_cpu_s() {  # PID: user+system CPU seconds so far
+    awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
+}
+proc_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+pg_conf() {  # KEY: the server's current setting
+    psql_val "SHOW $1"
+}
+fresh_db() {  # drops camjoin's tables so the next run starts empty
+    psql -XAtq -v ON_ERROR_STOP=1 -c "DROP TABLE IF EXISTS camera_events, camjoin_offsets, camjoin_dead_letters, ceiling CASCADE" >/dev/null
+}
+produce_fixed() {  # TOPIC PARTS COUNT: pre-produces COUNT events (5 % dups, 1 % unknown)
+    gen produce --topic "$1" --count "$3" --seed 7 --dup-ratio 0.05 \
+        --unknown-camera-ratio 0.01 --malformed-ratio 0 -X linger.ms=20
+    local starts
+    starts=$(kafka_start_offsets "$1" "$2" | awk -F: '$2 != 0' | wc -l)
+    [[ $starts == 0 ]] || fail "$starts partitions lost messages to the mock's retention; raise BENCH_PARTITIONS"
+}
+# runs camjoin --until-end on TOPIC with GROUP and extra ARGS; sets RUN_* vars
+run_until_end() {  # NAME TOPIC GROUP [ARGS...]
+    local name=$1 topic=$2 grp=$3
+    shift 3
+    camjoin_args "$topic" "$grp"
+    CAMJOIN_WRAPPER="/usr/bin/time -f %U,%S,%M -o $CJ_TMP/$name.time" \
+        camjoin_start "$name" "${CJ_ARGS[@]}" --until-end "$@"
+    camjoin_wait "$CAMJOIN_PID" 900
+    [[ $CAMJOIN_RC == 0 ]] || fail "camjoin $name exited $CAMJOIN_RC"
+    RUN_ACTIVE=$(log_field "$CJ_TMP/$name.log" '"stopped"' active_s)
+    RUN_RATE=$(log_field "$CJ_TMP/$name.log" '"stopped"' rate)
+    RUN_ROWS=$(log_field "$CJ_TMP/$name.log" '"stopped"' rows)
+    IFS=, read -r RUN_USER RUN_SYS RUN_MAXRSS <"$CJ_TMP/$name.time"
+}
+json_out() {  # NAME JSON: pretty-prints into results
+    jq . <<<"$2" >"$RESULTS/$1.json"
+    log "wrote $RESULTS/$1.json"
+}
+machine_json() {
+    jq -n --arg cpu "$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)" \
+        --arg cores "$(nproc)" --arg mem "$(free -g | awk '/^Mem:/ { print $2 }')" \
+        --arg kernel "$(uname -r)" --arg pg "$(psql_val 'SHOW server_version')" \
+        --arg rdkafka "$(pkg-config --modversion rdkafka 2>/dev/null || echo ?)" \
+        --arg commit "$(git -C "$BENCH_SRC" rev-parse --short HEAD 2>/dev/null || echo ?)" \
+        '{cpu: $cpu, cores: ($cores | tonumber), mem_gib: ($mem | tonumber),
+          kernel: $kernel, postgresql: $pg, librdkafka: $rdkafka, commit: $commit}'
+}
+
+# ------------------------------------------------- 1+2. throughput, ceiling
+phase_throughput() {
+    local topic=bench-tput
+    kafka_start "$topic" "$PARTS"
+    log "producing $EVENTS events into $PARTS partitions"
+    produce_fixed "$topic" "$PARTS" "$EVENTS"
+    local valid
+    valid=$(json_get "$CJ_TMP/produce.json" valid_new)
+
+    # raw consume rate: librdkafka alone (kcat), no parsing, no sink
+    local t0 t1 n raw_s
+    t0=$(now_s)
+    n=$(kcat -C -b "$KAFKA_BROKERS" -t "$topic" -o beginning -e -q -f '%o\n' \
+        -X fetch.wait.max.ms=5 2>"$CJ_TMP/kcat.err" | wc -l)
+    t1=$(now_s)
+    [[ $n == "$EVENTS" ]] || fail "kcat read $n messages, expected $EVENTS"
+    raw_s=$(echo "$t1 - $t0" | bc -l)
+
+    fresh_db
+    psql_val "CHECKPOINT" >/dev/null
+    run_until_end tput "$topic" bench
+    assert_eq "rows written = new valid events" "$valid" "$(psql_val 'SELECT count(*) FROM camera_events')"
+    assert_eq "offsets at the end" "$EVENTS" "$(psql_val 'SELECT sum(next_offset) FROM camjoin_offsets')"
+    local cj_rows_s
+    cj_rows_s=$(echo "$valid / $RUN_ACTIVE" | bc -l)
+
+    # the ceiling: the same joined rows, one plain COPY, an identical empty table
+    psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE TABLE ceiling (LIKE camera_events INCLUDING ALL)" \
+        -c "\\copy (SELECT $COLS FROM camera_events) TO '$CJ_TMP/rows.copy'" >/dev/null
+    psql_val "CHECKPOINT" >/dev/null
+    t0=$(now_s)
+    psql -XAtq -v ON_ERROR_STOP=1 -c "\\copy ceiling ($COLS) FROM '$CJ_TMP/rows.copy'" >/dev/null
+    t1=$(now_s)
+    assert_eq "ceiling rows" "$valid" "$(psql_val 'SELECT count(*) FROM ceiling')"
+    local copy_s copy_rows_s ratio
+    copy_s=$(echo "$t1 - $t0" | bc -l)
+    copy_rows_s=$(echo "$valid / $copy_s" | bc -l)
+    ratio=$(echo "$cj_rows_s / $copy_rows_s" | bc -l)
+    local cpu_per_m
+    cpu_per_m=$(echo "($RUN_USER + $RUN_SYS) * 1000000 / $EVENTS" | bc -l)
+
+    json_out throughput "$(jq -n --argjson machine "$(machine_json)" \
+        --arg events "$EVENTS" --arg rows "$valid" --arg parts "$PARTS" \
+        --arg active "$RUN_ACTIVE" --arg ev_s "$RUN_RATE" --arg rows_s "$cj_rows_s" \
+        --arg copy_s "$copy_s" --arg copy_rows_s "$copy_rows_s" --arg ratio "$ratio" \
+        --arg raw_s "$raw_s" --arg user "$RUN_USER" --arg sys "$RUN_SYS" \
+        --arg maxrss "$RUN_MAXRSS" --arg cpu_per_m "$cpu_per_m" \
+        --arg bytes "$(stat -c %s "$CJ_TMP/rows.copy")" \
+        '{machine: $machine, events: ($events|tonumber), rows: ($rows|tonumber),
+          partitions: ($parts|tonumber),
+          camjoin: {seconds: ($active|tonumber), events_per_s: ($ev_s|tonumber),
+                    rows_per_s: ($rows_s|tonumber), cpu_user_s: ($user|tonumber),
+                    cpu_sys_s: ($sys|tonumber), cpu_s_per_1m_events: ($cpu_per_m|tonumber),
+                    max_rss_kb: ($maxrss|tonumber)},
+          copy_ceiling: {seconds: ($copy_s|tonumber), rows_per_s: ($copy_rows_s|tonumber),
+                         copy_text_bytes: ($bytes|tonumber)},
+          ratio_rows_per_s: ($ratio|tonumber),
+          raw_consume: {seconds: ($raw_s|tonumber),
+                        events_per_s: (($events|tonumber) / ($raw_s|tonumber))}}')"
+    printf '\n%-44s %12s\n' "throughput ($EVENTS events, $PARTS partitions)" ""
+    printf '  %-42s %12.0f events/s  (%.0f rows/s, %.2f s)\n' "camjoin --until-end" "$RUN_RATE" "$cj_rows_s" "$RUN_ACTIVE"
+    printf '  %-42s %12.0f rows/s    (%.2f s)\n' "single-connection COPY ceiling" "$copy_rows_s" "$copy_s"
+    printf '  %-42s %12.2f\n' "ratio camjoin / COPY (rows/s)" "$ratio"
+    printf '  %-42s %12.0f events/s\n' "raw consume (kcat, no sink)" "$(echo "$EVENTS / $raw_s" | bc -l)"
+    printf '  %-42s %12.2f s   (max RSS %d KiB)\n' "camjoin CPU per 1M events" "$cpu_per_m" "$RUN_MAXRSS"
+    kafka_stop
+}
+
+# ------------------------------------------------------------- 3. latency
+# camjoin runs live; camjoin-gen produces at a fixed rate. camjoin itself
+# measures each written message at the moment its COMMIT returns: now minus
+# the message's Kafka timestamp (CreateTime, set by the producer's client
+# when the application hands it the message), into a log-linear histogram
+# (1/64 relative resolution, never under-reported); the percentiles come
+# from its "stopped" log line. The Kafka timestamp has millisecond
+# resolution, so each sample is over-stated by 0-1 ms.
+wait_positioned() {  # LOGFILE PARTITIONS
+    local i
+    for ((i = 0; i < 300; i++)); do
+        [[ $(grep -c 'msg="partition positioned"' "$1" || true) -ge $2 ]] && return 0
+        sleep 0.1
+    done
+    fail "camjoin did not position $2 partitions within 30 s"
+}
+# one live run: RATE SECONDS NAME [camjoin args...]; sets LAT_* variables
+live_run() {
+    local rate=$1 secs=$2 name=$3 topic="bench-$3" parts=8 total cpu0 cpu1 t0 t1
+    shift 3
+    fresh_db
+    kafka_start "$topic" "$parts"
+    camjoin_args "$topic" "$name"
+    camjoin_start "$name" "${CJ_ARGS[@]}" "$@"
+    local pid=$CAMJOIN_PID
+    wait_positioned "$CJ_TMP/$name.log" "$parts"
+    cpu0=$(proc_cpu_s "$pid")
+    t0=$(now_s)
+    gen_start "gen-$name" --topic "$topic" --rate "$rate" --duration "$secs" --seed 11 \
+        --dup-ratio 0.05 --unknown-camera-ratio 0.01 --malformed-ratio 0.001
+    if [[ -n "${LIVE_SAMPLER:-}" ]]; then "$LIVE_SAMPLER" "$pid" "gen-$name"; fi
+    gen_wait "gen-$name"
+    total=$(json_get "$CJ_TMP/gen-$name.json" sent)
+    wait_offsets "$topic" "$name" "$total" 120
+    t1=$(now_s)
+    cpu1=$(proc_cpu_s "$pid")
+    LAT_RSS_KB=$(proc_rss_kb "$pid")
+    camjoin_stop "$pid"
+    [[ $CAMJOIN_RC == 0 ]] || fail "camjoin $name exited $CAMJOIN_RC"
+    assert_eq "rows at $rate/s = new valid events" "$(json_get "$CJ_TMP/gen-$name.json" valid_new)" \
+        "$(psql_val 'SELECT count(*) FROM camera_events')"
+    LAT_SENT=$total
+    LAT_GEN_RATE=$(json_get "$CJ_TMP/gen-$name.json" rate)
+    LAT_CPU_PCT=$(echo "($cpu1 - $cpu0) * 100 / ($t1 - $t0)" | bc -l)
+    local f
+    for f in p50 p99 p999 max; do
+        printf -v "LAT_$f" '%s' "$(log_field "$CJ_TMP/$name.log" '"stopped"' "latency_${f}_ms")"
+    done
+    kafka_stop
+}
+
+phase_latency() {
+    local rate rows=()
+    printf '\n%s\n' "latency (producer send -> COMMIT returned), ${LAT_S} s per rate"
+    printf '  %10s %10s %9s %9s %9s %9s %9s %9s\n' rate achieved p50_ms p99_ms p99.9_ms max_ms cpu_% rss_MiB
+    for rate in $RATES; do
+        live_run "$rate" "$LAT_S" "lat$rate"
+        printf '  %10s %10.0f %9.2f %9.2f %9.2f %9.2f %9.1f %9.1f\n' "$rate" "$LAT_GEN_RATE" \
+            "$LAT_p50" "$LAT_p99" "$LAT_p999" "$LAT_max" "$LAT_CPU_PCT" "$(echo "$LAT_RSS_KB / 1024" | bc -l)"
+        rows+=("$(jq -n --arg r "$rate" --arg a "$LAT_GEN_RATE" --arg n "$LAT_SENT" \
+            --arg p50 "$LAT_p50" --arg p99 "$LAT_p99" --arg p999 "$LAT_p999" --arg max "$LAT_max" \
+            --arg cpu "$LAT_CPU_PCT" --arg rss "$LAT_RSS_KB" \
+            '{rate: ($r|tonumber), achieved_rate: ($a|tonumber), messages: ($n|tonumber),
+              p50_ms: ($p50|tonumber), p99_ms: ($p99|tonumber), p999_ms: ($p999|tonumber),
+              max_ms: ($max|tonumber), cpu_percent_of_one_core: ($cpu|tonumber),
+              rss_kb: ($rss|tonumber)}')")
+    done
+    json_out latency "$(printf '%s\n' "${rows[@]}" | jq -s --argjson machine "$(machine_json)" \
+        --arg secs "$LAT_S" '{machine: $machine, seconds_per_rate: ($secs|tonumber), runs: .}')"
+}
+
+# ------------------------------------------------ 4. memory: RSS plateau
+rss_sampler() {  # PID GEN_NAME: RSS every 5 s while the generator runs
+    local pid=$1 t0
+    t0=$(date +%s)
+    : >"$CJ_TMP/rss.csv"
+    while kill -0 "${GEN_PIDS[$2]}" 2>/dev/null; do
+        printf '%s,%s,%s\n' "$(($(date +%s) - t0))" "$(proc_rss_kb "$pid")" \
+            "$(curl -fsS "http://$RSS_HTTP/metrics" | awk '$1 == "camjoin_dedup_keys" { print $2 }')" >>"$CJ_TMP/rss.csv"
+        sleep 5
+    done
+}
+phase_rss() {
+    RSS_HTTP=127.0.0.1:$(free_port)
+    LIVE_SAMPLER=rss_sampler live_run 10000 "$RSS_S" rss --set "dedup.window=$RSS_WINDOW" --http "$RSS_HTTP"
+    LIVE_SAMPLER=""
+    cp "$CJ_TMP/rss.csv" "$RESULTS/rss.csv"
+    # the plateau: RSS over the second half of the run (the window is full)
+    local half first_half_max second_min second_max
+    half=$((RSS_S / 2))
+    second_min=$(awk -F, -v h="$half" '$1 >= h { if (m == "" || $2 < m) m = $2 } END { print m }' "$RESULTS/rss.csv")
+    second_max=$(awk -F, -v h="$half" '$1 >= h { if ($2 > m) m = $2 } END { print m }' "$RESULTS/rss.csv")
+    json_out rss "$(jq -n --arg secs "$RSS_S" --arg window "$RSS_WINDOW" --arg lo "$second_min" \
+        --arg hi "$second_max" --arg p99 "$LAT_p99" --arg cpu "$LAT_CPU_PCT" \
+        '{rate: 10000, seconds: ($secs|tonumber), dedup_window: $window,
+          second_half_rss_kb: {min: ($lo|tonumber), max: ($hi|tonumber)},
+          p99_ms: ($p99|tonumber), cpu_percent_of_one_core: ($cpu|tonumber),
+          samples: "rss.csv (seconds, rss_kb, dedup_keys)"}')"
+    printf '\n%s\n' "RSS at 10k events/s for $RSS_S s, dedup.window=$RSS_WINDOW"
+    printf '  %-42s %s .. %s KiB\n' "RSS over the second half" "$second_min" "$second_max"
+}
+
+phase_memory() {
+    need_bin camjoin-bench-dedup
+    local n rows=()
+    printf '\n%s\n' "dedup window memory (128-bit fingerprints)"
+    for n in 1000000 10000000; do
+        rows+=("$("$CAMJOIN_BIN/camjoin-bench-dedup" "$n")")
+        jq -r '"  \(.keys) keys: \(.bytes_per_key) B/key (accounting), \(.rss_bytes_per_key) B/key (RSS delta)"' <<<"${rows[-1]}"
+    done
+    json_out memory "$(printf '%s\n' "${rows[@]}" | jq -s '{runs: .}')"
+}
+
+# ------------------------------------------ 6. throughput vs batch.max_rows
+phase_sweep() {
+    local topic=bench-sweep n rows=() valid
+    kafka_start "$topic" "$PARTS"
+    produce_fixed "$topic" "$PARTS" "$EVENTS"
+    valid=$(json_get "$CJ_TMP/produce.json" valid_new)
+    printf '\n%s\n' "throughput vs batch.max_rows ($EVENTS events)"
+    for n in $SWEEP; do
+        fresh_db
+        psql_val "CHECKPOINT" >/dev/null
+        run_until_end "sweep$n" "$topic" "sweep$n" --set "batch.max_rows=$n"
+        assert_eq "rows, batch.max_rows=$n" "$valid" "$(psql_val 'SELECT count(*) FROM camera_events')"
+        printf '  batch.max_rows=%-8s %10.0f events/s %10.0f rows/s\n' "$n" "$RUN_RATE" \
+            "$(echo "$valid / $RUN_ACTIVE" | bc -l)"
+        rows+=("$(jq -n --arg n "$n" --arg r "$RUN_RATE" --arg s "$RUN_ACTIVE" --arg v "$valid" \
+            '{max_rows: ($n|tonumber), events_per_s: ($r|tonumber), seconds: ($s|tonumber),
+              rows_per_s: (($v|tonumber) / ($s|tonumber))}')")
+    done
+    json_out sweep "$(printf '%s\n' "${rows[@]}" | jq -s --arg e "$EVENTS" '{events: ($e|tonumber), runs: .}')"
+    kafka_stop
+}
+
+# ------------------------------------------------------------- 5. CPU cost
+phase_cpu() {
+    local topic=bench-cpu
+    kafka_start "$topic" 8
+    produce_fixed "$topic" 8 "$CPU_EVENTS"
+    fresh_db
+    camjoin_args "$topic" cpu
+    CAMJOIN_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=$CJ_TMP/callgrind.out" \
+        camjoin_start cpu "${CJ_ARGS[@]}" --until-end -X session.timeout.ms=120000 \
+        -X heartbeat.interval.ms=3000 -X max.poll.interval.ms=300000
+    camjoin_wait "$CAMJOIN_PID" 900
+    [[ $CAMJOIN_RC == 0 ]] || fail "camjoin under callgrind exited $CAMJOIN_RC"
+    assert_eq "offsets at the end" "$CPU_EVENTS" "$(psql_val 'SELECT sum(next_offset) FROM camjoin_offsets')"
+    callgrind_annotate --inclusive=no "$CJ_TMP/callgrind.out" >"$CJ_TMP/callgrind.txt" 2>/dev/null
+    local total per
+    total=$(sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' "$CJ_TMP/callgrind.txt" | tr -d ,)
+    per=$(echo "$total / $CPU_EVENTS" | bc -l)
+    cp "$CJ_TMP/callgrind.txt" "$RESULTS/callgrind.txt"
+    local top
+    top=$(awk '/^-+$/ { sec++ } sec >= 3 && /[0-9]/ && NF >= 2 { print }' "$CJ_TMP/callgrind.txt" |
+        head -n 15 | sed -E 's/^ *([0-9,]+) +\( *([0-9.]+)%\) +(.*)$/\1\t\2\t\3/' |
+        jq -R -s 'split("\n") | map(select(length > 0) | split("\t") |
+            {instructions: (.[0] | gsub(","; "") | tonumber), percent: (.[1] | tonumber), function: .[2]})')
+    json_out cpu "$(jq -n --arg events "$CPU_EVENTS" --arg total "$total" --arg per "$per" \
+        --argjson top "$top" '{events: ($events|tonumber), instructions: ($total|tonumber),
+        instructions_per_event: ($per|tonumber), top_functions: $top}')"
+    printf '\n%s\n' "CPU cost (callgrind, $CPU_EVENTS events, every thread of camjoin)"
+    printf '  %-42s %12.0f\n' "instructions per event" "$per"
+    jq -r '.top_functions[:10][] | "    \(.percent)%  \(.function)"' "$RESULTS/cpu.json"
+    kafka_stop
+}
+
+# --------------------------------------------------------------- 6. plots
+phase_plots() {
+    command -v gnuplot >/dev/null || fail "gnuplot not found (apt-get install gnuplot-nox)"
+    [[ -s "$RESULTS/latency.json" && -s "$RESULTS/sweep.json" ]] ||
+        fail "plots need latency.json and sweep.json in $RESULTS (run those phases first)"
+    jq -r '.runs[] | "\(.rate) \(.p50_ms) \(.p99_ms) \(.p999_ms) \(.max_ms)"' \
+        "$RESULTS/latency.json" >"$RESULTS/latency.dat"
+    local ceiling=0
+    if [[ -s "$RESULTS/throughput.json" ]]; then
+        ceiling=$(jq '.copy_ceiling.rows_per_s' "$RESULTS/throughput.json")
+    fi
+    jq -r --arg c "$ceiling" '.runs[] | "\(.max_rows) \(.rows_per_s) \($c)"' \
+        "$RESULTS/sweep.json" >"$RESULTS/sweep.dat"
+    gnuplot -e "results='$RESULTS'; out='$BENCH_SRC/docs'" "$BENCH_SRC/bench/plots.gp"
+    log "wrote docs/bench-latency.png and docs/bench-batch-rows.png"
+}
+
+[[ -z "${BENCH_EXTRA:-}" ]] || source "$BENCH_EXTRA"
+PHASES=("$@")
+[[ ${#PHASES[@]} -gt 0 ]] || PHASES=(throughput latency memory cpu sweep rss plots)
+pg_start
+for ph in "${PHASES[@]}"; do
+    declare -F "phase_$ph" >/dev/null || fail "unknown phase '$ph'"
+    "phase_$ph"
+done
