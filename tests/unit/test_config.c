@@ -103,6 +103,7 @@ static void assert_same_config(const camjoin_config *a, const camjoin_config *b)
     assert_string_equal(a->pg_conninfo, b->pg_conninfo);
     assert_string_equal(a->table, b->table);
     assert_int_equal(a->pg_retry_max_ms, b->pg_retry_max_ms);
+    assert_int_equal(a->write_mode, b->write_mode);
     assert_string_equal(a->reference, b->reference);
     assert_int_equal(a->on_miss, b->on_miss);
     assert_int_equal(a->dedup_window_ms, b->dedup_window_ms);
@@ -128,7 +129,7 @@ static void assert_defaults(const camjoin_config *c)
     camjoin_config want = {
         .brokers = "localhost:9092", .topic = "camera-events", .group = "camjoin",
         .pg_conninfo = "", .table = "camera_events", .pg_retry_max_ms = 10000,
-        .reference = "/etc/camjoin/cameras.csv", .on_miss = JOIN_KEEP,
+        .write_mode = WRITE_AUTO, .reference = "/etc/camjoin/cameras.csv", .on_miss = JOIN_KEEP,
         .dedup_window_ms = 600000, .dedup_warm_up = 1, .batch_max_rows = 20000,
         .batch_max_wait_ms = 0,
         .batch_max_buffered = 200000, .max_message_bytes = 1048576, .http_listen = "",
@@ -245,6 +246,9 @@ static const struct {
      "--set: event.max_message_bytes: bad size \"2X\" (use e.g. 1048576, 512KiB, 1MiB, 2G)"},
     {{"--set", "join.on_miss=drop"}, INT, F(on_miss), JOIN_DROP, NULL},
     {{"--set", "dedup.warm_up=off"}, INT, F(dedup_warm_up), 0, NULL},
+    {{"--set", "postgres.write_mode=staged"}, INT, F(write_mode), WRITE_STAGED, NULL},
+    {{"--set", "postgres.write_mode=direct"}, ERR, 0, 0,
+     "--set: postgres.write_mode: bad value \"direct\" (one of: auto, staged)"},
     {{"--set", "dedup.warm_up=yes"}, ERR, 0, 0,
      "--set: dedup.warm_up: bad value \"yes\" (one of: off, on)"},
     {{"--set", "event.max_future=5m"}, I64, F(max_future_ms), 300000, NULL},
@@ -370,7 +374,8 @@ static void test_full_file(void **state)
                           {"sasl.password", "s3;cret # x"}};
     camjoin_config want = {
         .brokers = "k1:9092,k2:9092", .topic = "cams", .group = "g1", .pg_conninfo = conninfo,
-        .table = "events_t", .pg_retry_max_ms = 30000, .reference = "/srv/cameras.csv",
+        .table = "events_t", .pg_retry_max_ms = 30000, .write_mode = WRITE_STAGED,
+        .reference = "/srv/cameras.csv",
         .on_miss = JOIN_DEAD_LETTER, .dedup_window_ms = 5400000, .dedup_warm_up = 0,
         .max_future_ms = 300000, .max_age_ms = 604800000, .batch_max_rows = 500,
         .batch_max_wait_ms = 250, .batch_max_buffered = 1000, .max_message_bytes = 65536,
@@ -469,7 +474,7 @@ static void test_help_and_version(void **state)
     (void)state;
     static const char *const must_mention[] = {
         "kafka.brokers", "kafka.topic", "kafka.group", "postgres.conninfo", "postgres.table",
-        "postgres.retry_max", "reference.path", "join.on_miss", "dedup.window",
+        "postgres.retry_max", "postgres.write_mode", "auto|staged", "reference.path", "join.on_miss", "dedup.window",
         "batch.max_rows", "batch.max_wait", "batch.max_buffered", "event.max_message_bytes",
         "dedup.warm_up", "event.max_future", "event.max_age", "off|on",
         "http.listen", "log.level", "[kafka.properties]", "-c FILE", "--brokers LIST",
@@ -565,6 +570,7 @@ static void test_print_defaults(void **state)
                               "\n[kafka]\nbrokers = localhost:9092\ntopic = camera-events\n"
                               "group = camjoin\n"
                               "\n[postgres]\nconninfo =\ntable = camera_events\nretry_max = 10s\n"
+                              "write_mode = auto\n"
                               "\n[reference]\npath = /etc/camjoin/cameras.csv\n"
                               "\n[join]\non_miss = keep\n"
                               "\n[dedup]\nwindow = 10m\nwarm_up = on\n"
