@@ -8,8 +8,9 @@
 #      saved copy), inserts exactly 600 rows (the rest meet ON CONFLICT
 #      through the staging path: restaged >= 1), and consumes every message
 #      again;
-#   3. `--replay-from 1:OFFSET` re-reads only partition 1 from OFFSET:
-#      consumed = end(1) - OFFSET, nothing written;
+#   3. `--replay-from 1:OFFSET` with postgres.write_mode=staged re-reads
+#      only partition 1 from OFFSET: consumed = end(1) - OFFSET, nothing
+#      written, no batch redone;
 #   4. `--replay-from @TIME` (RFC 3339 and epoch ms) with a fresh group
 #      positions each partition where the broker's offsets-for-times answer
 #      (read independently with kcat -Q) says;
@@ -77,9 +78,13 @@ assert_eq "offsets at the end" "$sent" \
 
 echo "3. replay one partition from an offset"
 end1=$(kafka_end_offsets "$TOPIC" | awk '$1 == 1 { print $2 }')
-run_until_end r3 "$GROUP" --replay-from 1:1500
+run_until_end r3 "$GROUP" --replay-from 1:1500 --set postgres.write_mode=staged
 assert_eq "consumed = end(1) - 1500" $((end1 - 1500)) "$(stopped_field "$CJ_TMP/r3.log" consumed)"
 assert_eq "rows inserted by the partition replay" 0 "$(stopped_field "$CJ_TMP/r3.log" inserted)"
+assert_eq "write_mode=staged: rows committed (all met ON CONFLICT)" \
+    "$(psql_val "SELECT count(*) FROM camera_events WHERE kafka_partition = 1 AND kafka_offset >= 1500")" \
+    "$(stopped_field "$CJ_TMP/r3.log" rows)"
+assert_eq "write_mode=staged: no batch redone" 0 "$(stopped_field "$CJ_TMP/r3.log" restaged)"
 assert_eq "rows after the partition replay" "$rows" "$(psql_val "SELECT count(*) FROM camera_events")"
 
 echo "4. replay from a time"
