@@ -1,23 +1,43 @@
 /*
- * batch — COPY-encoded rows and per-partition offsets of one transaction
- * (see include/camjoin/batch.h).
+ * batch — binary-COPY-encoded rows and per-partition offsets of one
+ * transaction (see include/camjoin/batch.h for the format).
  *
  * Both COPY streams (event rows, dead letters) are `struct buf`: one growable
- * byte buffer, doubled on demand and kept across batch_reset(). A row is
- * appended field by field; if a field cannot be encoded, the buffer is cut
- * back to where the row started, so a failed add leaves no trace.
+ * byte buffer, doubled on demand and kept across batch_reset(), which starts
+ * with the 19-byte binary COPY header. Adding a row first checks every
+ * variable-length field (NUL in text, length representable as int32) and
+ * sums the row's exact size, reserves that once, then writes the fields with
+ * fixed-width big-endian stores and memcpy — no printf, no per-field growth.
+ * The buffer's length is advanced only after the offset has been noted too,
+ * so a failed add leaves no trace (the bytes written past the end are just
+ * spare capacity).
  */
 #include "camjoin/batch.h"
 
-#include <inttypes.h>
-#include <stdarg.h>
+#include <endian.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BUF_INITIAL 4096
 #define OFFSETS_INITIAL 8
+
+/* Largest field a binary COPY length word (int32) can announce. */
+#define FIELD_MAX ((size_t)INT32_MAX)
+
+/* Microseconds from 1970-01-01 to 2000-01-01, PostgreSQL's timestamp epoch. */
+#define PG_EPOCH_OFFSET_US UINT64_C(946684800000000)
+
+#define JSONB_VERSION 1
+#define EVENT_FIELDS 14
+#define DEAD_FIELDS 5
+
+/* Signature "PGCOPY\n\377\r\n\0", flags 0, header-extension length 0. */
+static const unsigned char copy_header[] = {
+    'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0,
+    0, 0, 0, 0,
+    0, 0, 0, 0,
+};
 
 struct buf {
     char *data;
@@ -25,8 +45,8 @@ struct buf {
 };
 
 struct batch {
-    char *topic; /* already COPY-escaped */
-    size_t topic_len;
+    char *dead_prefix; /* field count (5) + the topic field, ready to copy */
+    size_t dead_prefix_len;
     struct buf events, dead;
     struct buf stamps; /* batch_stamp_t[], for latency at commit */
     size_t rows, dead_rows, messages;
@@ -55,115 +75,163 @@ static int buf_reserve(struct buf *o, size_t extra)
     return 0;
 }
 
-static int buf_append(struct buf *o, const void *s, size_t n)
+/* Empties a stream down to its header. The capacity is at least
+ * BUF_INITIAL (batch_new reserved it), so this cannot fail. */
+static void buf_start_copy(struct buf *o)
 {
-    if (buf_reserve(o, n) < 0)
-        return -1;
-    memcpy(o->data + o->len, s, n);
-    o->len += n;
-    return 0;
+    memcpy(o->data, copy_header, sizeof copy_header);
+    o->len = sizeof copy_header;
 }
 
-static int buf_append_escaped(struct buf *o, const char *s, size_t n)
+/* ---- row sizing: false if the field cannot be sent ---------------------- */
+
+/* Adds `extra` bytes to *size unless the sum would overflow. */
+static bool size_add(size_t *size, size_t extra)
 {
-    if (n > SIZE_MAX / 2 || buf_reserve(o, 2 * n) < 0)
-        return -1;
-    ssize_t w = batch_escape_text(o->data + o->len, s, n);
-    if (w < 0)
-        return -1;
-    o->len += (size_t)w;
-    return 0;
+    if (extra > SIZE_MAX - *size)
+        return false;
+    *size += extra;
+    return true;
 }
 
-/* ---- COPY columns: each writes its value, then `end` ('\t' or '\n') ---- */
-
-static int put_end(struct buf *o, char end)
+/* The bytes of a text field (its length word is counted with the row's
+ * fixed part). PostgreSQL text holds no NUL. */
+static bool size_text(size_t *size, const char *s, size_t n)
 {
-    return buf_append(o, &end, 1);
+    if (n > FIELD_MAX || (n && memchr(s, '\0', n)))
+        return false;
+    return size_add(size, n);
 }
 
-static int put_null(struct buf *o, char end)
+/* ---- field writers: each stores at w and returns the end ---------------- */
+
+static char *put_u16(char *w, uint16_t v)
 {
-    return buf_append(o, "\\N", 2) < 0 ? -1 : put_end(o, end);
+    v = htobe16(v);
+    memcpy(w, &v, sizeof v);
+    return w + sizeof v;
 }
 
-static int put_text(struct buf *o, const char *s, size_t n, char end)
+static char *put_u32(char *w, uint32_t v)
 {
-    return buf_append_escaped(o, s, n) < 0 ? -1 : put_end(o, end);
+    v = htobe32(v);
+    memcpy(w, &v, sizeof v);
+    return w + sizeof v;
 }
 
-__attribute__((format(printf, 3, 4)))
-static int put_fmt(struct buf *o, char end, const char *fmt, ...)
+static char *put_u64(char *w, uint64_t v)
 {
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return -1;
-    return buf_append(o, tmp, (size_t)n) < 0 ? -1 : put_end(o, end);
+    v = htobe64(v);
+    memcpy(w, &v, sizeof v);
+    return w + sizeof v;
 }
 
-/* bytea in hex form, `\x` with its backslash escaped for COPY text. */
-static int put_bytea(struct buf *o, const unsigned char *p, size_t n, char end)
+static char *put_null(char *w)
 {
-    static const char hex[] = "0123456789abcdef";
-    if (n > (SIZE_MAX - 3) / 2 || buf_reserve(o, 3 + 2 * n) < 0)
-        return -1;
-    char *w = o->data + o->len;
-    *w++ = '\\';
-    *w++ = '\\';
-    *w++ = 'x';
-    for (size_t i = 0; i < n; i++) {
-        *w++ = hex[p[i] >> 4];
-        *w++ = hex[p[i] & 0xf];
-    }
-    o->len += 3 + 2 * n;
-    return put_end(o, end);
+    return put_u32(w, UINT32_MAX); /* length -1 */
 }
 
-/* The five reference columns: site_id, site_name, zone, latitude, longitude. */
-static int put_ref(struct buf *o, const refdata_row_t *ref)
+/* text, bytea: length, then the raw bytes. n <= FIELD_MAX was checked. */
+static char *put_bytes(char *w, const void *p, size_t n)
 {
-    if (!ref) {
-        for (int i = 0; i < 5; i++)
-            if (put_null(o, '\t') < 0)
-                return -1;
+    w = put_u32(w, (uint32_t)n);
+    if (n)
+        memcpy(w, p, n);
+    return w + n;
+}
+
+static char *put_int4(char *w, int32_t v)
+{
+    return put_u32(put_u32(w, 4), (uint32_t)v);
+}
+
+static char *put_int8(char *w, int64_t v)
+{
+    return put_u64(put_u32(w, 8), (uint64_t)v);
+}
+
+static char *put_float4(char *w, float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return put_u32(put_u32(w, 4), bits);
+}
+
+static char *put_float8(char *w, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return put_u64(put_u32(w, 8), bits);
+}
+
+/* timestamptz: int64 microseconds since 2000-01-01 00:00:00 UTC. Unsigned
+ * arithmetic: the same bits as the signed difference, without overflow. */
+static char *put_timestamptz(char *w, int64_t unix_us)
+{
+    return put_u64(put_u32(w, 8), (uint64_t)unix_us - PG_EPOCH_OFFSET_US);
+}
+
+/* jsonb: the version byte, then the JSON text. n < FIELD_MAX was checked. */
+static char *put_jsonb(char *w, const char *json, size_t n)
+{
+    w = put_u32(w, (uint32_t)(1 + n));
+    *w++ = JSONB_VERSION;
+    memcpy(w, json, n);
+    return w + n;
+}
+
+/* ---- rows -------------------------------------------------------------- */
+
+/* Exact encoded size of an event row, or 0 if a field cannot be sent. */
+static size_t event_row_size(const event_t *ev, const refdata_row_t *ref,
+                             size_t attr_len)
+{
+    /* field count, one length word per field, then the fixed-width values:
+     * event_ts, kafka_partition, kafka_offset */
+    size_t size = 2 + 4 * EVENT_FIELDS + 8 + 4 + 8;
+    size += ev->has_confidence ? 4 : 0;
+    size += ev->has_object_count ? 4 : 0;
+    if (!size_text(&size, ev->event_id, ev->event_id_len) ||
+        !size_text(&size, ev->camera_id, ev->camera_id_len) ||
+        !size_text(&size, ev->event_type, ev->event_type_len))
         return 0;
+    /* attributes is a C string: no NUL; jsonb adds the version byte */
+    if (ev->attributes && (attr_len >= FIELD_MAX || !size_add(&size, 1 + attr_len)))
+        return 0;
+    if (ref) {
+        if (!size_text(&size, ref->site_id, ref->site_id_len) ||
+            !size_text(&size, ref->site_name, ref->site_name_len) ||
+            !size_text(&size, ref->zone, ref->zone_len))
+            return 0;
+        size += ref->has_latitude ? 8 : 0;
+        size += ref->has_longitude ? 8 : 0;
     }
-    if (put_text(o, ref->site_id, ref->site_id_len, '\t') < 0 ||
-        put_text(o, ref->site_name, ref->site_name_len, '\t') < 0 ||
-        put_text(o, ref->zone, ref->zone_len, '\t') < 0)
-        return -1;
-    if ((ref->has_latitude ? put_fmt(o, '\t', "%.17g", ref->latitude)
-                           : put_null(o, '\t')) < 0)
-        return -1;
-    return ref->has_longitude ? put_fmt(o, '\t', "%.17g", ref->longitude)
-                              : put_null(o, '\t');
+    return size;
 }
 
-static int put_event_row(struct buf *o, const event_t *ev, const refdata_row_t *ref,
-                         int32_t partition, int64_t offset)
+static char *put_event_row(char *w, const event_t *ev, const refdata_row_t *ref,
+                           size_t attr_len, int32_t partition, int64_t offset)
 {
-    char ts[32];
-    size_t ts_len = event_format_ts(ev->event_ts_us, ts);
-
-    if (put_text(o, ev->event_id, ev->event_id_len, '\t') < 0 ||
-        buf_append(o, ts, ts_len) < 0 || put_end(o, '\t') < 0 ||
-        put_text(o, ev->camera_id, ev->camera_id_len, '\t') < 0 ||
-        put_text(o, ev->event_type, ev->event_type_len, '\t') < 0)
-        return -1;
-    if ((ev->has_confidence ? put_fmt(o, '\t', "%.9g", ev->confidence)
-                            : put_null(o, '\t')) < 0 ||
-        (ev->has_object_count ? put_fmt(o, '\t', "%" PRId32, ev->object_count)
-                              : put_null(o, '\t')) < 0 ||
-        (ev->attributes ? put_text(o, ev->attributes, strlen(ev->attributes), '\t')
-                        : put_null(o, '\t')) < 0)
-        return -1;
-    if (put_ref(o, ref) < 0 || put_fmt(o, '\t', "%" PRId32, partition) < 0)
-        return -1;
-    return put_fmt(o, '\n', "%" PRId64, offset);
+    w = put_u16(w, EVENT_FIELDS);
+    w = put_bytes(w, ev->event_id, ev->event_id_len);
+    w = put_timestamptz(w, ev->event_ts_us);
+    w = put_bytes(w, ev->camera_id, ev->camera_id_len);
+    w = put_bytes(w, ev->event_type, ev->event_type_len);
+    w = ev->has_confidence ? put_float4(w, (float)ev->confidence) : put_null(w);
+    w = ev->has_object_count ? put_int4(w, ev->object_count) : put_null(w);
+    w = ev->attributes ? put_jsonb(w, ev->attributes, attr_len) : put_null(w);
+    if (ref) {
+        w = put_bytes(w, ref->site_id, ref->site_id_len);
+        w = put_bytes(w, ref->site_name, ref->site_name_len);
+        w = put_bytes(w, ref->zone, ref->zone_len);
+        w = ref->has_latitude ? put_float8(w, ref->latitude) : put_null(w);
+        w = ref->has_longitude ? put_float8(w, ref->longitude) : put_null(w);
+    } else {
+        for (int i = 0; i < 5; i++)
+            w = put_null(w);
+    }
+    w = put_int4(w, partition);
+    return put_int8(w, offset);
 }
 
 /* ---- offsets ----------------------------------------------------------- */
@@ -205,48 +273,30 @@ static int note_offset(batch_t *b, int32_t partition, int64_t offset)
 
 /* ---- public ------------------------------------------------------------ */
 
-ssize_t batch_escape_text(char *dst, const char *src, size_t len)
-{
-    char *w = dst;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i], esc;
-        switch (c) {
-        case '\0': return -1;
-        case '\\': esc = '\\'; break;
-        case '\t': esc = 't'; break;
-        case '\n': esc = 'n'; break;
-        case '\r': esc = 'r'; break;
-        case '\b': esc = 'b'; break;
-        case '\f': esc = 'f'; break;
-        case '\v': esc = 'v'; break;
-        default: *w++ = c; continue;
-        }
-        *w++ = '\\';
-        *w++ = esc;
-    }
-    return w - dst;
-}
-
 batch_t *batch_new(const char *topic)
 {
     batch_t *b = calloc(1, sizeof *b);
     if (!b)
         goto fail_batch;
     size_t n = strlen(topic);
-    if (!(b->topic = malloc(2 * n + 1)))
+    if (n > FIELD_MAX)
         goto fail_topic;
-    /* A C string holds no NUL, so escaping cannot fail. */
-    b->topic_len = (size_t)batch_escape_text(b->topic, topic, n);
+    b->dead_prefix_len = 2 + 4 + n;
+    if (!(b->dead_prefix = malloc(b->dead_prefix_len)))
+        goto fail_topic;
+    put_bytes(put_u16(b->dead_prefix, DEAD_FIELDS), topic, n);
     if (buf_reserve(&b->events, BUF_INITIAL) < 0)
         goto fail_events;
     if (buf_reserve(&b->dead, BUF_INITIAL) < 0)
         goto fail_dead;
+    buf_start_copy(&b->events);
+    buf_start_copy(&b->dead);
     return b;
 
 fail_dead:
     free(b->events.data);
 fail_events:
-    free(b->topic);
+    free(b->dead_prefix);
 fail_topic:
     free(b);
 fail_batch:
@@ -261,19 +311,24 @@ void batch_free(batch_t *b)
     free(b->stamps.data);
     free(b->dead.data);
     free(b->events.data);
-    free(b->topic);
+    free(b->dead_prefix);
     free(b);
 }
 
 int batch_add_event(batch_t *b, const event_t *ev, const refdata_row_t *ref,
                     int32_t partition, int64_t offset)
 {
-    size_t mark = b->events.len;
-    if (put_event_row(&b->events, ev, ref, partition, offset) < 0 ||
-        note_offset(b, partition, offset) < 0) {
-        b->events.len = mark;
+    struct buf *o = &b->events;
+    size_t attr_len = ev->attributes ? strlen(ev->attributes) : 0;
+    size_t size = event_row_size(ev, ref, attr_len);
+    if (size == 0 || buf_reserve(o, size) < 0)
         return -1;
-    }
+    char *end = put_event_row(o->data + o->len, ev, ref, attr_len, partition, offset);
+    if ((size_t)(end - (o->data + o->len)) != size)
+        abort(); /* event_row_size and put_event_row disagree: a bug here */
+    if (note_offset(b, partition, offset) < 0)
+        return -1;
+    o->len += size;
     b->rows++;
     return 0;
 }
@@ -282,16 +337,25 @@ int batch_add_dead(batch_t *b, int32_t partition, int64_t offset,
                    const void *payload, size_t len, const char *reason)
 {
     struct buf *o = &b->dead;
-    size_t mark = o->len;
-    if (buf_append(o, b->topic, b->topic_len) < 0 || put_end(o, '\t') < 0 ||
-        put_fmt(o, '\t', "%" PRId32, partition) < 0 ||
-        put_fmt(o, '\t', "%" PRId64, offset) < 0 ||
-        (payload ? put_bytea(o, payload, len, '\t') : put_null(o, '\t')) < 0 ||
-        put_text(o, reason, strlen(reason), '\n') < 0 ||
-        note_offset(b, partition, offset) < 0) {
-        o->len = mark;
+    size_t reason_len = strlen(reason);
+    /* prefix (field count, topic), then the length words of the other four
+     * fields and the values of kafka_partition and kafka_offset */
+    size_t size = b->dead_prefix_len + 4 * 4 + 4 + 8;
+    if ((payload && (len > FIELD_MAX || !size_add(&size, len))) ||
+        !size_text(&size, reason, reason_len) || buf_reserve(o, size) < 0)
         return -1;
-    }
+    char *w = o->data + o->len;
+    memcpy(w, b->dead_prefix, b->dead_prefix_len);
+    w += b->dead_prefix_len;
+    w = put_int4(w, partition);
+    w = put_int8(w, offset);
+    w = payload ? put_bytes(w, payload, len) : put_null(w);
+    w = put_bytes(w, reason, reason_len);
+    if ((size_t)(w - (o->data + o->len)) != size)
+        abort(); /* the sum above and the writes disagree: a bug here */
+    if (note_offset(b, partition, offset) < 0)
+        return -1;
+    o->len += size;
     b->dead_rows++;
     return 0;
 }
@@ -325,8 +389,8 @@ batch_offset_t *batch_offsets(batch_t *b, size_t *n)
 
 void batch_reset(batch_t *b)
 {
-    b->events.len = 0;
-    b->dead.len = 0;
+    buf_start_copy(&b->events);
+    buf_start_copy(&b->dead);
     b->stamps.len = 0;
     b->rows = b->dead_rows = b->messages = 0;
     b->n_offsets = 0;

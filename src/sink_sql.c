@@ -127,14 +127,14 @@ void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
         if (nrows) {
             plan->copy[plan->ncopy] = batch_event_data(b, &plan->copy_len[plan->ncopy]);
             plan->ncopy++;
-            strbuf_addf(q, "COPY %s (" BATCH_EVENT_COLUMNS ") FROM STDIN;", table);
+            strbuf_addf(q, "COPY %s (" BATCH_EVENT_COLUMNS ") FROM STDIN (FORMAT binary);", table);
             plan->idx_insert = res++;
         }
         if (ndead) {
             plan->copy[plan->ncopy] = batch_dead_data(b, &plan->copy_len[plan->ncopy]);
             plan->ncopy++;
             strbuf_addf(q, "COPY camjoin_dead_letters (" BATCH_DEAD_COLUMNS
-                           ") FROM STDIN;");
+                           ") FROM STDIN (FORMAT binary);");
             plan->idx_dead = res++;
         }
         goto offsets;
@@ -143,14 +143,14 @@ void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
         plan->copy[plan->ncopy] = batch_event_data(b, &plan->copy_len[plan->ncopy]);
         plan->ncopy++;
         strbuf_addf(q, "COPY camjoin_stage_events (" BATCH_EVENT_COLUMNS
-                       ") FROM STDIN;");
+                       ") FROM STDIN (FORMAT binary);");
         res++;
     }
     if (ndead) {
         plan->copy[plan->ncopy] = batch_dead_data(b, &plan->copy_len[plan->ncopy]);
         plan->ncopy++;
         strbuf_addf(q, "COPY camjoin_stage_dead (" BATCH_DEAD_COLUMNS
-                       ") FROM STDIN;");
+                       ") FROM STDIN (FORMAT binary);");
         res++;
     }
     if (nrows) {

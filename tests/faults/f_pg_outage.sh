@@ -18,7 +18,7 @@
 #   - memory stays bounded: VmRSS, sampled every second, stays below the
 #     baseline (just before the outage) + 200 MiB. Why that bound: the
 #     buffer holds at most ~28k messages (above) of ~150-250 bytes, kept as
-#     payload + parsed row + COPY text (< 2 KiB each: < 56 MiB); librdkafka's
+#     payload + parsed row + binary COPY row (< 2 KiB each: < 56 MiB); librdkafka's
 #     pre-fetch queue is purged on pause and is capped anyway by
 #     queued.max.messages.kbytes (64 MiB); 200 MiB leaves room for malloc
 #     fragmentation and libpq's reconnect buffers. An unbounded buffer shows

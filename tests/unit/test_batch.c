@@ -1,7 +1,13 @@
 /*
- * Unit tests for batch: COPY text escaping, row encoding, dead letters,
- * per-partition offsets. Expected rows are written out by hand from the
- * PostgreSQL COPY text rules; %.17g / %.9g values were computed with Python.
+ * Unit tests for batch: binary COPY encoding of event rows and dead letters,
+ * the "failed add leaves no trace" rule, per-partition offsets, reset.
+ *
+ * The streams are read back by a small binary-COPY decoder written here from
+ * the PostgreSQL documentation ("COPY ... Binary Format"), independent of
+ * src/batch.c. Expected fields are spelled out as big-endian bytes; the
+ * float bit patterns were computed with Python's struct.pack('>f'/'>d', x),
+ * the timestamps by hand (arithmetic in comments) and checked with Python's
+ * datetime.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +15,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +23,12 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define TOPIC "cam.events"
+
+/* Signature "PGCOPY\n\377\r\n\0", int32 flags 0, int32 extension length 0. */
+static const char copy_header[] = "PGCOPY\n\377\r\n\0"
+                                  "\0\0\0\0"
+                                  "\0\0\0\0";
+#define HEADER_LEN (sizeof copy_header - 1) /* 19 */
 
 static int setup(void **state)
 {
@@ -39,59 +52,118 @@ static event_t make_event(const char *id, const char *cam, const char *type,
                      .event_ts_us = ts_us};
 }
 
-static void assert_data(const char *got, size_t got_len, const char *want)
-{
-    assert_int_equal(got_len, strlen(want));
-    assert_memory_equal(got, want, got_len);
-}
+/* ---- a binary COPY decoder ------------------------------------------------ */
 
-/* ---- escaping ----------------------------------------------------------- */
+#define MAX_FIELDS 16
 
-static const struct {
-    const char *name, *src;
-    size_t len; /* 0 = strlen(src) */
-    const char *want; /* NULL = rejected */
-} escape_cases[] = {
-    {"empty", "", 0, ""},
-    {"plain", "plain text", 0, "plain text"},
-    {"tab", "a\tb", 0, "a\\tb"},
-    {"newline", "a\nb", 0, "a\\nb"},
-    {"carriage return", "a\r\nb", 0, "a\\r\\nb"},
-    {"backslash", "a\\b\\\\", 0, "a\\\\b\\\\\\\\"},
-    {"other COPY escapes", "\b\f\v", 0, "\\b\\f\\v"},
-    {"other controls raw", "\x01\x1f\x7f", 0, "\x01\x1f\x7f"},
-    {"utf-8 untouched", "caf\xc3\xa9 \xf0\x9f\x98\x80", 0, "caf\xc3\xa9 \xf0\x9f\x98\x80"},
-    {"JSON text", "{\"k\":\"a\\\"b\"}", 0, "{\"k\":\"a\\\\\"b\"}"},
-    {"NUL", "a\0b", 3, NULL},
-    {"NUL first", "\0", 1, NULL},
+struct field {
+    int32_t len; /* -1 = NULL */
+    const unsigned char *p;
 };
 
-static void test_escape(void **state)
+struct tuple {
+    int n;
+    struct field f[MAX_FIELDS];
+};
+
+static uint16_t rd16(const unsigned char *p)
 {
-    (void)state;
-    for (size_t i = 0; i < ARRAY_LEN(escape_cases); i++) {
-        size_t len = escape_cases[i].len ? escape_cases[i].len : strlen(escape_cases[i].src);
-        char dst[64];
-        ssize_t n = batch_escape_text(dst, escape_cases[i].src, len);
-        const char *want = escape_cases[i].want;
-        if (!want && n != -1)
-            fail_msg("%s: accepted", escape_cases[i].name);
-        if (want && (n < 0 || (size_t)n != strlen(want) || memcmp(dst, want, (size_t)n)))
-            fail_msg("%s: got %.*s", escape_cases[i].name, (int)(n < 0 ? 0 : n), dst);
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+    return (uint64_t)rd32(p) << 32 | rd32(p + 4);
+}
+
+/* Decodes a whole stream into at most `max` tuples of `nfields` fields each
+ * and returns how many there were. Fails the test on anything malformed: a
+ * wrong header, a short tuple or field, a wrong field count, a length below
+ * -1, a trailer or bytes after the last tuple. */
+static size_t decode(const char *data, size_t len, int nfields,
+                     struct tuple *out, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)data, *end = p + len;
+    if (len < HEADER_LEN || memcmp(p, copy_header, HEADER_LEN) != 0)
+        fail_msg("bad header (stream of %zu bytes)", len);
+    p += HEADER_LEN;
+    size_t n = 0;
+    while (p < end) {
+        if (end - p < 2)
+            fail_msg("tuple %zu: truncated field count", n);
+        int16_t nf = (int16_t)rd16(p);
+        p += 2;
+        if (nf != nfields)
+            fail_msg("tuple %zu: %d fields, want %d", n, nf, nfields);
+        if (n == max)
+            fail_msg("more than %zu tuples", max);
+        struct tuple *t = &out[n];
+        t->n = nf;
+        for (int i = 0; i < nf; i++) {
+            if (end - p < 4)
+                fail_msg("tuple %zu field %d: truncated length", n, i);
+            int32_t fl = (int32_t)rd32(p);
+            p += 4;
+            if (fl < -1 || (fl > 0 && end - p < fl))
+                fail_msg("tuple %zu field %d: bad length %d", n, i, (int)fl);
+            t->f[i].len = fl;
+            t->f[i].p = p;
+            if (fl > 0)
+                p += fl;
+        }
+        n++;
+    }
+    return n;
+}
+
+/* What a field must hold: len -1 = NULL, else `len` bytes at `bytes`. */
+struct want {
+    int32_t len;
+    const char *bytes;
+};
+#define W(s) {(int32_t)(sizeof(s) - 1), s}
+#define WNULL {-1, NULL}
+
+static void check_field(const char *what, int i, struct field got, struct want w)
+{
+    if (got.len != w.len)
+        fail_msg("%s field %d: length %d, want %d", what, i, (int)got.len, (int)w.len);
+    if (w.len > 0 && memcmp(got.p, w.bytes, (size_t)w.len) != 0) {
+        char hex[3 * 64 + 1] = "";
+        for (int j = 0; j < got.len && j < 64; j++)
+            snprintf(hex + 3 * j, 4, "%02x ", got.p[j]);
+        fail_msg("%s field %d: got %s", what, i, hex);
     }
 }
 
-/* The worst case is exactly 2 * len. */
-static void test_escape_worst_case(void **state)
+static void check_tuple(const char *what, const struct tuple *t,
+                        const struct want *want, int n)
 {
-    (void)state;
-    char src[] = "\\\t\n\r\b\f\v";
-    size_t len = sizeof src - 1;
-    char *dst = malloc(2 * len); /* exact size: ASan catches an overrun */
-    assert_non_null(dst);
-    assert_int_equal(batch_escape_text(dst, src, len), 2 * len);
-    assert_memory_equal(dst, "\\\\\\t\\n\\r\\b\\f\\v", 2 * len);
-    free(dst);
+    assert_int_equal(t->n, n);
+    for (int i = 0; i < n; i++)
+        check_field(what, i, t->f[i], want[i]);
+}
+
+/* ---- streams of a fresh batch --------------------------------------------- */
+
+static void test_new_has_headers(void **state)
+{
+    batch_t *b = *state;
+    size_t len;
+    const char *data = batch_event_data(b, &len);
+    assert_int_equal(len, HEADER_LEN);
+    assert_memory_equal(data, copy_header, HEADER_LEN);
+    data = batch_dead_data(b, &len);
+    assert_int_equal(len, HEADER_LEN);
+    assert_memory_equal(data, copy_header, HEADER_LEN);
+    assert_int_equal(batch_rows(b), 0);
+    assert_int_equal(batch_dead(b), 0);
+    assert_int_equal(batch_messages(b), 0);
 }
 
 /* ---- event rows ---------------------------------------------------------- */
@@ -112,13 +184,36 @@ static const refdata_row_t no_coords_ref = {
     .zone = "z", .zone_len = 1,
 };
 
+static const refdata_row_t latitude_only_ref = {
+    .camera_id = "c", .camera_id_len = 1,
+    .site_id = "\\N", .site_id_len = 2, /* text that looks like NULL in COPY text */
+    .site_name = "a\r\nb", .site_name_len = 4,
+    .zone = "\\x00", .zone_len = 4,
+    .has_latitude = true, .latitude = -33.8688,
+};
+
+/* 2024-03-01T12:34:56.789012Z:
+ *   2000-01-01 .. 2024-01-01: 24 * 365 + 6 leap days (2000, 04, 08, 12, 16, 20)
+ *                             = 8766 days
+ *   + January (31) + February 2024 (29, a leap year)    = 8826 days
+ *   8826 * 86400 s = 762,566,400 s; 12:34:56 = 12 * 3600 + 34 * 60 + 56
+ *   = 45,296 s; total 762,611,696 s since 2000-01-01
+ *   -> 762,611,696,789,012 us = 0x0002B5975F49E614 (PostgreSQL's int64)
+ *   Unix: 762,611,696 + 946,684,800 (1970 -> 2000) = 1,709,296,496 s
+ *   -> event_ts_us 1,709,296,496,789,012. */
+#define TS_2024_UNIX_US INT64_C(1709296496789012)
+#define TS_2024_PG "\x00\x02\xb5\x97\x5f\x49\xe6\x14"
+/* Unix epoch: -946,684,800,000,000 us = 0xFFFCA2FEC4C82000; +1 us = ...001 */
+#define TS_1970_PG "\xff\xfc\xa2\xfe\xc4\xc8\x20\x00"
+#define TS_1970_1US_PG "\xff\xfc\xa2\xfe\xc4\xc8\x20\x01"
+
 struct row_case {
     const char *name;
     event_t ev;
     const refdata_row_t *ref;
     int32_t partition;
     int64_t offset;
-    const char *want;
+    struct want want[14];
 };
 
 static void test_event_rows(void **state)
@@ -128,87 +223,208 @@ static void test_event_rows(void **state)
         {"all fields + ref",
          {.event_id = "e\t1", .event_id_len = 3, .camera_id = "cam-1",
           .camera_id_len = 5, .event_type = "motion", .event_type_len = 6,
-          .event_ts_us = INT64_C(1709243999123456), .has_confidence = true,
-          .confidence = 0.95, .has_object_count = true, .object_count = 3,
+          .event_ts_us = TS_2024_UNIX_US, .has_confidence = true,
+          .confidence = 0.87, .has_object_count = true, .object_count = 3,
           .attributes = "{\"k\":\"a\\\\b\",\"n\":[1,2]}"},
          &full_ref, 7, INT64_C(1234567890123),
-         "e\\t1\t2024-02-29 21:59:59.123456+00\tcam-1\tmotion\t0.95\t3\t"
-         "{\"k\":\"a\\\\\\\\b\",\"n\":[1,2]}\ts1\tSite \xc3\xa9\\n\t\t"
-         "52.520000000000003\t13.404999999999999\t7\t1234567890123\n"},
+         {W("e\t1"), W(TS_2024_PG), W("cam-1"), W("motion"),
+          W("\x3f\x5e\xb8\x52"),                 /* 0.87f = 0x3f5eb852 */
+          W("\x00\x00\x00\x03"),
+          W("\x01" "{\"k\":\"a\\\\b\",\"n\":[1,2]}"), /* jsonb version 1 */
+          W("s1"), W("Site \xc3\xa9\n"), W(""),   /* empty zone is not NULL */
+          W("\x40\x4a\x42\x8f\x5c\x28\xf5\xc3"), /* 52.52 = 0x404a428f5c28f5c3 */
+          W("\x40\x2a\xcf\x5c\x28\xf5\xc2\x8f"), /* 13.405 = 0x402acf5c28f5c28f */
+          W("\x00\x00\x00\x07"),
+          W("\x00\x00\x01\x1f\x71\xfb\x04\xcb")}}, /* 1234567890123 */
         {"optional absent, no ref", make_event("e2", "c", "t", 0), NULL, 0, 0,
-         "e2\t1970-01-01 00:00:00.000000+00\tc\tt\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t"
-         "\\N\t\\N\t0\t0\n"},
-        {"ref without coordinates, 9-digit confidence",
+         {W("e2"), W(TS_1970_PG), W("c"), W("t"), WNULL, WNULL, WNULL,
+          WNULL, WNULL, WNULL, WNULL, WNULL,
+          W("\x00\x00\x00\x00"), W("\x00\x00\x00\x00\x00\x00\x00\x00")}},
+        {"ref without coordinates, limits",
          {.event_id = "e3", .event_id_len = 2, .camera_id = "c", .camera_id_len = 1,
           .event_type = "t", .event_type_len = 1, .event_ts_us = 1,
           .has_confidence = true, .confidence = 0.123456789123,
           .has_object_count = true, .object_count = 0},
          &no_coords_ref, 2147483647, INT64_C(9223372036854775806),
-         "e3\t1970-01-01 00:00:00.000001+00\tc\tt\t0.123456789\t0\t\\N\ts\\\\2\t"
-         "North\tz\t\\N\t\\N\t2147483647\t9223372036854775806\n"},
+         {W("e3"), W(TS_1970_1US_PG), W("c"), W("t"),
+          W("\x3d\xfc\xd6\xea"), /* (float)0.123456789123 = 0x3dfcd6ea */
+          W("\x00\x00\x00\x00"), WNULL, W("s\\2"), W("North"), W("z"), WNULL, WNULL,
+          W("\x7f\xff\xff\xff"), W("\x7f\xff\xff\xff\xff\xff\xff\xfe")}},
+        {"control characters and backslashes pass through, latitude only",
+         {.event_id = "a\\b\\\\c", .event_id_len = 6, .camera_id = "c\tc\n",
+          .camera_id_len = 4, .event_type = "\b\f\v\x01\x7f", .event_type_len = 5,
+          .event_ts_us = TS_2024_UNIX_US, .has_confidence = true, .confidence = 1.0,
+          .has_object_count = true, .object_count = 2147483647, .attributes = "{}"},
+         &latitude_only_ref, -1, -1,
+         {W("a\\b\\\\c"), W(TS_2024_PG), W("c\tc\n"), W("\b\f\v\x01\x7f"),
+          W("\x3f\x80\x00\x00"), W("\x7f\xff\xff\xff"), W("\x01{}"),
+          W("\\N"), W("a\r\nb"), W("\\x00"),
+          W("\xc0\x40\xef\x34\xd6\xa1\x61\xe5"), /* -33.8688 = 0xc040ef34d6a161e5 */
+          WNULL, W("\xff\xff\xff\xff"), W("\xff\xff\xff\xff\xff\xff\xff\xff")}},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         size_t len;
+        struct tuple t[2];
         batch_reset(b);
         assert_int_equal(batch_add_event(b, &cases[i].ev, cases[i].ref,
                                          cases[i].partition, cases[i].offset), 0);
         const char *data = batch_event_data(b, &len);
-        if (len != strlen(cases[i].want) || memcmp(data, cases[i].want, len) != 0)
-            fail_msg("%s: got\n%.*s", cases[i].name, (int)len, data);
+        assert_int_equal(decode(data, len, 14, t, ARRAY_LEN(t)), 1);
+        check_tuple(cases[i].name, &t[0], cases[i].want, 14);
         assert_int_equal(batch_rows(b), 1);
         assert_int_equal(batch_messages(b), 1);
         assert_int_equal(batch_dead(b), 0);
-        batch_dead_data(b, &len);
-        assert_int_equal(len, 0);
+        data = batch_dead_data(b, &len);
+        assert_int_equal(len, HEADER_LEN); /* no dead letter rows */
     }
 }
 
-/* Text that COPY cannot carry: the add fails and leaves the batch as it was,
- * even though earlier fields of the row had already been encoded. */
+/* Text that PostgreSQL cannot hold: NUL in any text field fails the add and
+ * leaves the stream byte for byte as it was, even though the other fields of
+ * the row were fine. */
 static void test_event_nul_rejected(void **state)
 {
     batch_t *b = *state;
-    const char want[] = "e\t1970-01-01 00:00:00.000000+00\tc\tt\t\\N\t\\N\t\\N\t\\N\t"
-                        "\\N\t\\N\t\\N\t\\N\t1\t10\n";
     event_t good = make_event("e", "c", "t", 0);
-    event_t bad_type = good;
-    bad_type.event_type = "a\0b";
-    bad_type.event_type_len = 3;
-    refdata_row_t bad_ref = full_ref;
-    bad_ref.zone = "z\0";
-    bad_ref.zone_len = 2;
+    assert_int_equal(batch_add_event(b, &good, &full_ref, 1, 10), 0);
 
-    assert_int_equal(batch_add_event(b, &good, NULL, 1, 10), 0);
-    assert_int_equal(batch_add_event(b, &bad_type, NULL, 2, 20), -1);
-    assert_int_equal(batch_add_event(b, &good, &bad_ref, 2, 21), -1);
+    size_t before_len;
+    const char *data = batch_event_data(b, &before_len);
+    char *before = malloc(before_len);
+    assert_non_null(before);
+    memcpy(before, data, before_len);
 
-    size_t len, n;
-    const char *data = batch_event_data(b, &len);
-    assert_data(data, len, want);
+    for (int field = 0; field < 6; field++) {
+        event_t ev = good;
+        refdata_row_t ref = full_ref;
+        switch (field) {
+        case 0: ev.event_id = "a\0b"; ev.event_id_len = 3; break;
+        case 1: ev.camera_id = "\0"; ev.camera_id_len = 1; break;
+        case 2: ev.event_type = "t\0"; ev.event_type_len = 2; break;
+        case 3: ref.site_id = "\0s"; ref.site_id_len = 2; break;
+        case 4: ref.site_name = "n\0n"; ref.site_name_len = 3; break;
+        case 5: ref.zone = "z\0"; ref.zone_len = 2; break;
+        }
+        if (batch_add_event(b, &ev, &ref, 2, 20 + field) != -1)
+            fail_msg("NUL in field %d accepted", field);
+        size_t len;
+        data = batch_event_data(b, &len);
+        assert_int_equal(len, before_len);
+        assert_memory_equal(data, before, len);
+    }
+    free(before);
+
     assert_int_equal(batch_rows(b), 1);
     assert_int_equal(batch_messages(b), 1);
+    size_t n;
     batch_offset_t *off = batch_offsets(b, &n);
     assert_int_equal(n, 1);
     assert_int_equal(off[0].partition, 1);
     assert_int_equal(off[0].next, 11);
+
+    /* the next good row follows the first directly */
+    assert_int_equal(batch_add_event(b, &good, NULL, 1, 11), 0);
+    size_t len;
+    struct tuple t[3];
+    data = batch_event_data(b, &len);
+    assert_int_equal(decode(data, len, 14, t, ARRAY_LEN(t)), 2);
+    check_field("second row", 13, t[1].f[13], (struct want)W("\0\0\0\0\0\0\0\x0b"));
 }
 
-/* Many rows: the buffer grows past its initial size and keeps every byte. */
+/* A field longer than an int32 length word can announce is refused without
+ * being read (the pointers below are far shorter than the lengths). */
+static void test_oversized_field_rejected(void **state)
+{
+    batch_t *b = *state;
+    if (SIZE_MAX <= INT32_MAX)
+        skip();
+    size_t huge = (size_t)INT32_MAX + 1, len;
+    event_t ev = make_event("e", "c", "t", 0);
+    ev.event_id_len = huge;
+    assert_int_equal(batch_add_event(b, &ev, NULL, 0, 1), -1);
+    refdata_row_t ref = full_ref;
+    ref.site_name_len = huge;
+    ev = make_event("e", "c", "t", 0);
+    assert_int_equal(batch_add_event(b, &ev, &ref, 0, 2), -1);
+    assert_int_equal(batch_add_dead(b, 0, 3, "x", huge, "too_large"), -1);
+    batch_event_data(b, &len);
+    assert_int_equal(len, HEADER_LEN);
+    batch_dead_data(b, &len);
+    assert_int_equal(len, HEADER_LEN);
+    assert_int_equal(batch_messages(b), 0);
+    size_t n;
+    batch_offsets(b, &n);
+    assert_int_equal(n, 0);
+}
+
+/* Many rows: the buffer grows well past its initial size and every row
+ * decodes back to what was added. */
 static void test_event_growth(void **state)
 {
     batch_t *b = *state;
-    const char row[] = "id\t1970-01-01 00:00:00.000000+00\tcam\ttype\t\\N\t\\N\t\\N\t"
-                       "\\N\t\\N\t\\N\t\\N\t\\N\t3\t5\n";
-    const size_t rows = 5000, row_len = sizeof row - 1;
-    event_t ev = make_event("id", "cam", "type", 0);
-    for (size_t i = 0; i < rows; i++)
-        assert_int_equal(batch_add_event(b, &ev, NULL, 3, 5), 0);
+    const size_t rows = 5000;
+    char id[32], attrs[48];
+    for (size_t i = 0; i < rows; i++) {
+        snprintf(id, sizeof id, "id-%zu", i);
+        snprintf(attrs, sizeof attrs, "{\"i\":%zu}", i);
+        event_t ev = make_event(id, "cam", "type", (int64_t)i * 1000003);
+        ev.has_confidence = i % 2;
+        ev.confidence = (double)i / rows;
+        ev.has_object_count = i % 3 == 0;
+        ev.object_count = (int32_t)i;
+        ev.attributes = i % 5 ? attrs : NULL;
+        assert_int_equal(batch_add_event(b, &ev, i % 7 ? &full_ref : NULL,
+                                         (int32_t)(i % 4), (int64_t)i), 0);
+    }
+    assert_int_equal(batch_rows(b), rows);
+
     size_t len;
     const char *data = batch_event_data(b, &len);
-    assert_int_equal(len, rows * row_len);
-    for (size_t i = 0; i < rows; i++)
-        assert_memory_equal(data + i * row_len, row, row_len);
-    assert_int_equal(batch_rows(b), rows);
+    assert_true(len > 4096 * 16);
+    struct tuple *t = malloc((rows + 1) * sizeof *t);
+    assert_non_null(t);
+    assert_int_equal(decode(data, len, 14, t, rows + 1), rows);
+    for (size_t i = 0; i < rows; i++) {
+        const struct field *f = t[i].f;
+        snprintf(id, sizeof id, "id-%zu", i);
+        assert_int_equal(f[0].len, strlen(id));
+        assert_memory_equal(f[0].p, id, strlen(id));
+        assert_int_equal(f[1].len, 8);
+        assert_int_equal((int64_t)rd64(f[1].p),
+                         (int64_t)i * 1000003 - INT64_C(946684800000000));
+        assert_int_equal(f[2].len, 3);
+        assert_memory_equal(f[2].p, "cam", 3);
+        if (i % 2) {
+            float want = (float)((double)i / rows), got;
+            uint32_t bits = rd32(f[4].p);
+            assert_int_equal(f[4].len, 4);
+            memcpy(&got, &bits, 4);
+            assert_true(got == want);
+        } else {
+            assert_int_equal(f[4].len, -1);
+        }
+        if (i % 3 == 0) {
+            assert_int_equal(f[5].len, 4);
+            assert_int_equal(rd32(f[5].p), i);
+        } else {
+            assert_int_equal(f[5].len, -1);
+        }
+        if (i % 5) {
+            snprintf(attrs, sizeof attrs, "{\"i\":%zu}", i);
+            assert_int_equal(f[6].len, 1 + strlen(attrs));
+            assert_int_equal(f[6].p[0], 1);
+            assert_memory_equal(f[6].p + 1, attrs, strlen(attrs));
+        } else {
+            assert_int_equal(f[6].len, -1);
+        }
+        assert_int_equal(f[7].len, i % 7 ? 2 : -1);
+        assert_int_equal(f[10].len, i % 7 ? 8 : -1);
+        assert_int_equal(f[12].len, 4);
+        assert_int_equal(rd32(f[12].p), i % 4);
+        assert_int_equal(f[13].len, 8);
+        assert_int_equal(rd64(f[13].p), i);
+    }
+    free(t);
 }
 
 /* ---- dead letters -------------------------------------------------------- */
@@ -218,45 +434,69 @@ static const struct {
     const void *payload;
     size_t len;
     const char *reason;
-    const char *want;
+    struct want payload_want, reason_want;
 } dead_cases[] = {
     {"binary payload", "\x00\xff\t", 3, "invalid_json",
-     TOPIC "\t2\t99\t\\\\x00ff09\tinvalid_json\n"},
-    {"NULL payload", NULL, 0, "empty", TOPIC "\t2\t99\t\\N\tempty\n"},
-    {"zero-length payload", "", 0, "empty", TOPIC "\t2\t99\t\\\\x\tempty\n"},
-    {"text payload, escaped reason", "{\"a\":1}", 7, "bad\ttab\\",
-     TOPIC "\t2\t99\t\\\\x7b2261223a317d\tbad\\ttab\\\\\n"},
+     W("\x00\xff\t"), W("invalid_json")},
+    {"NULL payload", NULL, 0, "empty", WNULL, W("empty")},
+    {"zero-length payload", "", 0, "empty", W(""), W("empty")},
+    {"text payload, tab and backslash in reason", "{\"a\":1}", 7, "bad\ttab\\",
+     W("{\"a\":1}"), W("bad\ttab\\")},
 };
 
 static void test_dead_letters(void **state)
 {
     batch_t *b = *state;
+    struct tuple t[ARRAY_LEN(dead_cases) + 1];
+    size_t len;
     for (size_t i = 0; i < ARRAY_LEN(dead_cases); i++) {
-        size_t len;
         batch_reset(b);
         assert_int_equal(batch_add_dead(b, 2, 99, dead_cases[i].payload,
                                         dead_cases[i].len, dead_cases[i].reason), 0);
         const char *data = batch_dead_data(b, &len);
-        if (len != strlen(dead_cases[i].want) ||
-            memcmp(data, dead_cases[i].want, len) != 0)
-            fail_msg("%s: got\n%.*s", dead_cases[i].name, (int)len, data);
+        assert_int_equal(decode(data, len, 5, t, ARRAY_LEN(t)), 1);
+        const struct want want[5] = {
+            W(TOPIC), W("\x00\x00\x00\x02"), W("\0\0\0\0\0\0\0\x63"),
+            dead_cases[i].payload_want, dead_cases[i].reason_want,
+        };
+        check_tuple(dead_cases[i].name, &t[0], want, 5);
         assert_int_equal(batch_dead(b), 1);
         assert_int_equal(batch_rows(b), 0);
         assert_int_equal(batch_messages(b), 1);
         batch_event_data(b, &len);
-        assert_int_equal(len, 0);
+        assert_int_equal(len, HEADER_LEN);
     }
+
+    /* all of them in one stream, in order */
+    batch_reset(b);
+    for (size_t i = 0; i < ARRAY_LEN(dead_cases); i++)
+        assert_int_equal(batch_add_dead(b, 3, (int64_t)i, dead_cases[i].payload,
+                                        dead_cases[i].len, dead_cases[i].reason), 0);
+    const char *data = batch_dead_data(b, &len);
+    assert_int_equal(decode(data, len, 5, t, ARRAY_LEN(t)), ARRAY_LEN(dead_cases));
+    for (size_t i = 0; i < ARRAY_LEN(dead_cases); i++) {
+        check_field(dead_cases[i].name, 3, t[i].f[3], dead_cases[i].payload_want);
+        check_field(dead_cases[i].name, 4, t[i].f[4], dead_cases[i].reason_want);
+        assert_int_equal(rd64(t[i].f[2].p), i);
+    }
+    assert_int_equal(batch_dead(b), ARRAY_LEN(dead_cases));
 }
 
-static void test_dead_topic_escaped(void **state)
+/* The topic goes out as it is: no COPY text escaping any more. */
+static void test_dead_topic_raw(void **state)
 {
     (void)state;
-    batch_t *b = batch_new("odd\\topic");
+    batch_t *b = batch_new("odd\\topic\t\n");
     assert_non_null(b);
     assert_int_equal(batch_add_dead(b, 0, 1, NULL, 0, "r"), 0);
     size_t len;
+    struct tuple t[2];
     const char *data = batch_dead_data(b, &len);
-    assert_data(data, len, "odd\\\\topic\t0\t1\t\\N\tr\n");
+    assert_int_equal(decode(data, len, 5, t, ARRAY_LEN(t)), 1);
+    const struct want want[5] = {
+        W("odd\\topic\t\n"), W("\0\0\0\0"), W("\0\0\0\0\0\0\0\x01"), WNULL, W("r"),
+    };
+    check_tuple("topic", &t[0], want, 5);
     batch_free(b);
 }
 
@@ -330,6 +570,10 @@ static void test_reset(void **state)
     size_t len;
     const char *events_before = batch_event_data(b, &len);
     const char *dead_before = batch_dead_data(b, &len);
+    /* Scribble over both headers (the memory is the batch's own, writable):
+     * reset must write them again, not just shorten the streams. */
+    memset((char *)events_before, 'x', HEADER_LEN);
+    memset((char *)dead_before, 'x', HEADER_LEN);
 
     batch_reset(b);
     size_t n;
@@ -339,9 +583,11 @@ static void test_reset(void **state)
     batch_offsets(b, &n);
     assert_int_equal(n, 0);
     assert_ptr_equal(batch_event_data(b, &len), events_before); /* memory kept */
-    assert_int_equal(len, 0);
+    assert_int_equal(len, HEADER_LEN);
+    assert_memory_equal(events_before, copy_header, HEADER_LEN);
     assert_ptr_equal(batch_dead_data(b, &len), dead_before);
-    assert_int_equal(len, 0);
+    assert_int_equal(len, HEADER_LEN);
+    assert_memory_equal(dead_before, copy_header, HEADER_LEN);
 
     /* Nothing from before the reset leaks into the next batch. */
     assert_int_equal(batch_note_offset(b, 4, 3), 0);
@@ -350,18 +596,26 @@ static void test_reset(void **state)
     assert_int_equal(off[0].partition, 4);
     assert_int_equal(off[0].next, 4);
     assert_int_equal(off[0].expected, BATCH_OFFSET_NONE);
+
+    struct tuple t[2];
+    assert_int_equal(batch_add_event(b, &ev, NULL, 4, 41), 0);
+    const char *data = batch_event_data(b, &len);
+    assert_int_equal(decode(data, len, 14, t, ARRAY_LEN(t)), 1);
+    check_field("after reset", 13, t[0].f[13], (struct want)W("\0\0\0\0\0\0\0\x29"));
+    data = batch_dead_data(b, &len);
+    assert_int_equal(decode(data, len, 5, t, ARRAY_LEN(t)), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escape),
-        cmocka_unit_test(test_escape_worst_case),
+        cmocka_unit_test_setup_teardown(test_new_has_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_nul_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_field_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letters, setup, teardown),
-        cmocka_unit_test(test_dead_topic_escaped),
+        cmocka_unit_test(test_dead_topic_raw),
         cmocka_unit_test_setup_teardown(test_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offsets_many_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
