@@ -43,8 +43,32 @@ proc_cpu_s() {  # PID: user+system CPU seconds so far
     awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
 }
 proc_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-pg_conf() {  # KEY: the server's current setting
-    psql_val "SHOW $1"
+# CPU seconds used by the PostgreSQL cluster (every child of the postmaster,
+# backends included) between pg_cpu_start and pg_cpu_stop: a sampler records
+# each child's utime+stime every 0.25 s (one awk per sample, ~1 % of a core),
+# so a backend that exits is counted up to its last sample (the last 0.25 s
+# of a run may be missed; the figure is a lower bound).
+pg_cpu_start() {
+    local pm
+    pm=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+    [[ -r "/proc/$pm/task/$pm/children" ]] || fail "/proc/PID/task/PID/children is missing"
+    (
+        while :; do
+            # one awk per sample: every child's utime+stime, in clock ticks
+            # shellcheck disable=SC2046
+            awk '{ print FILENAME, $14 + $15 }' $(sed -E 's|([0-9]+)|/proc/\1/stat|g' \
+                "/proc/$pm/task/$pm/children") 2>/dev/null
+            sleep 0.25
+        done
+    ) >"$CJ_TMP/pgcpu.txt" &
+    PG_CPU_SAMPLER=$!
+    sleep 0.5
+}
+pg_cpu_stop() {  # prints CPU seconds since pg_cpu_start
+    kill "$PG_CPU_SAMPLER" 2>/dev/null || true
+    wait "$PG_CPU_SAMPLER" 2>/dev/null || true
+    awk -v hz="$(getconf CLK_TCK)" '{ if (!($1 in first)) first[$1] = $2; last[$1] = $2 }
+         END { for (p in last) s += last[p] - first[p]; printf "%.2f\n", s / hz }' "$CJ_TMP/pgcpu.txt"
 }
 fresh_db() {  # drops camjoin's tables so the next run starts empty
     psql -XAtq -v ON_ERROR_STOP=1 -c "DROP TABLE IF EXISTS camera_events, camjoin_offsets, camjoin_dead_letters, ceiling CASCADE" >/dev/null
@@ -104,7 +128,10 @@ phase_throughput() {
 
     fresh_db
     psql_val "CHECKPOINT" >/dev/null
+    pg_cpu_start
     run_until_end tput "$topic" bench
+    local pg_cpu_cj
+    pg_cpu_cj=$(pg_cpu_stop)
     assert_eq "rows written = new valid events" "$valid" "$(psql_val 'SELECT count(*) FROM camera_events')"
     assert_eq "offsets at the end" "$EVENTS" "$(psql_val 'SELECT sum(next_offset) FROM camjoin_offsets')"
     local cj_rows_s
@@ -114,9 +141,12 @@ phase_throughput() {
     psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE TABLE ceiling (LIKE camera_events INCLUDING ALL)" \
         -c "\\copy (SELECT $COLS FROM camera_events) TO '$CJ_TMP/rows.copy'" >/dev/null
     psql_val "CHECKPOINT" >/dev/null
+    pg_cpu_start
     t0=$(now_s)
     psql -XAtq -v ON_ERROR_STOP=1 -c "\\copy ceiling ($COLS) FROM '$CJ_TMP/rows.copy'" >/dev/null
     t1=$(now_s)
+    local pg_cpu_copy
+    pg_cpu_copy=$(pg_cpu_stop)
     assert_eq "ceiling rows" "$valid" "$(psql_val 'SELECT count(*) FROM ceiling')"
     local copy_s copy_rows_s ratio
     copy_s=$(echo "$t1 - $t0" | bc -l)
@@ -132,13 +162,16 @@ phase_throughput() {
         --arg raw_s "$raw_s" --arg user "$RUN_USER" --arg sys "$RUN_SYS" \
         --arg maxrss "$RUN_MAXRSS" --arg cpu_per_m "$cpu_per_m" \
         --arg bytes "$(stat -c %s "$CJ_TMP/rows.copy")" \
+        --arg pgcj "$pg_cpu_cj" --arg pgcopy "$pg_cpu_copy" \
         '{machine: $machine, events: ($events|tonumber), rows: ($rows|tonumber),
           partitions: ($parts|tonumber),
           camjoin: {seconds: ($active|tonumber), events_per_s: ($ev_s|tonumber),
                     rows_per_s: ($rows_s|tonumber), cpu_user_s: ($user|tonumber),
                     cpu_sys_s: ($sys|tonumber), cpu_s_per_1m_events: ($cpu_per_m|tonumber),
-                    max_rss_kb: ($maxrss|tonumber)},
+                    max_rss_kb: ($maxrss|tonumber),
+                    postgres_cpu_s: ($pgcj|tonumber)},
           copy_ceiling: {seconds: ($copy_s|tonumber), rows_per_s: ($copy_rows_s|tonumber),
+                         postgres_cpu_s: ($pgcopy|tonumber),
                          copy_text_bytes: ($bytes|tonumber)},
           ratio_rows_per_s: ($ratio|tonumber),
           raw_consume: {seconds: ($raw_s|tonumber),
@@ -149,6 +182,7 @@ phase_throughput() {
     printf '  %-42s %12.2f\n' "ratio camjoin / COPY (rows/s)" "$ratio"
     printf '  %-42s %12.0f events/s\n' "raw consume (kcat, no sink)" "$(echo "$EVENTS / $raw_s" | bc -l)"
     printf '  %-42s %12.2f s   (max RSS %d KiB)\n' "camjoin CPU per 1M events" "$cpu_per_m" "$RUN_MAXRSS"
+    printf '  %-42s %12s s   (COPY ceiling: %s s)\n' "PostgreSQL CPU during the camjoin run" "$pg_cpu_cj" "$pg_cpu_copy"
     kafka_stop
 }
 
@@ -306,8 +340,8 @@ phase_cpu() {
     per=$(echo "$total / $CPU_EVENTS" | bc -l)
     cp "$CJ_TMP/callgrind.txt" "$RESULTS/callgrind.txt"
     local top
-    top=$(awk '/^-+$/ { sec++ } sec >= 3 && /[0-9]/ && NF >= 2 { print }' "$CJ_TMP/callgrind.txt" |
-        head -n 15 | sed -E 's/^ *([0-9,]+) +\( *([0-9.]+)%\) +(.*)$/\1\t\2\t\3/' |
+    top=$(awk '/^-+$/ { sec++ } sec == 6 && /[0-9]/ && NF >= 2 && n++ < 15 { print }' \
+        "$CJ_TMP/callgrind.txt" | sed -E 's/^ *([0-9,]+) +\( *([0-9.]+)%\) +(.*)$/\1\t\2\t\3/' |
         jq -R -s 'split("\n") | map(select(length > 0) | split("\t") |
             {instructions: (.[0] | gsub(","; "") | tonumber), percent: (.[1] | tonumber), function: .[2]})')
     json_out cpu "$(jq -n --arg events "$CPU_EVENTS" --arg total "$total" --arg per "$per" \
@@ -337,7 +371,7 @@ phase_plots() {
 }
 
 [[ -z "${BENCH_EXTRA:-}" ]] || source "$BENCH_EXTRA"
-PHASES=("$@")
+PHASES=(); EXTRA_ARGS=(); for a in "$@"; do if [[ $a == -* ]]; then EXTRA_ARGS+=("$a"); else PHASES+=("$a"); fi; done
 [[ ${#PHASES[@]} -gt 0 ]] || PHASES=(throughput latency memory cpu sweep rss plots)
 pg_start
 for ph in "${PHASES[@]}"; do

@@ -19,6 +19,39 @@
 /* 9999-12-31T23:59:59.999999Z: the last representable instant. */
 #define TS_MAX_US INT64_C(253402300799999999)
 
+/* ---- jansson's memory: a bump arena -----------------------------------
+ * jansson allocates every node, key and string of a parse separately: about
+ * twenty malloc/free pairs an event, a tenth of camjoin's CPU at 10k
+ * events/s. Parsed events are short-lived and used on one thread, so jansson
+ * gets a bump allocator instead: blocks are carved from a static arena,
+ * freeing one is a no-op, and the arena rewinds whenever no parsed event is
+ * alive (event_parse checks at its start). A block that does not fit (a
+ * large message) comes from malloc and is freed normally. jansson is used
+ * by this file only, so nothing else sees the allocator. */
+#define ARENA_BYTES (256 * 1024)
+static _Alignas(16) unsigned char arena[ARENA_BYTES];
+static size_t arena_used;
+static size_t events_alive; /* parsed events not yet cleared */
+
+static void *arena_alloc(size_t n)
+{
+    size_t need = (n + 15) & ~(size_t)15;
+    if (need >= n && need <= ARENA_BYTES - arena_used) {
+        void *p = arena + arena_used;
+        arena_used += need;
+        return p;
+    }
+    return malloc(n);
+}
+
+static void arena_free(void *p)
+{
+    unsigned char *c = p;
+    if (c >= arena && c < arena + ARENA_BYTES)
+        return;
+    free(p);
+}
+
 static const char *const known_keys[] = {
     "event_id", "camera_id", "event_ts", "event_type", "confidence", "object_count",
 };
@@ -342,6 +375,21 @@ enum event_status event_parse(event_t *ev, const void *buf, size_t len,
     json_error_t err;
     json_t *root;
 
+    static bool arena_installed;
+#if defined(__SANITIZE_ADDRESS__)
+    arena_installed = true; /* sanitizer builds keep malloc, so ASan sees jansson's use */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    arena_installed = true;
+#endif
+#endif
+    if (!arena_installed) {
+        json_set_alloc_funcs(arena_alloc, arena_free);
+        arena_installed = true;
+    }
+    if (events_alive == 0)
+        arena_used = 0;
+
     memset(ev, 0, sizeof *ev);
     reason[0] = '\0';
     if (!buf || len == 0)
@@ -368,6 +416,7 @@ enum event_status event_parse(event_t *ev, const void *buf, size_t len,
         goto fail_root;
 
     ev->root_ = root; /* owned by ev until event_clear() */
+    events_alive++;
     return EVENT_OK;
 
 fail_root:
@@ -378,7 +427,9 @@ fail_root:
 
 void event_clear(event_t *ev)
 {
+    if (ev->root_)
+        events_alive--;
     json_decref(ev->root_);
-    free(ev->attributes);
+    arena_free(ev->attributes); /* json_dumps allocated it */
     memset(ev, 0, sizeof *ev);
 }

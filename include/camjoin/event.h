@@ -36,8 +36,11 @@
  * holds; the caller must call event_clear() once it has copied what it needs
  * (the batch encodes the row at once). On EVENT_INVALID nothing is held.
  *
- * Cost: one jansson parse (allocation per node) and one json_dumps of the
- * attributes object when there is one.
+ * Cost: one jansson parse and one json_dumps of the attributes object when
+ * there is one. jansson's allocations come from a 256 KiB bump arena that
+ * rewinds when no parsed event is alive (malloc beyond it, and in sanitizer
+ * builds), so event_parse() and event_clear() must be called from one
+ * thread — the loop thread in camjoin.
  */
 #ifndef CAMJOIN_EVENT_H
 #define CAMJOIN_EVENT_H
