@@ -12,7 +12,7 @@
 # Sizes can be overridden: BENCH_EVENTS (1000000), BENCH_PARTITIONS (64),
 # BENCH_RATES ("5000 10000 20000 35000 50000"), BENCH_LAT_SECONDS (60), BENCH_RSS_SECONDS
 # (600), BENCH_RSS_WINDOW (dedup.window for the RSS run, 5m), BENCH_CPU_EVENTS
-# (100000), BENCH_SWEEP ("1000 5000 20000 50000").
+# (100000), BENCH_SWEEP ("1000 5000 20000 50000 100000").
 set -euo pipefail
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CAMJOIN_SRC=$BENCH_SRC
@@ -28,7 +28,7 @@ LAT_S=${BENCH_LAT_SECONDS:-60}
 RSS_S=${BENCH_RSS_SECONDS:-600}
 RSS_WINDOW=${BENCH_RSS_WINDOW:-5m}
 CPU_EVENTS=${BENCH_CPU_EVENTS:-100000}
-SWEEP=${BENCH_SWEEP:-1000 5000 20000 50000}
+SWEEP=${BENCH_SWEEP:-1000 5000 20000 50000 100000}
 COLS="event_id, event_ts, camera_id, event_type, confidence, object_count, attributes, site_id, site_name, zone, latitude, longitude, kafka_partition, kafka_offset"
 
 need_bin camjoin camjoin-gen camjoin-mock-kafka
@@ -207,6 +207,8 @@ live_run() {
     local rate=$1 secs=$2 name=$3 topic="bench-$3" parts=8 total cpu0 cpu1 t0 t1
     shift 3
     fresh_db
+    # start clean: no checkpoint owed by the previous phase's WAL
+    psql_val "CHECKPOINT" >/dev/null
     kafka_start "$topic" "$parts"
     camjoin_args "$topic" "$name"
     camjoin_start "$name" "${CJ_ARGS[@]}" "$@"
