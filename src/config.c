@@ -24,6 +24,8 @@ static const char *const write_mode_names[] = {
 static const char *const off_on_names[] = {"off", "on", NULL};
 static const char *const level_names[] = {
     [LOG_ERROR] = "error", [LOG_WARN] = "warn", [LOG_INFO] = "info", [LOG_DEBUG] = "debug", NULL};
+static const char *const format_names[] = {
+    [LOG_FORMAT_LOGFMT] = "logfmt", [LOG_FORMAT_JSON] = "json", NULL};
 
 #define OFF(f) offsetof(camjoin_config, f)
 const struct key_row config_rows[] = {
@@ -88,8 +90,16 @@ const struct key_row config_rows[] = {
     {.name = "http.listen", .type = T_STRING, .def = "", .flag = "http", .metavar = "ADDR:PORT",
      .offset = OFF(http_listen),
      .help = "ADDR:PORT serving /metrics, /healthz and /readyz; empty = no HTTP server"},
+    {.name = "http.ready_max_pause", .type = T_DURATION, .def = "30s",
+     .offset = OFF(ready_max_pause_ms), .min = 0, .max = 86400000,
+     .help = "/readyz answers 503 once partitions have been paused by back-pressure "
+             "for longer than this"},
     {.name = "log.level", .type = T_ENUM, .def = "info", .offset = OFF(log_level),
      .choices = level_names, .help = "log lines up to this level (-v = debug)"},
+    {.name = "log.format", .type = T_ENUM, .def = "logfmt", .flag = "log-format",
+     .metavar = "FORMAT", .offset = OFF(log_format), .choices = format_names,
+     .help = "stderr lines as logfmt (ts=... level=... msg=\"...\" key=value) or as one "
+             "JSON object a line"},
 };
 const size_t config_n_rows = ARRAY_LEN(config_rows);
 

@@ -4,6 +4,7 @@
 #include "config_table.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- --help ----------------------------------------------------------- */
@@ -145,6 +146,23 @@ void config_print_help(FILE *f)
 
 /* ---- --print-config --------------------------------------------------- */
 
+/* snprintf-like output: writes what fits, counts everything. */
+struct out {
+    char *buf;
+    size_t len, pos;
+};
+
+static void out_put(struct out *o, const char *s, size_t n)
+{
+    if (o->pos + 1 < o->len) {
+        size_t room = o->len - 1 - o->pos;
+        memcpy(o->buf + o->pos, s, n < room ? n : room);
+    }
+    o->pos += n;
+}
+
+static void out_puts(struct out *o, const char *s) { out_put(o, s, strlen(s)); }
+
 /* End of a conninfo value: 'quoted with \ escapes' or up to whitespace. */
 static const char *conninfo_value_end(const char *v)
 {
@@ -156,26 +174,26 @@ static const char *conninfo_value_end(const char *v)
     return *v ? v + 1 : v;
 }
 
-static void print_masked_keyword_conninfo(FILE *f, const char *s)
+static void mask_keyword_conninfo(struct out *o, const char *s)
 {
     static const char ws[] = " \t\n\r\f\v";
     while (*s) {
         size_t n = strspn(s, ws);
-        fwrite(s, 1, n, f);
+        out_put(o, s, n);
         s += n;
         size_t klen = strcspn(s, "= \t\n\r\f\v");
         const char *eq = s + klen + strspn(s + klen, ws);
         if (*eq != '=') { /* not key=value: copy the word */
-            fwrite(s, 1, klen, f);
+            out_put(o, s, klen);
             s += klen;
             continue;
         }
         const char *v = eq + 1 + strspn(eq + 1, ws);
         const char *end = conninfo_value_end(v);
         bool pw = memmem(s, klen, "password", 8) != NULL; /* also sslpassword */
-        fwrite(s, 1, (size_t)((pw ? v : end) - s), f);
+        out_put(o, s, (size_t)((pw ? v : end) - s));
         if (pw)
-            fputs("****", f);
+            out_puts(o, "****");
         s = end;
     }
 }
@@ -193,46 +211,69 @@ bool config_secret_property(const char *key)
 }
 
 /* postgresql://user:PASSWORD@host/db?password=PASSWORD&... */
-static void print_masked_uri(FILE *f, const char *s, const char *auth)
+static void mask_uri(struct out *o, const char *s, const char *auth)
 {
     size_t alen = strcspn(auth, "/?#");
     const char *at = memrchr(auth, '@', alen);
     const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
     if (colon) {
-        fwrite(s, 1, (size_t)(colon + 1 - s), f);
-        fputs("****", f);
+        out_put(o, s, (size_t)(colon + 1 - s));
+        out_puts(o, "****");
         s = at;
     }
     const char *q = strchr(s, '?');
     if (!q) {
-        fputs(s, f);
+        out_puts(o, s);
         return;
     }
-    fwrite(s, 1, (size_t)(q + 1 - s), f);
+    out_put(o, s, (size_t)(q + 1 - s));
     for (s = q + 1; *s;) {
         size_t n = strcspn(s, "&#"), klen = strcspn(s, "=&#");
         bool pw = s[klen] == '=' && memmem(s, klen, "password", 8) != NULL;
-        fwrite(s, 1, pw ? klen + 1 : n, f);
+        out_put(o, s, pw ? klen + 1 : n);
         if (pw)
-            fputs("****", f);
+            out_puts(o, "****");
         s += n;
         if (*s != '&') {
-            fputs(s, f);
+            out_puts(o, s);
             return;
         }
-        fputc(*s++, f);
+        out_put(o, s++, 1);
     }
+}
+
+size_t config_mask_conninfo(const char *conninfo, char *buf, size_t len)
+{
+    static const char *const schemes[] = {"postgresql://", "postgres://"};
+    struct out o = {.buf = buf, .len = len};
+    const char *s = conninfo ? conninfo : "";
+    bool uri = false;
+    for (size_t i = 0; i < ARRAY_LEN(schemes) && !uri; i++)
+        if (strncmp(s, schemes[i], strlen(schemes[i])) == 0) {
+            mask_uri(&o, s, s + strlen(schemes[i]));
+            uri = true;
+        }
+    if (!uri)
+        mask_keyword_conninfo(&o, s);
+    if (len)
+        buf[o.pos < len ? o.pos : len - 1] = '\0';
+    return o.pos;
 }
 
 static void print_masked_conninfo(FILE *f, const char *s)
 {
-    static const char *const schemes[] = {"postgresql://", "postgres://"};
-    for (size_t i = 0; i < ARRAY_LEN(schemes); i++)
-        if (strncmp(s, schemes[i], strlen(schemes[i])) == 0) {
-            print_masked_uri(f, s, s + strlen(schemes[i]));
-            return;
-        }
-    print_masked_keyword_conninfo(f, s);
+    char small[1024];
+    size_t n = config_mask_conninfo(s, small, sizeof small);
+    char *buf = n < sizeof small ? small : malloc(n + 1);
+    if (!buf) {
+        fputs("****", f); /* out of memory: show nothing rather than the secret */
+        return;
+    }
+    if (buf != small)
+        config_mask_conninfo(s, buf, n + 1);
+    fputs(buf, f);
+    if (buf != small)
+        free(buf);
 }
 
 void config_print(const camjoin_config *cfg, FILE *f)

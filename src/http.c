@@ -171,24 +171,26 @@ static void on_connection(uv_stream_t *l, int status)
     uv_timer_start(&c->timer, on_timeout, REQ_TIMEOUT_MS, 0);
 }
 
+/* ADDR:PORT, [V6ADDR]:PORT, or PORT / :PORT alone = loopback 127.0.0.1 */
 static int parse_listen(const char *spec, struct sockaddr_storage *sa)
 {
-    char host[256];
+    char host[256] = "127.0.0.1";
     const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec || !colon[1])
-        return -1;
-    size_t hl = (size_t)(colon - spec);
-    if (spec[0] == '[' && hl >= 2 && spec[hl - 1] == ']') {
-        spec++;
-        hl -= 2;
+    const char *portstr = colon ? colon + 1 : spec;
+    if (colon && colon != spec) {
+        size_t hl = (size_t)(colon - spec);
+        if (spec[0] == '[' && hl >= 2 && spec[hl - 1] == ']') {
+            spec++;
+            hl -= 2;
+        }
+        if (hl >= sizeof host)
+            return -1;
+        memcpy(host, spec, hl);
+        host[hl] = '\0';
     }
-    if (hl >= sizeof host)
-        return -1;
-    memcpy(host, spec, hl);
-    host[hl] = '\0';
     char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 1 || port > 65535)
+    long port = strtol(portstr, &end, 10);
+    if (!*portstr || *end || port < 1 || port > 65535)
         return -1;
     if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0)
         return 0;
@@ -200,7 +202,7 @@ int http_check_listen(const char *listen, char *err, size_t errlen)
     struct sockaddr_storage sa;
     if (parse_listen(listen, &sa) == 0)
         return 0;
-    snprintf(err, errlen, "http.listen: expected ADDR:PORT (e.g. 127.0.0.1:9464), "
+    snprintf(err, errlen, "http.listen: expected ADDR:PORT or PORT (e.g. 127.0.0.1:9464), "
              "got \"%s\"", listen);
     return -1;
 }

@@ -23,6 +23,36 @@ static int fail_usage(const char *msg)
     return 2;
 }
 
+/* The configuration summary, one line: what a reader of the log needs to know
+ * which run this is. Secrets are masked (config_mask_conninfo). */
+static void log_started(const camjoin_config *cfg, const refdata_t *ref)
+{
+    char brokers[512], topic[300], group[300], masked[1024], pg[1100], table[300];
+    char reference[1100], http[300], replay[300];
+    config_mask_conninfo(cfg->pg_conninfo, masked, sizeof masked);
+    log_info("started", "version=%s librdkafka=%s brokers=%s topic=%s group=%s pg=%s "
+             "table=%s write_mode=%s reference=%s reference_rows=%zu "
+             "reference_hash=%016llx dedup_window_ms=%lld batch_max_rows=%lld "
+             "batch_max_wait_ms=%lld batch_max_buffered=%lld max_message_bytes=%lld "
+             "http=%s ready_max_pause_ms=%lld log_level=%s log_format=%s replay_from=%s "
+             "until_end=%d", CAMJOIN_VERSION, rd_kafka_version_str(),
+             log_quote(brokers, sizeof brokers, cfg->brokers),
+             log_quote(topic, sizeof topic, cfg->topic),
+             log_quote(group, sizeof group, cfg->group), log_quote(pg, sizeof pg, masked),
+             log_quote(table, sizeof table, cfg->table),
+             cfg->write_mode == WRITE_STAGED ? "staged" : "auto",
+             log_quote(reference, sizeof reference, cfg->reference), refdata_count(ref),
+             (unsigned long long)refdata_hash(ref), (long long)cfg->dedup_window_ms,
+             (long long)cfg->batch_max_rows, (long long)cfg->batch_max_wait_ms,
+             (long long)cfg->batch_max_buffered, (long long)cfg->max_message_bytes,
+             log_quote(http, sizeof http, cfg->http_listen),
+             (long long)cfg->ready_max_pause_ms,
+             log_level_name((enum log_level)cfg->log_level),
+             log_format_name((enum log_format)cfg->log_format),
+             log_quote(replay, sizeof replay, cfg->replay_from ? cfg->replay_from : "-"),
+             (int)cfg->until_end);
+}
+
 int main(int argc, char **argv)
 {
     char err[1024];
@@ -41,6 +71,7 @@ int main(int argc, char **argv)
     }
     config_scrub_argv(argc, argv); /* cfg holds copies; ps must not show them */
     log_set_level((enum log_level)cfg->log_level);
+    log_set_format((enum log_format)cfg->log_format);
     if (cfg->print_config) {
         config_print(cfg, stdout);
         config_free(cfg);
@@ -78,14 +109,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "camjoin: %s\n", err);
         code = 1;
     } else {
-        log_info("started", "version=%s librdkafka=%s brokers=%s topic=%s group=%s "
-                 "table=%s reference=%s reference_rows=%zu reference_hash=%016llx "
-                 "dedup_window_ms=%lld batch_max_rows=%lld replay_from=%s "
-                 "until_end=%d", CAMJOIN_VERSION, rd_kafka_version_str(),
-                 cfg->brokers, cfg->topic, cfg->group, cfg->table, cfg->reference,
-                 refdata_count(ref), (unsigned long long)refdata_hash(ref),
-                 (long long)cfg->dedup_window_ms, (long long)cfg->batch_max_rows,
-                 cfg->replay_from ? cfg->replay_from : "-", (int)cfg->until_end);
+        log_started(cfg, ref);
         uv_run(&loop, UV_RUN_DEFAULT);
         code = pipeline_exit_code(p);
     }
@@ -94,6 +118,7 @@ int main(int argc, char **argv)
 out:
     if (uv_loop_close(&loop) != 0)
         log_warn("loop closed with handles still open", NULL);
+    log_flush_repeats(); /* the counts of suppressed repeats still pending */
     config_free(cfg);
     return code;
 }

@@ -16,6 +16,53 @@ static void metric(strbuf_t *t, const char *name, const char *type,
         name, v);
 }
 
+/* One family of a labelled counter or gauge: HELP and TYPE once, then one
+ * sample per call of sample(). */
+static void family(strbuf_t *t, const char *name, const char *type, const char *help)
+{
+    strbuf_addf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Label values are reason codes and partition numbers: no quote, backslash
+ * or newline can occur (event.h's codes are [a-z_:]), so none is escaped. */
+static void invalid_by_reason(const pipeline_t *p, strbuf_t *t)
+{
+    size_t n;
+    const pipeline_reason_t *r = pipeline_get_invalid(p, &n);
+    family(t, "camjoin_messages_invalid_total", "counter",
+           "Messages routed to dead letters, by the reason stored with them.");
+    for (size_t i = 0; i < n; i++)
+        strbuf_addf(t, "camjoin_messages_invalid_total{reason=\"%s\"} %llu\n",
+                    r[i].reason, (unsigned long long)r[i].count);
+}
+
+static void lag(const pipeline_t *p, strbuf_t *t)
+{
+    pipeline_lag_t l[256];
+    size_t n = pipeline_get_lag(p, l, 256);
+    family(t, "camjoin_consumer_lag_messages", "gauge",
+           "High watermark minus the position committed to PostgreSQL, per partition.");
+    for (size_t i = 0; i < n; i++)
+        strbuf_addf(t, "camjoin_consumer_lag_messages{partition=\"%d\"} %lld\n",
+                    (int)l[i].partition, (long long)l[i].lag);
+    family(t, "camjoin_partition_high_watermark", "gauge",
+           "Last known high watermark (next offset to be written), per partition.");
+    for (size_t i = 0; i < n; i++)
+        strbuf_addf(t, "camjoin_partition_high_watermark{partition=\"%d\"} %lld\n",
+                    (int)l[i].partition, (long long)l[i].high);
+    family(t, "camjoin_partition_committed_offset", "gauge",
+           "Next offset to read, as committed to PostgreSQL by this run, per partition.");
+    for (size_t i = 0; i < n; i++)
+        strbuf_addf(t, "camjoin_partition_committed_offset{partition=\"%d\"} %lld\n",
+                    (int)l[i].partition, (long long)l[i].committed);
+}
+
+static void seconds(strbuf_t *t, const char *name, const char *help, uint64_t ms)
+{
+    strbuf_addf(t, "# HELP %s %s\n# TYPE %s gauge\n%s %.3f\n", name, help, name,
+                name, (double)ms / 1000);
+}
+
 /* A Prometheus histogram (cumulative buckets, _sum, _count). */
 static void histogram(strbuf_t *t, const char *name, const char *help,
                       const hist_t *h)
@@ -66,6 +113,8 @@ static void render(const pipeline_t *p, strbuf_t *t)
            s.reload_failures);
     metric(t, "camjoin_reference_rows", G, "Rows in the reference table.",
            h.reference_rows);
+    seconds(t, "camjoin_reference_age_seconds",
+            "Time since the current reference table was loaded.", h.reference_age_ms);
     metric(t, "camjoin_dedup_keys", G, "Keys in the dedup window.", h.dedup_keys);
     metric(t, "camjoin_dedup_bytes", G, "Bytes held by the dedup window.",
            h.dedup_bytes);
@@ -76,6 +125,11 @@ static void render(const pipeline_t *p, strbuf_t *t)
     metric(t, "camjoin_partitions_assigned", G, "Partitions assigned.", h.assigned);
     metric(t, "camjoin_partitions_paused", G, "Partitions paused by back-pressure.",
            h.paused ? h.active : 0);
+    seconds(t, "camjoin_paused_seconds",
+            "How long back-pressure has kept the partitions paused (0: consuming).",
+            h.paused_ms);
+    invalid_by_reason(p, t);
+    lag(p, t);
     pipeline_latency_t lat;
     pipeline_get_latency(p, &lat);
     histogram(t, "camjoin_end_to_end_latency_seconds",
@@ -100,8 +154,8 @@ static const char *not_ready(const pipeline_health_t *h)
         return "no partitions assigned";
     if (h->active < h->assigned)
         return "partitions being positioned";
-    if (h->paused)
-        return "paused: buffer full";
+    if (h->paused_ms > (uint64_t)h->max_pause_ms)
+        return "paused by back-pressure longer than http.ready_max_pause";
     return NULL;
 }
 

@@ -12,6 +12,7 @@
 #include "camjoin/http.h"
 #include "camjoin/log.h"
 #include "camjoin/metrics.h"
+#include "camjoin/notify.h"
 #include "camjoin/sink_pg.h"
 #include "pipeline_int.h"
 
@@ -157,10 +158,12 @@ static void backpressure(pipeline_t *p)
     if (!p->stopping && p->buffered >= max && !source_kafka_paused(p->src)) {
         log_info("buffer full, pausing partitions", "buffered=%zu", p->buffered);
         source_kafka_pause(p->src);
+        p->paused_since_ms = uv_now(p->loop);
     } else if (!p->stopping && p->buffered <= max / 2 &&
                source_kafka_paused(p->src)) {
         log_info("buffer drained, resuming partitions", "buffered=%zu",
                  p->buffered);
+        p->paused_since_ms = 0;
         resume_at_next(p);
     }
 }
@@ -170,6 +173,7 @@ static void backpressure(pipeline_t *p)
 static void add_dead(pipeline_t *p, batch_t *b, const source_msg_t *m,
                      const char *reason)
 {
+    pipeline_count_invalid(p, reason);
     if (batch_add_dead(b, m->partition, m->offset, m->value, m->len, reason) ||
         batch_add_stamp(b, m->timestamp_ms, -1)) {
         log_error("cannot buffer a dead letter", "reason=%s", reason);
@@ -418,6 +422,7 @@ void pipeline_stop(pipeline_t *p, int code)
         return;
     p->stopping = 1;
     log_info("stopping: flushing buffered rows", "buffered=%zu", p->buffered);
+    notify_stopping("stopping: flushing buffered rows");
     source_kafka_pause(p->src);
     uv_timer_stop(&p->linger);
     pipeline_flush(p);
@@ -466,6 +471,7 @@ static void on_close(uv_timer_t *t)
     uv_close((uv_handle_t *)&p->tick, NULL);
     uv_close((uv_handle_t *)&p->linger, NULL);
     uv_close((uv_handle_t *)&p->closer, NULL);
+    uv_close((uv_handle_t *)&p->watchdog, NULL);
     http_close(p->http);
     p->http = NULL;
     log_stats(p, "stopped");
@@ -505,11 +511,12 @@ static void reload_done(uv_work_t *w, int status)
     p->reloading = 0;
     if (status != 0 || !j->fresh) {
         p->st.reload_failures++;
-        log_error("reference reload failed; keeping the current table",
+        log_emit_each(LOG_ERROR, "reference reload failed; keeping the current table",
                   "error=%s", log_quote(q, sizeof q, status ? "cancelled" : j->err));
     } else {
         refdata_free(p->ref);
         p->ref = j->fresh; /* the swap: the next event sees the new table */
+        p->ref_loaded_ms = uv_now(p->loop);
         p->st.reloads++;
         log_info("reference table reloaded", "rows=%zu hash=%016llx",
                  refdata_count(p->ref), (unsigned long long)refdata_hash(p->ref));
@@ -518,6 +525,8 @@ static void reload_done(uv_work_t *w, int status)
     if (p->reload_again && !p->stopped) { /* a SIGHUP came in meanwhile */
         p->reload_again = 0;
         reload_reference(p);
+    } else if (!p->stopping) {
+        notify_ready(NULL); /* the reload is over, whatever its outcome */
     }
 }
 
@@ -530,7 +539,7 @@ static void reload_reference(pipeline_t *p)
     struct reload_job *j = calloc(1, sizeof *j);
     if (!j) {
         p->st.reload_failures++;
-        log_error("reference reload failed: out of memory", NULL);
+        log_emit_each(LOG_ERROR, "reference reload failed: out of memory", NULL);
         return;
     }
     j->p = p;
@@ -543,6 +552,8 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     pipeline_t *p = h->data;
     if (signum == SIGHUP) {
+        if (!p->reloading)
+            notify_reloading();
         reload_reference(p);
         return;
     }
@@ -600,6 +611,7 @@ static void on_tick(uv_timer_t *t)
         p->last_consumed = p->st.consumed;
         p->last_stats_ms = now;
     }
+    pipeline_notify_status(p);
     pipeline_flush(p);
 }
 
@@ -651,6 +663,7 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
         goto fail;
     }
     p->ref = ref;                  /* owned by the pipeline from here */
+    p->ref_loaded_ms = uv_now(loop);
     p->replay = *replay;
     memset(replay, 0, sizeof *replay); /* arrays owned by the pipeline */
     return p;
@@ -673,6 +686,7 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
         return -1;
     if (sink_pg_open(p->sink, err, errlen) != 0)
         return -1;
+    log_info("postgres connected", NULL); /* later reconnects: on_sink_state */
     if (source_kafka_start(p->src, err, errlen) != 0)
         return -1;
     for (int i = 0; i < 3; i++) {
@@ -686,6 +700,7 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
     p->tick.data = p->linger.data = p->closer.data = p;
     uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
     p->last_stats_ms = uv_now(p->loop);
+    pipeline_notify_start(p); /* connected, table loaded, subscribed: READY=1 */
     return 0;
 }
 
@@ -704,6 +719,10 @@ void pipeline_get_health(const pipeline_t *p, pipeline_health_t *h)
     h->dedup_keys = dedup_count(p->dedup);
     h->dedup_bytes = dedup_bytes(p->dedup);
     h->reference_rows = refdata_count(p->ref);
+    uint64_t now = uv_now(p->loop);
+    h->reference_age_ms = now - p->ref_loaded_ms;
+    h->paused_ms = p->paused_since_ms && h->paused ? now - p->paused_since_ms : 0;
+    h->max_pause_ms = (uint64_t)p->cfg->ready_max_pause_ms;
 }
 void pipeline_get_stats(const pipeline_t *p, pipeline_stats_t *out) { *out = p->st; }
 

@@ -64,6 +64,12 @@ struct pipeline {
     hist_t *lat_produce;     /* Kafka timestamp -> commit returned, per message written */
     hist_t *lat_event;       /* event_ts -> commit returned, per row */
     hist_t *commit_dur;      /* submit -> commit returned, per batch */
+    uint64_t ref_loaded_ms;  /* uv_now when the current reference table came in */
+    uint64_t paused_since_ms;/* uv_now of the back-pressure pause; 0 = not paused */
+    pipeline_reason_t invalid[PIPELINE_MAX_REASONS]; /* dead letters by reason */
+    size_t ninvalid;
+    uv_timer_t watchdog;     /* pings systemd's watchdog while the loop turns */
+    uint64_t status_ms, status_consumed; /* last STATUS= sent, for its rate */
 };
 
 /* pipeline.c */
@@ -87,5 +93,11 @@ void pipeline_resolve(pipeline_t *p, int resync);
 void pipeline_on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
                           int64_t offset);
 void pipeline_on_warm_done(void *ud, size_t rows);
+
+/* pipeline_status.c: counts, lag and the systemd conversation */
+void pipeline_count_invalid(pipeline_t *p, const char *reason);
+/* READY=1 with a first STATUS=, and the watchdog timer if systemd set one */
+void pipeline_notify_start(pipeline_t *p);
+void pipeline_notify_status(pipeline_t *p); /* STATUS=, from the tick */
 
 #endif

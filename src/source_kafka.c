@@ -332,6 +332,16 @@ int source_kafka_resume_at(source_kafka_t *s, const int32_t *partitions,
 }
 int source_kafka_paused(const source_kafka_t *s) { return s->paused; }
 
+int64_t source_kafka_high(const source_kafka_t *s, int32_t partition)
+{
+    int64_t low = -1, high = -1;
+    if (!s->rk || s->closed ||
+        rd_kafka_get_watermark_offsets(s->rk, s->topic, partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    return high;
+}
+
 void source_kafka_commit_async(source_kafka_t *s, const int32_t *partitions,
                                const int64_t *next, size_t n)
 {

@@ -81,8 +81,13 @@ typedef struct camjoin_config {
                                  older than this → dead letter event_ts_too_old */
     /* [http] */
     char *http_listen;        /* http.listen, --http; default "" (off) */
+    int64_t ready_max_pause_ms; /* http.ready_max_pause; default 30s, range 0..24h:
+                                 /readyz answers 503 once partitions have been
+                                 paused by back-pressure for longer than this */
     /* [log] */
     int log_level;            /* log.level: error|warn|info|debug; default info; -v = debug */
+    int log_format;           /* log.format, --log-format: logfmt|json (enum log_format);
+                                 default logfmt */
     /* run-only flags (CLI) */
     char *replay_from;        /* --replay-from SPEC; NULL when absent */
     bool until_end;           /* --until-end */
@@ -109,6 +114,18 @@ enum config_status config_parse(int argc, char **argv, FILE *info,
  * URI, and any kafka property whose name contains "password" or "secret",
  * print as "****". The output parses back with config_parse(-c). */
 void config_print(const camjoin_config *cfg, FILE *f);
+
+/* Writes the camjoin(1) man page (roff, man(7) macros) generated from the
+ * same key and flag tables: every flag, every key with its type, range,
+ * default, flag, environment variable and reload behaviour (config_man.c).
+ * Used at build time by camjoin-gen-man. */
+void config_print_man(FILE *f);
+
+/* Writes `conninfo` (keyword string or URI) into buf with every password
+ * masked as "****" (the --print-config form), truncated to fit and always
+ * NUL-terminated when len > 0. Returns the length of the whole masked text,
+ * like snprintf: a result >= len means buf was too small. */
+size_t config_mask_conninfo(const char *conninfo, char *buf, size_t len);
 
 /* Parses a duration ("250ms", "10s", "10m", "2h", "0") into milliseconds.
  * Returns 0 or -1. Exposed for tests and for other modules' options. */

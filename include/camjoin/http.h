@@ -29,11 +29,12 @@ typedef struct http_response {
 
 typedef void (*http_handler)(void *ud, const char *path, http_response *res);
 
-/* Checks that `listen` is ADDR:PORT with a numeric address (a configuration
+/* Checks that `listen` is ADDR:PORT (or PORT) with a numeric address (a configuration
  * error otherwise). Returns 0 or -1 with err set. */
 int http_check_listen(const char *listen, char *err, size_t errlen);
 
-/* Listens on ADDR:PORT ("127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464").
+/* Listens on ADDR:PORT ("127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464"); a
+ * port alone ("9464" or ":9464") means loopback, 127.0.0.1.
  * Returns NULL with err set ("http.listen: ..."). */
 http_t *http_new(uv_loop_t *loop, const char *listen, http_handler h, void *ud,
                  char *err, size_t errlen);

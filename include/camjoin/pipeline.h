@@ -71,6 +71,10 @@ typedef struct pipeline_health {
     size_t buffered;          /* messages not yet committed */
     size_t dedup_keys, dedup_bytes;
     size_t reference_rows;
+    uint64_t reference_age_ms;/* since the current reference table was loaded */
+    uint64_t paused_ms;       /* how long back-pressure has held the partitions
+                                 paused; 0 when consuming */
+    uint64_t max_pause_ms;    /* http.ready_max_pause: longer is not ready */
 } pipeline_health_t;
 
 void pipeline_get_health(const pipeline_t *p, pipeline_health_t *out);
@@ -84,6 +88,25 @@ typedef struct pipeline_latency {
     const hist_t *commit;            /* per transaction: submit to COMMIT */
 } pipeline_latency_t;
 void pipeline_get_latency(const pipeline_t *p, pipeline_latency_t *out);
+
+/* Messages routed to dead letters, by the reason they are stored with
+ * (event.h's codes, unknown_camera, event_ts_in_future, ...), in first-seen
+ * order. Counted when buffered, like `consumed`. */
+#define PIPELINE_MAX_REASONS 64
+typedef struct pipeline_reason {
+    char reason[64];
+    uint64_t count;
+} pipeline_reason_t;
+const pipeline_reason_t *pipeline_get_invalid(const pipeline_t *p, size_t *n);
+
+/* Consumer lag of each positioned partition: the high watermark (librdkafka's
+ * cached value) minus the position committed by this run. Writes at most
+ * `cap` entries; returns how many. */
+typedef struct pipeline_lag {
+    int32_t partition;
+    int64_t high, committed, lag;
+} pipeline_lag_t;
+size_t pipeline_get_lag(const pipeline_t *p, pipeline_lag_t *out, size_t cap);
 
 /* Takes ownership of `ref` and of `replay` (its arrays) on success. */
 pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,

@@ -85,6 +85,11 @@ int source_kafka_resume_at(source_kafka_t *s, const int32_t *partitions,
                            const int64_t *offsets, size_t n);
 int source_kafka_paused(const source_kafka_t *s);
 
+/* The last known high watermark of a partition, from librdkafka's cache
+ * (refreshed by every fetch response; no broker round trip, so it is cheap
+ * enough for every /metrics scrape). -1 when not known yet. */
+int64_t source_kafka_high(const source_kafka_t *s, int32_t partition);
+
 /* Informational async commit of next offsets to Kafka (skipped when the
  * assignment was lost). */
 void source_kafka_commit_async(source_kafka_t *s, const int32_t *partitions,

@@ -158,7 +158,7 @@ expect "--check-config with -X unknown property" 2 '~^camjoin: .*no\.such\.prop'
     "$CAMJOIN" --check-config "${REF[@]}" -X no.such.prop=1
 expect "--check-config with a cooperative assignor" 2 '~^camjoin: .*cooperative' \
     "$CAMJOIN" --check-config "${REF[@]}" -X partition.assignment.strategy=cooperative-sticky
-expect "--http without a port (daemon start)" 2 'http.listen: expected ADDR:PORT (e.g. 127.0.0.1:9464), got "notanaddr"' \
+expect "--http without a port (daemon start)" 2 'http.listen: expected ADDR:PORT or PORT (e.g. 127.0.0.1:9464), got "notanaddr"' \
     "$CAMJOIN" "${START[@]}" --http notanaddr
 expect "--check-config with --http without a port" 2 '~^camjoin: (--http|http\.listen).*notanaddr' \
     "$CAMJOIN" --check-config "${REF[@]}" --http notanaddr

@@ -115,7 +115,9 @@ static void assert_same_config(const camjoin_config *a, const camjoin_config *b)
     assert_int_equal(a->batch_max_buffered, b->batch_max_buffered);
     assert_int_equal(a->max_message_bytes, b->max_message_bytes);
     assert_string_equal(a->http_listen, b->http_listen);
+    assert_int_equal(a->ready_max_pause_ms, b->ready_max_pause_ms);
     assert_int_equal(a->log_level, b->log_level);
+    assert_int_equal(a->log_format, b->log_format);
     assert_int_equal(a->n_kafka_props, b->n_kafka_props);
     for (size_t i = 0; i < a->n_kafka_props; i++) {
         assert_string_equal(a->kafka_props[i].key, b->kafka_props[i].key);
@@ -133,7 +135,7 @@ static void assert_defaults(const camjoin_config *c)
         .dedup_window_ms = 600000, .dedup_warm_up = 1, .batch_max_rows = 20000,
         .batch_max_wait_ms = 0,
         .batch_max_buffered = 200000, .max_message_bytes = 1048576, .http_listen = "",
-        .log_level = LOG_INFO};
+        .ready_max_pause_ms = 30000, .log_level = LOG_INFO, .log_format = LOG_FORMAT_LOGFMT};
     assert_same_config(c, &want);
 }
 
@@ -260,6 +262,21 @@ static const struct {
     {{"--set", "log.level=warn"}, INT, F(log_level), LOG_WARN, NULL},
     {{"--set", "log.level=verbose"}, ERR, 0, 0,
      "--set: log.level: bad value \"verbose\" (one of: error, warn, info, debug)"},
+    {{"--set", "log.format=json"}, INT, F(log_format), LOG_FORMAT_JSON, NULL},
+    {{"--log-format", "json"}, INT, F(log_format), LOG_FORMAT_JSON, NULL},
+    {{"--log-format", "logfmt"}, INT, F(log_format), LOG_FORMAT_LOGFMT, NULL},
+    {{"--log-format", "JSON"}, ERR, 0, 0,
+     "--log-format: bad value \"JSON\" (one of: logfmt, json)"},
+    {{"--set", "log.format=text"}, ERR, 0, 0,
+     "--set: log.format: bad value \"text\" (one of: logfmt, json)"},
+    {{"--log-format"}, ERR, 0, 0, "--log-format: requires a value"},
+    {{"--set", "http.ready_max_pause=0"}, I64, F(ready_max_pause_ms), 0, NULL},
+    {{"--set", "http.ready_max_pause=90s"}, I64, F(ready_max_pause_ms), 90000, NULL},
+    {{"--set", "http.ready_max_pause=24h"}, I64, F(ready_max_pause_ms), 86400000, NULL},
+    {{"--set", "http.ready_max_pause=86400001ms"}, ERR, 0, 0,
+     "--set: http.ready_max_pause: must be between 0 and 24h, got \"86400001ms\""},
+    {{"--set", "http.ready_max_pause=30"}, ERR, 0, 0,
+     "--set: http.ready_max_pause: bad duration \"30\" (use e.g. 250ms, 10s, 10m, 2h)"},
     {{"--set", "kafka.topic=a=b"}, STR, F(topic), 0, "a=b"},
     {{"--set", "kafka.topic="}, ERR, 0, 0, "--set: kafka.topic: must not be empty"},
     {{"--set", "postgres.table="}, ERR, 0, 0, "--set: postgres.table: must not be empty"},
@@ -379,7 +396,8 @@ static void test_full_file(void **state)
         .on_miss = JOIN_DEAD_LETTER, .dedup_window_ms = 5400000, .dedup_warm_up = 0,
         .max_future_ms = 300000, .max_age_ms = 604800000, .batch_max_rows = 500,
         .batch_max_wait_ms = 250, .batch_max_buffered = 1000, .max_message_bytes = 65536,
-        .http_listen = "127.0.0.1:9464", .log_level = LOG_WARN, .kafka_props = props,
+        .http_listen = "127.0.0.1:9464", .ready_max_pause_ms = 120000, .log_level = LOG_WARN,
+        .log_format = LOG_FORMAT_JSON, .kafka_props = props,
         .n_kafka_props = ARRAY_LEN(props)};
     assert_same_config(c, &want);
     config_free(c);
@@ -483,7 +501,9 @@ static void test_help_and_version(void **state)
         "--check-config", "--print-config", "-v, --verbose", "--version", "--help",
         "--set KEY=VALUE", "CAMJOIN_BROKERS", "CAMJOIN_TOPIC", "CAMJOIN_GROUP", "CAMJOIN_PG",
         "CAMJOIN_REFERENCE", "keep|drop|dead-letter", "error|warn|info|debug",
-        "dedup.window = 10m", "event.max_message_bytes = 1MiB", "batch.max_rows = 20000"};
+        "dedup.window = 10m", "event.max_message_bytes = 1MiB", "batch.max_rows = 20000",
+        "http.ready_max_pause = 30s  (duration 0..24h)", "log.format = logfmt  (logfmt|json)",
+        "--log-format FORMAT", "[--log-format FORMAT]"};
     camjoin_config *c = (camjoin_config *)&c;
     char err[256] = "x", *text;
     assert_int_equal(parse((const char *[]){"--topic", "t", "--help", "--frob", NULL}, &c, err,
@@ -561,6 +581,47 @@ static void test_print_masks_secrets(void **state)
     }
 }
 
+/* config_mask_conninfo: the same text as --print-config, snprintf-like. */
+static void test_mask_conninfo(void **state)
+{
+    (void)state;
+    char buf[256];
+    for (size_t i = 0; i < ARRAY_LEN(mask_cases); i++) {
+        const char *want = mask_cases[i].printed + strlen("conninfo =");
+        want += *want == ' ';
+        size_t n = config_mask_conninfo(mask_cases[i].conninfo, buf, sizeof buf);
+        assert_string_equal(buf, want);
+        assert_int_equal(n, strlen(want));
+    }
+    /* "host=db password=****" is 21 bytes: a 10-byte buffer gets 9 and NUL */
+    memset(buf, 'Z', sizeof buf);
+    assert_int_equal(config_mask_conninfo("host=db password=hunter2", buf, 10), 21);
+    assert_string_equal(buf, "host=db p");
+    assert_int_equal(buf[10], 'Z');
+    memset(buf, 'Z', sizeof buf);
+    assert_int_equal(config_mask_conninfo("postgresql://u:hunter2@h/d", buf, 19), 23);
+    assert_string_equal(buf, "postgresql://u:***");
+    assert_int_equal(config_mask_conninfo("password=x", buf, 0), 13);
+    assert_int_equal(buf[0], 'p'); /* len 0: nothing written */
+    assert_int_equal(config_mask_conninfo(NULL, buf, sizeof buf), 0);
+    assert_string_equal(buf, "");
+}
+
+/* A conninfo longer than --print-config's 1 KiB stack buffer. */
+static void test_print_masks_long_conninfo(void **state)
+{
+    (void)state;
+    char conninfo[2200], want[2300];
+    snprintf(conninfo, sizeof conninfo, "application_name=%02000d password=hunter2 host=h", 7);
+    snprintf(want, sizeof want, "\nconninfo = application_name=%02000d password=**** host=h\n", 7);
+    camjoin_config *c = parse_ok((const char *[]){"--pg", conninfo, NULL});
+    char *text = print_to_string(c);
+    assert_non_null(strstr(text, want));
+    assert_null(strstr(text, "hunter2"));
+    free(text);
+    config_free(c);
+}
+
 static void test_print_defaults(void **state)
 {
     (void)state;
@@ -578,8 +639,8 @@ static void test_print_defaults(void **state)
                               "max_buffered = 200000\n"
                               "\n[event]\nmax_message_bytes = 1MiB\nmax_future = 0\n"
                               "max_age = 0\n"
-                              "\n[http]\nlisten =\n"
-                              "\n[log]\nlevel = info\n"
+                              "\n[http]\nlisten =\nready_max_pause = 30s\n"
+                              "\n[log]\nlevel = info\nformat = logfmt\n"
                               "\n[kafka.properties]\n");
     free(text);
     config_free(c);
@@ -593,7 +654,8 @@ static void test_print_parse_round_trip(void **state)
         "host=h port=5433 dbname=d", "--table", "tbl", "--reference", "/r.csv", "--http",
         ":8080", "--set", "postgres.retry_max=1500ms", "--set", "join.on_miss=drop", "--set",
         "dedup.window=90s", "--set", "batch.max_rows=7", "--set", "batch.max_wait=0", "--set",
-        "batch.max_buffered=70", "--set", "event.max_message_bytes=2000k", "-v", "-X",
+        "batch.max_buffered=70", "--set", "event.max_message_bytes=2000k", "-v", "--set",
+        "http.ready_max_pause=45s", "--log-format", "json", "-X",
         "client.id=rt ; x", "-X", "linger.ms=5", NULL};
     camjoin_config *a = parse_ok(args);
     char *text = print_to_string(a);
@@ -602,6 +664,8 @@ static void test_print_parse_round_trip(void **state)
     assert_same_config(a, b);
     assert_int_equal(b->max_message_bytes, 2000000);
     assert_int_equal(b->pg_retry_max_ms, 1500);
+    assert_int_equal(b->ready_max_pause_ms, 45000);
+    assert_int_equal(b->log_format, LOG_FORMAT_JSON);
     config_free(a);
     config_free(b);
     unlink(path);
@@ -625,6 +689,8 @@ int main(void)
         cmocka_unit_test_setup(test_run_flags, clear_env),
         cmocka_unit_test_setup(test_help_and_version, clear_env),
         cmocka_unit_test_setup(test_print_masks_secrets, clear_env),
+        cmocka_unit_test_setup(test_mask_conninfo, clear_env),
+        cmocka_unit_test_setup(test_print_masks_long_conninfo, clear_env),
         cmocka_unit_test_setup(test_print_defaults, clear_env),
         cmocka_unit_test_setup(test_print_parse_round_trip, clear_env),
     };
