@@ -52,6 +52,22 @@ const struct key_row config_rows[] = {
              "row (a replay) is rolled back and redone through staging tables with ON "
              "CONFLICT DO NOTHING, as are the next batches until one meets no conflict. "
              "staged: always stage (slower, never redoes a batch)"},
+    {.name = "postgres.partitions_ahead", .type = T_INT, .def = "7",
+     .offset = OFF(partitions_ahead), .min = 0, .max = 366,
+     .help = "the events table is partitioned by day (UTC) on event_ts: keep daily "
+             "partitions from today to this many days ahead (rows outside them land in "
+             "the default partition until their day's partition is made)"},
+    {.name = "retention.days", .type = T_INT, .def = "0",
+     .offset = OFF(retention_days), .min = 0, .max = 36500,
+     .help = "drop event partitions (and default-partition rows) whose day ended more "
+             "than this many days ago; 0 = keep everything. Rollups keep their history"},
+    {.name = "retention.interval", .type = T_DURATION, .def = "1h",
+     .offset = OFF(retention_interval_ms), .min = 1000, .max = 86400000,
+     .help = "how often partition upkeep runs (partitions ahead, rows moved out of "
+             "the default partition, retention); also once at startup"},
+    {.name = "archive.dir", .type = T_STRING, .def = "", .offset = OFF(archive_dir),
+     .help = "before a partition is dropped by retention, write its rows here as "
+             "gzip-compressed CSV with a manifest; empty = drop without archiving"},
     {.name = "reference.path", .type = T_STRING, .def = "/etc/camjoin/cameras.csv",
      .reloadable = true, .flag = "reference", .metavar = "CSV", .env = "CAMJOIN_REFERENCE",
      .offset = OFF(reference), .min = 1, .help = "CSV file of cameras (the reference table)"},

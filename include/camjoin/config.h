@@ -57,6 +57,14 @@ typedef struct camjoin_config {
                                  violation redo that batch (and the next ones,
                                  until one meets no conflict) through staging
                                  tables with ON CONFLICT DO NOTHING */
+    int64_t partitions_ahead; /* postgres.partitions_ahead; default 7, range 0..366:
+                                 daily partitions (UTC, on event_ts) kept ahead of today */
+    /* [retention], [archive] */
+    int64_t retention_days;   /* retention.days; default 0 = keep; 1..36500: drop
+                                 partitions whose day ended longer ago than this */
+    int64_t retention_interval_ms; /* retention.interval; default 1h, 1s..24h:
+                                 period of the partition upkeep */
+    char *archive_dir;        /* archive.dir; default "" = drop without archiving */
     /* [reference] */
     char *reference;          /* reference.path, --reference, CAMJOIN_REFERENCE; default "/etc/camjoin/cameras.csv" */
     /* [join] */

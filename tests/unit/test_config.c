@@ -104,6 +104,10 @@ static void assert_same_config(const camjoin_config *a, const camjoin_config *b)
     assert_string_equal(a->table, b->table);
     assert_int_equal(a->pg_retry_max_ms, b->pg_retry_max_ms);
     assert_int_equal(a->write_mode, b->write_mode);
+    assert_int_equal(a->partitions_ahead, b->partitions_ahead);
+    assert_int_equal(a->retention_days, b->retention_days);
+    assert_int_equal(a->retention_interval_ms, b->retention_interval_ms);
+    assert_string_equal(a->archive_dir, b->archive_dir);
     assert_string_equal(a->reference, b->reference);
     assert_int_equal(a->on_miss, b->on_miss);
     assert_int_equal(a->dedup_window_ms, b->dedup_window_ms);
@@ -131,7 +135,9 @@ static void assert_defaults(const camjoin_config *c)
     camjoin_config want = {
         .brokers = "localhost:9092", .topic = "camera-events", .group = "camjoin",
         .pg_conninfo = "", .table = "camera_events", .pg_retry_max_ms = 10000,
-        .write_mode = WRITE_AUTO, .reference = "/etc/camjoin/cameras.csv", .on_miss = JOIN_KEEP,
+        .write_mode = WRITE_AUTO, .partitions_ahead = 7, .retention_days = 0,
+        .retention_interval_ms = 3600000, .archive_dir = "",
+        .reference = "/etc/camjoin/cameras.csv", .on_miss = JOIN_KEEP,
         .dedup_window_ms = 600000, .dedup_warm_up = 1, .batch_max_rows = 20000,
         .batch_max_wait_ms = 0,
         .batch_max_buffered = 200000, .max_message_bytes = 1048576, .http_listen = "",
@@ -271,6 +277,14 @@ static const struct {
      "--set: log.format: bad value \"text\" (one of: logfmt, json)"},
     {{"--log-format"}, ERR, 0, 0, "--log-format: requires a value"},
     {{"--set", "http.ready_max_pause=0"}, I64, F(ready_max_pause_ms), 0, NULL},
+    {{"--set", "postgres.partitions_ahead=0"}, I64, F(partitions_ahead), 0, NULL},
+    {{"--set", "postgres.partitions_ahead=367"}, ERR, 0, 0,
+     "--set: postgres.partitions_ahead: must be between 0 and 366, got \"367\""},
+    {{"--set", "retention.days=30"}, I64, F(retention_days), 30, NULL},
+    {{"--set", "retention.interval=10s"}, I64, F(retention_interval_ms), 10000, NULL},
+    {{"--set", "retention.interval=999ms"}, ERR, 0, 0,
+     "--set: retention.interval: must be between 1s and 24h, got \"999ms\""},
+    {{"--set", "archive.dir=/srv/archive"}, STR, F(archive_dir), 0, "/srv/archive"},
     {{"--set", "http.ready_max_pause=90s"}, I64, F(ready_max_pause_ms), 90000, NULL},
     {{"--set", "http.ready_max_pause=24h"}, I64, F(ready_max_pause_ms), 86400000, NULL},
     {{"--set", "http.ready_max_pause=86400001ms"}, ERR, 0, 0,
@@ -392,6 +406,8 @@ static void test_full_file(void **state)
     camjoin_config want = {
         .brokers = "k1:9092,k2:9092", .topic = "cams", .group = "g1", .pg_conninfo = conninfo,
         .table = "events_t", .pg_retry_max_ms = 30000, .write_mode = WRITE_STAGED,
+        .partitions_ahead = 3, .retention_days = 90, .retention_interval_ms = 900000,
+        .archive_dir = "/var/lib/camjoin/archive",
         .reference = "/srv/cameras.csv",
         .on_miss = JOIN_DEAD_LETTER, .dedup_window_ms = 5400000, .dedup_warm_up = 0,
         .max_future_ms = 300000, .max_age_ms = 604800000, .batch_max_rows = 500,
@@ -631,7 +647,9 @@ static void test_print_defaults(void **state)
                               "\n[kafka]\nbrokers = localhost:9092\ntopic = camera-events\n"
                               "group = camjoin\n"
                               "\n[postgres]\nconninfo =\ntable = camera_events\nretry_max = 10s\n"
-                              "write_mode = auto\n"
+                              "write_mode = auto\npartitions_ahead = 7\n"
+                              "\n[retention]\ndays = 0\ninterval = 1h\n"
+                              "\n[archive]\ndir =\n"
                               "\n[reference]\npath = /etc/camjoin/cameras.csv\n"
                               "\n[join]\non_miss = keep\n"
                               "\n[dedup]\nwindow = 10m\nwarm_up = on\n"
