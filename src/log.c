@@ -408,6 +408,7 @@ static bool repeat_admit(enum log_level level, const char *msg, unsigned long lo
     return true;
 }
 
+__attribute__((format(printf, 4, 0)))
 static void vemit(enum log_level level, bool limit, const char *msg, const char *kvfmt,
                   va_list ap)
 {
