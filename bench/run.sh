@@ -71,7 +71,7 @@ pg_cpu_stop() {  # prints CPU seconds since pg_cpu_start
          END { for (p in last) s += last[p] - first[p]; printf "%.2f\n", s / hz }' "$CJ_TMP/pgcpu.txt"
 }
 fresh_db() {  # drops camjoin's tables so the next run starts empty
-    psql -XAtq -v ON_ERROR_STOP=1 -c "DROP TABLE IF EXISTS camera_events, camjoin_offsets, camjoin_dead_letters, ceiling CASCADE" >/dev/null
+    psql -XAtq -v ON_ERROR_STOP=1 -c "DROP TABLE IF EXISTS camera_events, camera_events_minute, camjoin_offsets, camjoin_dead_letters, ceiling CASCADE" >/dev/null
 }
 produce_fixed() {  # TOPIC PARTS COUNT: pre-produces COUNT events (5 % dups, 1 % unknown)
     gen produce --topic "$1" --count "$3" --seed 7 --dup-ratio 0.05 \

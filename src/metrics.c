@@ -76,6 +76,35 @@ static void histogram(strbuf_t *t, const char *name, const char *help,
                 (unsigned long long)hist_count(h));
 }
 
+/* Partition upkeep and retention (upkeep.h). */
+static void upkeep(const pipeline_t *p, strbuf_t *t)
+{
+    static const char *const C = "counter";
+    upkeep_stats_t u;
+    pipeline_get_upkeep(p, &u);
+    metric(t, "camjoin_partitions_created_total", C,
+           "Daily partitions of the events table made by partition upkeep.", u.created);
+    metric(t, "camjoin_partition_rows_moved_total", C,
+           "Rows moved out of the default partition into their day's partition.",
+           u.moved_rows);
+    metric(t, "camjoin_partitions_dropped_total", C,
+           "Daily partitions dropped by retention.", u.dropped);
+    metric(t, "camjoin_archived_rows_total", C,
+           "Rows written to archive files before their partition was dropped.",
+           u.archived_rows);
+    metric(t, "camjoin_upkeep_runs_total", C,
+           "Partition upkeep runs completed, the one at startup included.", u.runs);
+    metric(t, "camjoin_upkeep_failures_total", C,
+           "Partition upkeep runs that failed (retried at the next interval).",
+           u.failures);
+    metric(t, "camjoin_upkeep_skipped_total", C,
+           "Upkeep runs not made: the previous run was still going, or another "
+           "process held the upkeep lock.", u.skipped);
+    seconds(t, "camjoin_upkeep_last_success_timestamp_seconds",
+            "Unix time of the last successful partition upkeep run (0: none yet).",
+            u.last_success_ms > 0 ? (uint64_t)u.last_success_ms : 0);
+}
+
 static void render(const pipeline_t *p, strbuf_t *t)
 {
     pipeline_stats_t s;
@@ -128,6 +157,7 @@ static void render(const pipeline_t *p, strbuf_t *t)
     seconds(t, "camjoin_paused_seconds",
             "How long back-pressure has kept the partitions paused (0: consuming).",
             h.paused_ms);
+    upkeep(p, t);
     invalid_by_reason(p, t);
     lag(p, t);
     pipeline_latency_t lat;

@@ -412,6 +412,43 @@ static void on_sink_state(void *ud, int up, const char *msg)
                  log_quote(q, sizeof q, msg));
 }
 
+/* ---- partition upkeep ---- */
+
+/* The outcome of one upkeep run: the startup one, then every
+ * retention.interval (upkeep.h). A failure is logged and retried at the
+ * next run; ingestion goes on (rows without a partition land in the
+ * default one). */
+static void on_upkeep_done(void *ud, const upkeep_report_t *r)
+{
+    pipeline_t *p = ud;
+    char q[600];
+    if (r->busy) {
+        log_debug("partition upkeep skipped: another process holds its lock", NULL);
+        return;
+    }
+    if (r->unpartitioned && !p->upkeep_plain_warned) {
+        p->upkeep_plain_warned = 1;
+        log_warn("events table is not partitioned: partition upkeep and retention "
+                 "skipped", "table=%s", log_quote(q, sizeof q, p->cfg->table));
+    }
+    if (r->failed)
+        log_warn("partition upkeep failed; retried next interval", "error=%s "
+                 "created=%llu moved_rows=%llu dropped=%llu archived_rows=%llu ms=%.1f",
+                 log_quote(q, sizeof q, r->err), (unsigned long long)r->created,
+                 (unsigned long long)r->moved_rows, (unsigned long long)r->dropped,
+                 (unsigned long long)r->archived_rows, r->ms);
+    else if (!r->unpartitioned)
+        log_info("partition upkeep", "created=%llu moved_rows=%llu dropped=%llu "
+                 "archived_rows=%llu ms=%.1f", (unsigned long long)r->created,
+                 (unsigned long long)r->moved_rows, (unsigned long long)r->dropped,
+                 (unsigned long long)r->archived_rows, r->ms);
+}
+
+void pipeline_get_upkeep(const pipeline_t *p, upkeep_stats_t *out)
+{
+    upkeep_stats(p->upkeep, out);
+}
+
 /* ---- stop, signals, timers ---- */
 
 void pipeline_stop(pipeline_t *p, int code)
@@ -466,6 +503,8 @@ static void on_close(uv_timer_t *t)
     source_kafka_close(p->src);
     sink_pg_free(p->sink); /* an unfinished transaction rolls back */
     p->sink = NULL;
+    upkeep_close(p->upkeep); /* a run on the pool stops at its next check */
+    p->upkeep = NULL;
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&p->sig[i], NULL);
     uv_close((uv_handle_t *)&p->tick, NULL);
@@ -687,6 +726,15 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
     if (sink_pg_open(p->sink, err, errlen) != 0)
         return -1;
     log_info("postgres connected", NULL); /* later reconnects: on_sink_state */
+    /* today's partitions before consuming; a failure only costs rows going
+     * to the default partition until a later run succeeds */
+    if (!(p->upkeep = upkeep_new(p->loop, p->cfg, on_upkeep_done, p))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    upkeep_report_t ur;
+    upkeep_prepare(p->upkeep, &ur);
+    on_upkeep_done(p, &ur);
     if (source_kafka_start(p->src, err, errlen) != 0)
         return -1;
     for (int i = 0; i < 3; i++) {
@@ -700,6 +748,7 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
     p->tick.data = p->linger.data = p->closer.data = p;
     uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
     p->last_stats_ms = uv_now(p->loop);
+    upkeep_start(p->upkeep); /* a full run at once, then every retention.interval */
     pipeline_notify_start(p); /* connected, table loaded, subscribed: READY=1 */
     return 0;
 }
@@ -740,6 +789,7 @@ void pipeline_free(pipeline_t *p)
     http_close(p->http);
     source_kafka_free(p->src);
     sink_pg_free(p->sink);
+    upkeep_close(p->upkeep);
     pipeline_drop_buffered(p);
     if (p->spare)
         batch_free(p->spare);

@@ -12,6 +12,7 @@
 #include "camjoin/http.h"
 #include "camjoin/pipeline.h"
 #include "camjoin/sink_pg.h"
+#include "camjoin/upkeep.h"
 
 enum part_state { P_NONE = 0, P_RESOLVING, P_ACTIVE };
 
@@ -69,6 +70,8 @@ struct pipeline {
     pipeline_reason_t invalid[PIPELINE_MAX_REASONS]; /* dead letters by reason */
     size_t ninvalid;
     uv_timer_t watchdog;     /* pings systemd's watchdog while the loop turns */
+    upkeep_t *upkeep;        /* partitions and retention; NULL before start, after close */
+    int upkeep_plain_warned; /* the "not partitioned" warning was logged */
     uint64_t status_ms, status_consumed; /* last STATUS= sent, for its rate */
 };
 

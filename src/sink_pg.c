@@ -45,8 +45,8 @@ struct sink_pg {
     uv_timer_t retry;
     int64_t backoff_ms;
 
-    /* escaped once, at open: literals, identifiers, identifiers as literals */
-    char *group_lit, *topic_lit, *table_id, *index_id, *table_lit, *index_lit;
+    /* escaped once, at open: literals, identifiers */
+    char *group_lit, *topic_lit, *table_id, *index_id;
     struct op *head, *tail;
     size_t ntxn;
 
@@ -747,10 +747,10 @@ int sink_pg_check_conninfo(const char *conninfo, char *err, size_t errlen)
     return -1;
 }
 
-/* 1 when every table and index of the schema exists already. */
+/* 1 when every object of the schema exists already. */
 static int schema_present(sink_pg_t *s)
 {
-    sink_sql_schema_present(&s->sql, s->table_lit, s->index_lit);
+    sink_sql_schema_present(&s->sql, s->table_id, s->index_id);
     if (s->sql.oom)
         return 0;
     PGresult *r = PQexec(s->conn, s->sql.data);
@@ -775,11 +775,9 @@ int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
     char index[512];
     snprintf(index, sizeof index, "%s_ingested_at_idx", s->cfg->table);
     s->index_id = escape(s->conn, index, 1);
-    s->table_lit = s->table_id ? escape(s->conn, s->table_id, 0) : NULL;
-    s->index_lit = s->index_id ? escape(s->conn, s->index_id, 0) : NULL;
     char *ddl = s->table_id && s->index_id
                     ? sink_pg_schema_sql(s->table_id, s->index_id) : NULL;
-    if (!s->group_lit || !s->topic_lit || !s->table_lit || !s->index_lit || !ddl) {
+    if (!s->group_lit || !s->topic_lit || !ddl) {
         free(ddl);
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -791,6 +789,14 @@ int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
                            ddl, "COMMIT", sink_sql_setup};
     enum { SESSION_STEP = 4 };
     size_t first = schema_present(s) ? SESSION_STEP : 0;
+    /* PostgreSQL cuts names at 63 bytes: the derived ones must stay apart */
+    if (first == 0 && strlen(s->cfg->table) > SINK_SQL_TABLE_MAX) {
+        snprintf(err, errlen, "postgres.table: \"%.80s\" is longer than %d bytes "
+                 "(camjoin names its rollup table and views after it, such as "
+                 "<table>_join_misses_minute)", s->cfg->table, SINK_SQL_TABLE_MAX);
+        free(ddl);
+        goto fail;
+    }
     for (size_t i = first; i < sizeof steps / sizeof steps[0]; i++) {
         PGresult *r = PQexec(s->conn, steps[i]);
         ExecStatusType st = PQresultStatus(r);
@@ -875,8 +881,6 @@ void sink_pg_free(sink_pg_t *s)
     free(s->topic_lit);
     free(s->table_id);
     free(s->index_id);
-    free(s->table_lit);
-    free(s->index_lit);
     strbuf_free(&s->sql);
     /* s itself goes when the loop has closed the timer (sink_closed) */
 }

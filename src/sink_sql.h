@@ -7,6 +7,15 @@
  * comes from configuration arrives here already escaped by libpq
  * (PQescapeIdentifier / PQescapeLiteral); numbers are formatted here; all
  * row data travels as COPY data, never as SQL text.
+ *
+ * It also holds the schema (sink_pg_schema_sql(), declared in sink_pg.h
+ * because config/schema.sql and its test use it): the events table,
+ * partitioned by day on event_ts, its default partition, the partition
+ * functions the upkeep calls, the per-minute rollup table kept by triggers,
+ * and the dashboard views. The names derived from the events table
+ * (<table>_minute, the views) are made from its quoted identifier by
+ * appending a suffix inside the quotes; the SQL functions take the table as
+ * a regclass and never hold its name.
  */
 #ifndef CAMJOIN_SINK_SQL_H
 #define CAMJOIN_SINK_SQL_H
@@ -43,9 +52,15 @@ void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
                     const char *group, const char *topic, int staged,
                     sink_write_plan *plan);
 
-/* One row, one boolean: does every table and index of the schema exist?
- * `table` and `index` are identifiers quoted as literals. */
+/* One row, one boolean: does every object of the schema exist (tables,
+ * index, rollup table, views, functions, triggers, and the default partition
+ * of a partitioned events table)? `table` and `index` are quoted
+ * identifiers, as sink_pg_schema_sql() takes them. */
 void sink_sql_schema_present(strbuf_t *q, const char *table, const char *index);
+
+/* The longest events table name whose derived names (<table>_minute, …,
+ * <table>_join_misses_minute) fit PostgreSQL's 63 bytes. */
+#define SINK_SQL_TABLE_MAX (63 - (int)sizeof "_join_misses_minute" + 1)
 
 /* SELECT kafka_partition, next_offset for one group and topic. */
 void sink_sql_offsets(strbuf_t *q, const char *group, const char *topic);

@@ -30,6 +30,12 @@
  * second signal abandons what is buffered (it is re-read on the next start).
  * SIGHUP reloads the reference CSV, parsed on the thread pool and swapped in
  * on the loop; a bad file keeps the old table.
+ *
+ * Partition upkeep (upkeep.h) runs beside the flow: today's partitions are
+ * made at start, before consuming, then a run every retention.interval on
+ * the thread pool (default-partition rows moved, partitions ahead,
+ * retention with archive). Its outcome is logged here; a failure never
+ * stops ingestion.
  */
 #ifndef CAMJOIN_PIPELINE_H
 #define CAMJOIN_PIPELINE_H
@@ -42,6 +48,7 @@
 #include "camjoin/histogram.h"
 #include "camjoin/refdata.h"
 #include "camjoin/source_kafka.h"
+#include "camjoin/upkeep.h"
 
 typedef struct pipeline pipeline_t;
 
@@ -107,6 +114,10 @@ typedef struct pipeline_lag {
     int64_t high, committed, lag;
 } pipeline_lag_t;
 size_t pipeline_get_lag(const pipeline_t *p, pipeline_lag_t *out, size_t cap);
+
+/* Partition upkeep and retention totals (upkeep.h); zeros when upkeep is
+ * not running. */
+void pipeline_get_upkeep(const pipeline_t *p, upkeep_stats_t *out);
 
 /* Takes ownership of `ref` and of `replay` (its arrays) on success. */
 pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,

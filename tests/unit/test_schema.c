@@ -7,7 +7,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "../../src/sink_sql.h"
 #include "camjoin/sink_pg.h"
+#include "camjoin/strbuf.h"
 
 static char *slurp(const char *path)
 {
@@ -48,7 +50,105 @@ static void schema_quotes_the_table_name(void **state)
     assert_non_null(strstr(ddl, "CREATE INDEX IF NOT EXISTS "
                                 "\"my events_ingested_at_idx\" ON \"my events\" "
                                 "(ingested_at);"));
+    /* every name derived from the table's, quoted the same way */
+    static const char *const want[] = {
+        "SELECT camjoin_ensure_default_partition('\"my events\"');\n",
+        "CREATE TABLE IF NOT EXISTS \"my events_minute\" (\n",
+        "CONSTRAINT \"my events_minute_key\" UNIQUE NULLS NOT DISTINCT\n",
+        "AFTER INSERT ON \"my events\"\n",
+        "AFTER DELETE ON \"my events\"\n",
+        "AFTER UPDATE ON \"my events\"\n",
+        "INSERT INTO \"my events_minute\" (minute,",
+        "FROM \"my events\" WHERE NOT EXISTS (SELECT FROM \"my events_minute\")\n",
+        "CREATE OR REPLACE VIEW \"my events_site_minute\" AS\n",
+        "CREATE OR REPLACE VIEW \"my events_top_cameras_1h\" AS\n",
+        "CREATE OR REPLACE VIEW \"my events_join_misses_minute\" AS\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        assert_non_null(strstr(ddl, want[i]));
     assert_null(strstr(ddl, "camera_events"));
+    free(ddl);
+}
+
+/* A quote, an apostrophe and a backslash in the name: the identifier keeps
+ * its doubled quote, and the literal that names it doubles the apostrophe
+ * and the backslash in an E'' string (as PQescapeLiteral would). */
+static void schema_escapes_odd_names(void **state)
+{
+    (void)state;
+    const char *t = "\"a\"\"b'c\\d\"", *i = "\"a\"\"b'c\\d_ingested_at_idx\"";
+    char *ddl = sink_pg_schema_sql(t, i);
+    assert_non_null(ddl);
+    assert_non_null(strstr(ddl, "CREATE TABLE IF NOT EXISTS \"a\"\"b'c\\d_minute\" (\n"));
+    assert_non_null(strstr(ddl, "SELECT camjoin_ensure_default_partition("
+                                " E'\"a\"\"b''c\\\\d\"');\n"));
+    free(ddl);
+    strbuf_t q = {0};
+    sink_sql_schema_present(&q, t, i);
+    assert_false(q.oom);
+    assert_non_null(strstr(q.data, "to_regclass( E'\"a\"\"b''c\\\\d_join_misses_minute\"')"));
+    assert_non_null(strstr(q.data, "to_regclass( E'\"a\"\"b''c\\\\d_ingested_at_idx\"')"));
+    strbuf_free(&q);
+}
+
+/* Names must come quoted: a bare one builds nothing. */
+static void schema_refuses_unquoted_names(void **state)
+{
+    (void)state;
+    assert_null(sink_pg_schema_sql("camera_events", "\"camera_events_ingested_at_idx\""));
+    strbuf_t q = {0};
+    sink_sql_schema_present(&q, "camera_events", "\"camera_events_ingested_at_idx\"");
+    assert_true(q.oom);
+    strbuf_free(&q);
+}
+
+/* The name after "CREATE [...] <kind> [IF NOT EXISTS]" on a DDL line, or
+ * NULL for any other line. */
+static char *created_name(const char *line)
+{
+    static const char *const heads[] = {
+        "CREATE TABLE IF NOT EXISTS ", "CREATE UNIQUE INDEX IF NOT EXISTS ",
+        "CREATE INDEX IF NOT EXISTS ", "CREATE OR REPLACE FUNCTION ",
+        "CREATE OR REPLACE TRIGGER ", "CREATE OR REPLACE VIEW ",
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        size_t n = strlen(heads[i]);
+        if (strncmp(line, heads[i], n) != 0)
+            continue;
+        const char *name = line + n, *end = name + strcspn(name, " (\n");
+        char *out = malloc((size_t)(end - name) + 1);
+        assert_non_null(out);
+        memcpy(out, name, (size_t)(end - name));
+        out[end - name] = '\0';
+        return out;
+    }
+    return NULL;
+}
+
+/* The startup check names every object the DDL creates (else a role
+ * without DDL rights could not start, or a missing object would go
+ * unnoticed), and the default partition, which a function creates. */
+static void schema_present_names_every_object(void **state)
+{
+    (void)state;
+    char *ddl = sink_pg_schema_sql("\"camera_events\"", "\"camera_events_ingested_at_idx\"");
+    strbuf_t q = {0};
+    sink_sql_schema_present(&q, "\"camera_events\"", "\"camera_events_ingested_at_idx\"");
+    assert_false(q.oom);
+    int objects = 0;
+    for (const char *line = ddl; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        char *name = created_name(line);
+        if (!name)
+            continue;
+        objects++;
+        if (!strstr(q.data, name))
+            fail_msg("the presence check does not name %s", name);
+        free(name);
+    }
+    /* 4 tables, 2 indexes, 5 functions, 3 triggers, 4 views */
+    assert_int_equal(objects, 18);
+    assert_non_null(strstr(q.data, "partdefid = 0"));
+    strbuf_free(&q);
     free(ddl);
 }
 
@@ -57,6 +157,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(schema_file_matches_daemon),
         cmocka_unit_test(schema_quotes_the_table_name),
+        cmocka_unit_test(schema_escapes_odd_names),
+        cmocka_unit_test(schema_refuses_unquoted_names),
+        cmocka_unit_test(schema_present_names_every_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
