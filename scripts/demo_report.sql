@@ -29,3 +29,9 @@ FROM camera_events;
 SELECT site_name, site_id, count(*) AS events
 FROM camera_events WHERE site_id IS NOT NULL
 GROUP BY site_name, site_id ORDER BY events DESC, site_name LIMIT 5;
+
+\echo '== Per-minute rollup (camera_events_minute, kept in each batch''s transaction) against the raw rows'
+SELECT (SELECT sum(events) FROM camera_events_minute) AS rollup_events,
+       (SELECT count(*) FROM camera_events) AS raw_rows,
+       (SELECT count(*) FROM camera_events_minute) AS rollup_rows,
+       (SELECT count(DISTINCT minute) FROM camera_events_minute) AS minutes;
