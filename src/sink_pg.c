@@ -184,15 +184,25 @@ static void on_notice(void *arg, const char *msg)
     log_debug("postgres notice", "detail=%s", log_quote(q, sizeof q, msg));
 }
 
+static int conninfo_sets(const PQconninfoOption *given, const char *key)
+{
+    for (const PQconninfoOption *o = given; o && o->keyword; o++)
+        if (o->val && strcmp(o->keyword, key) == 0)
+            return 1;
+    return 0;
+}
+
 /* Conninfo = the user's string (expanded as dbname) plus our defaults for
- * every key the user did not set: fail fast on a dead server. */
-static PGconn *connect_params(const char *conninfo, int async)
+ * every key the user did not set: fail fast on a dead server. `app` is the
+ * application_name: a default when `force_app` is 0, else it wins. */
+static PGconn *connect_params(const char *conninfo, const char *app, int force_app,
+                              int async)
 {
     static const char *const defaults[][2] = {
         {"connect_timeout", "5"},   {"keepalives", "1"},
         {"keepalives_idle", "10"},  {"keepalives_interval", "3"},
         {"keepalives_count", "3"},  {"tcp_user_timeout", "10000"},
-        {"application_name", "camjoin"},
+        {"application_name", NULL}, /* `app` */
     };
     enum { NDEF = sizeof defaults / sizeof defaults[0] };
     const char *keys[NDEF + 2], *vals[NDEF + 2];
@@ -204,13 +214,10 @@ static PGconn *connect_params(const char *conninfo, int async)
         given = PQconninfoParse(conninfo, NULL);
     }
     for (size_t i = 0; i < NDEF; i++) {
-        int set = 0;
-        for (PQconninfoOption *o = given; o && o->keyword; o++)
-            if (o->val && strcmp(o->keyword, defaults[i][0]) == 0)
-                set = 1;
-        if (!set) {
-            keys[n] = defaults[i][0];
-            vals[n++] = defaults[i][1];
+        int is_app = !defaults[i][1];
+        if ((is_app && force_app) || !conninfo_sets(given, defaults[i][0])) {
+            keys[n] = defaults[i][0]; /* later keywords win over the conninfo's */
+            vals[n++] = is_app ? app : defaults[i][1];
         }
     }
     keys[n] = vals[n] = NULL;
@@ -219,6 +226,16 @@ static PGconn *connect_params(const char *conninfo, int async)
                       : PQconnectdbParams(keys, vals, 1);
     if (c)
         PQsetNoticeProcessor(c, on_notice, NULL);
+    return c;
+}
+
+static void ignore_notice(void *arg, const char *msg) { (void)arg, (void)msg; }
+
+PGconn *sink_pg_connect(const char *conninfo, const char *app)
+{
+    PGconn *c = connect_params(conninfo, app, 1, 0);
+    if (c) /* it runs off the loop thread, where nothing may log */
+        PQsetNoticeProcessor(c, ignore_notice, NULL);
     return c;
 }
 
@@ -269,7 +286,7 @@ static void on_connect_timeout(uv_timer_t *t)
 
 static void start_connect(sink_pg_t *s)
 {
-    s->conn = connect_params(s->cfg->pg_conninfo, 1);
+    s->conn = connect_params(s->cfg->pg_conninfo, "camjoin", 0, 1);
     if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
         conn_lost_pq(s, "postgres connect");
         return;
@@ -763,7 +780,7 @@ static int schema_present(sink_pg_t *s)
 int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
 {
     char m[512];
-    s->conn = connect_params(s->cfg->pg_conninfo, 0);
+    s->conn = connect_params(s->cfg->pg_conninfo, "camjoin", 0, 0);
     if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
         first_line(m, sizeof m, s->conn ? PQerrorMessage(s->conn) : "out of memory");
         snprintf(err, errlen, "PostgreSQL unreachable: %s", m);

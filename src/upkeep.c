@@ -4,6 +4,7 @@
  * archive's COPY and transaction) and the loop side (timer, thread-pool
  * job, stats). Names, manifest text and durable files: upkeep_archive.c. */
 #include "camjoin/upkeep.h"
+#include "camjoin/sink_pg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -147,38 +148,6 @@ static void rollback(struct run *x)
 
 /* The sink's conninfo and connection defaults (sink_pg.c: fail fast on a
  * dead server), and application_name=camjoin-upkeep whatever it says. */
-static PGconn *connect_db(const char *conninfo)
-{
-    static const char *const defaults[][2] = {
-        {"connect_timeout", "5"},   {"keepalives", "1"},
-        {"keepalives_idle", "10"},  {"keepalives_interval", "3"},
-        {"keepalives_count", "3"},  {"tcp_user_timeout", "10000"},
-    };
-    enum { NDEF = sizeof defaults / sizeof defaults[0] };
-    const char *keys[NDEF + 3], *vals[NDEF + 3];
-    size_t n = 0;
-    PQconninfoOption *given = NULL;
-    if (conninfo && *conninfo) {
-        keys[n] = "dbname";
-        vals[n++] = conninfo;
-        given = PQconninfoParse(conninfo, NULL);
-    }
-    for (size_t i = 0; i < NDEF; i++) {
-        int set = 0;
-        for (PQconninfoOption *o = given; o && o->keyword; o++)
-            if (o->val && strcmp(o->keyword, defaults[i][0]) == 0)
-                set = 1;
-        if (!set) {
-            keys[n] = defaults[i][0];
-            vals[n++] = defaults[i][1];
-        }
-    }
-    keys[n] = "application_name"; /* later keywords win over the conninfo's */
-    vals[n++] = "camjoin-upkeep";
-    keys[n] = vals[n] = NULL;
-    PQconninfoFree(given);
-    return PQconnectdbParams(keys, vals, 1);
-}
 
 static char *escape(PGconn *c, const char *v, int ident)
 {
@@ -193,7 +162,7 @@ static char *escape(PGconn *c, const char *v, int ident)
  * Returns 1 when partition work may go on. */
 static int run_open(struct run *x)
 {
-    x->c = connect_db(x->cfg->pg_conninfo);
+    x->c = sink_pg_connect(x->cfg->pg_conninfo, "camjoin-upkeep");
     if (!x->c || PQstatus(x->c) != CONNECTION_OK) {
         run_fail(x, "connect: %s", x->c ? PQerrorMessage(x->c) : "out of memory");
         x->dead = 1;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -18,27 +19,21 @@
 
 /* ---- pure helpers ---------------------------------------------------- */
 
+/* The calendar is glibc's (timegm, gmtime_r; time_t is 64-bit here). */
 int64_t upkeep_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? (int64_t)m - 3 : (int64_t)m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
+    struct tm tm = {.tm_year = (int)(y - 1900), .tm_mon = (int)m - 1, .tm_mday = (int)d};
+    return upkeep_day_of((int64_t)timegm(&tm));
 }
 
 void upkeep_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
+    time_t s = (time_t)(z * 86400);
+    struct tm tm = {0};
+    gmtime_r(&s, &tm);
+    *y = (int64_t)tm.tm_year + 1900;
+    *m = (unsigned)tm.tm_mon + 1;
+    *d = (unsigned)tm.tm_mday;
 }
 
 int64_t upkeep_day_of(int64_t s)
@@ -74,8 +69,10 @@ void upkeep_format_day(char *buf, size_t len, int64_t day)
 {
     int64_t y;
     unsigned m, d;
+    char tmp[48]; /* room for any values, so the compiler sees no truncation */
     upkeep_civil_from_days(day, &y, &m, &d);
-    snprintf(buf, len, "%04lld-%02u-%02u", (long long)y, m, d);
+    snprintf(tmp, sizeof tmp, "%04lld-%02u-%02u", (long long)y, m, d);
+    snprintf(buf, len, "%s", tmp);
 }
 
 int upkeep_archive_paths(const char *archive_dir, const char *table, int64_t day,

@@ -45,6 +45,7 @@
 #ifndef CAMJOIN_SINK_PG_H
 #define CAMJOIN_SINK_PG_H
 
+#include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -71,6 +72,15 @@ typedef struct sink_pg_callbacks {
     /* connection went up (1) or down (0); `msg` says why when down */
     void (*on_state)(void *ud, int up, const char *msg);
 } sink_pg_callbacks;
+
+/* A blocking connection for a side job on the thread pool (partition
+ * upkeep), with the sink's connection defaults (connect_timeout, TCP
+ * keepalives, tcp_user_timeout) for every key the conninfo leaves out, and
+ * application_name `app` whatever the conninfo says. Server notices are
+ * discarded (the job runs off the loop thread, where nothing may log).
+ * Returns what PQconnectdbParams returns (check PQstatus); the caller owns
+ * it. */
+PGconn *sink_pg_connect(const char *conninfo, const char *app);
 
 /* Checks that conninfo parses (a configuration error otherwise); the message
  * never repeats the string, which may hold a password. */

@@ -127,7 +127,8 @@ void upkeep_close(upkeep_t *u);
 
 /* ---- pure helpers, exposed for the unit tests ---- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date, and back. */
+/* Days since 1970-01-01 of a proleptic Gregorian date, and back (glibc's
+ * calendar: timegm and gmtime_r). */
 int64_t upkeep_days_from_civil(int64_t y, unsigned m, unsigned d);
 void upkeep_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
 /* The UTC day (days since the epoch) holding this Unix time. */

@@ -43,27 +43,6 @@ static void test_fixed_points(void **state)
     }
 }
 
-/* Every day from 0001-01-01 to 9999-12-31 against glibc. */
-static void test_calendar_vs_libc(void **state)
-{
-    (void)state;
-    int64_t first = upkeep_days_from_civil(1, 1, 1), last = upkeep_days_from_civil(9999, 12, 31);
-    for (int64_t z = first; z <= last; z++) {
-        time_t s = (time_t)(z * 86400);
-        struct tm tm;
-        assert_non_null(gmtime_r(&s, &tm));
-        int64_t y;
-        unsigned m, d;
-        upkeep_civil_from_days(z, &y, &m, &d);
-        if (y != tm.tm_year + 1900 || m != (unsigned)tm.tm_mon + 1 || d != (unsigned)tm.tm_mday)
-            fail_msg("day %lld: %lld-%u-%u, libc %d-%d-%d", (long long)z, (long long)y, m, d,
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-        tm.tm_hour = 13; /* any time of the day is the same day */
-        assert_int_equal(upkeep_day_of((int64_t)timegm(&tm)), z);
-        assert_int_equal(upkeep_days_from_civil(y, m, d), z);
-    }
-}
-
 static void test_day_of(void **state)
 {
     (void)state;
@@ -258,7 +237,7 @@ int main(void)
 {
     umask(022);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixed_points),    cmocka_unit_test(test_calendar_vs_libc),
+        cmocka_unit_test(test_fixed_points),
         cmocka_unit_test(test_day_of),          cmocka_unit_test(test_parse_day),
         cmocka_unit_test(test_format_day),      cmocka_unit_test(test_archive_paths),
         cmocka_unit_test(test_manifest_json),   cmocka_unit_test(test_files),
