@@ -8,9 +8,20 @@
 #       a throwaway PostgreSQL 15 cluster on a free loopback port (owned by
 #       the `postgres` user when run as root), database `camjoin`; exports
 #       PGHOST PGPORT PGUSER PGDATABASE and CAMJOIN_PG_URI.
-#   kafka_start TOPIC PARTITIONS / kafka_ctl "CMD" / kafka_stop
-#       camjoin-mock-kafka in the background, stdin on a fifo kept open for
-#       control commands; exports KAFKA_BROKERS.
+#   kafka_start TOPIC PARTITIONS [K=V...] / kafka_stop
+#       a real Apache Kafka broker (tests/kafka/kafka.sh) with TOPIC created
+#       (topic configs K=V): the ctest run's shared broker when
+#       CAMJOIN_KAFKA_SHARED names a live one, else one of this test's own;
+#       CAMJOIN_KAFKA=mock runs camjoin-mock-kafka instead (a quick offline
+#       run). Exports KAFKA_BROKERS.
+#   kafka_start_own TOPIC PARTITIONS [NODES [K=V...]]
+#       always this test's own cluster (tests that kill or restart brokers).
+#   kafka_start_mock TOPIC PARTITIONS [mock args] / kafka_ctl "CMD"
+#       camjoin-mock-kafka, stdin on a fifo kept open for control commands,
+#       for the tests that need librdkafka's request-error injection.
+#   need_real_kafka
+#       exits 77 (ctest: skipped) under CAMJOIN_KAFKA=mock, for the tests
+#       of what only a real broker does.
 #   camjoin_start NAME ARGS... / camjoin_stop PID / camjoin_wait PID [SECS]
 #       the daemon in the background, stderr to $CJ_TMP/NAME.log; the pid is
 #       left in CAMJOIN_PID, the exit code of a stop/wait in CAMJOIN_RC.
@@ -39,9 +50,11 @@ export CAMJOIN_SRC CAMJOIN_BIN
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 CAMERAS_CSV=${CAMERAS_CSV:-$CAMJOIN_SRC/config/cameras.csv}
 
+source "$CAMJOIN_SRC/tests/kafka/kafka.sh"
+
 CJ_TMP=$(mktemp -d /tmp/camjoin-it.XXXXXX)
 PG_DIR=""
-KAFKA_PID=""
+KAFKA_MOCK_PID=""
 KAFKA_FD=""
 CAMJOIN_PID=""
 CAMJOIN_RC=""
@@ -84,12 +97,13 @@ _stop_pid() {  # PID SIGNAL GRACE_SECONDS: signal, wait up to GRACE, then KILL
 
 _dump_logs() {
     local f rc=0
-    if [[ -n "$KAFKA_PID" ]] && ! kill -0 "$KAFKA_PID" 2>/dev/null; then
-        wait "$KAFKA_PID" || rc=$?
+    if [[ -n "$KAFKA_MOCK_PID" ]] && ! kill -0 "$KAFKA_MOCK_PID" 2>/dev/null; then
+        wait "$KAFKA_MOCK_PID" || rc=$?
         printf -- '----- camjoin-mock-kafka had exited on its own, status %d\n' "$rc" >&2
-        KAFKA_PID=""
+        KAFKA_MOCK_PID=""
     fi
-    for f in "$CJ_TMP"/*.log "$CJ_TMP"/*.err ${PG_DIR:+"$PG_DIR"/postgres.log}; do
+    for f in "$CJ_TMP"/*.log "$CJ_TMP"/*.err ${PG_DIR:+"$PG_DIR"/postgres.log} \
+        ${KAFKA_OWN:+"$KAFKA_DIR"/node*/server.log}; do
         [[ -s "$f" ]] || continue
         printf -- '----- tail of %s\n' "$f" >&2
         tail -n 25 "$f" >&2
@@ -124,26 +138,6 @@ _pg_as() {  # runs a PostgreSQL server binary as the cluster owner
     else
         "$@"
     fi
-}
-
-_port_free() {
-    local p=$1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        return 1
-    fi
-    ! ss -Htan "( sport = :$p )" 2>/dev/null | grep -q .
-}
-
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40001))
-        if _port_free "$p"; then
-            echo "$p"
-            return 0
-        fi
-    done
-    fail "no free TCP port found in 20000-60000"
 }
 
 pg_start() {
@@ -200,7 +194,45 @@ pg_stop() {
 psql_val() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 
 # ------------------------------------------------------------------ Kafka
-kafka_start() {  # TOPIC PARTITIONS [more mock args...]
+KAFKA_OWN=""   # set when this test started its own cluster
+
+kafka_start() {  # TOPIC PARTITIONS [K=V...]
+    local topic=$1 parts=$2 shared
+    shift 2
+    if [[ ${CAMJOIN_KAFKA:-real} == mock ]]; then
+        kafka_start_mock "$topic" "$parts"
+        return
+    fi
+    shared=$(kafka_shared_bootstrap "${CAMJOIN_KAFKA_SHARED:-}")
+    if [[ -z $shared ]]; then
+        kafka_start_own "$topic" "$parts" 1 "$@"
+        return
+    fi
+    KAFKA_DIR=$CJ_TMP/kafka KAFKA_BROKERS=$shared KAFKA_NODES=1 KAFKA_RF=1
+    mkdir -p "$KAFKA_DIR"
+    export KAFKA_BROKERS
+    kafka_topic_create "$topic" "$parts" "$@"
+    log "shared Kafka $(cat "$CAMJOIN_KAFKA_SHARED/version") at $KAFKA_BROKERS, topic $topic with $parts partitions"
+}
+
+kafka_start_own() {  # TOPIC PARTITIONS [NODES [K=V...]] (K=V: broker properties)
+    local topic=$1 parts=$2 nodes=${3:-1}
+    shift 2
+    (($#)) && shift
+    KAFKA_OWN=1
+    kafka_cluster_start "$CJ_TMP/kafka" "$nodes" "$@"
+    kafka_topic_create "$topic" "$parts"
+    log "topic $topic with $parts partitions, replication factor $KAFKA_RF"
+}
+
+need_real_kafka() {
+    if [[ ${CAMJOIN_KAFKA:-real} == mock ]]; then
+        echo "SKIPPED: $(basename "$0") tests what only a real broker does (CAMJOIN_KAFKA=mock)"
+        exit 77
+    fi
+}
+
+kafka_start_mock() {  # TOPIC PARTITIONS [more mock args...]
     local topic=$1 parts=$2 i
     shift 2
     need_bin camjoin-mock-kafka
@@ -212,10 +244,10 @@ kafka_start() {  # TOPIC PARTITIONS [more mock args...]
     exec {KAFKA_FD}<>"$CJ_TMP/kafka.in"
     "$CAMJOIN_BIN/camjoin-mock-kafka" --topic "$topic" --partitions "$parts" "$@" \
         <"$CJ_TMP/kafka.in" >"$CJ_TMP/kafka.out" 2>"$CJ_TMP/kafka.err" &
-    KAFKA_PID=$!
+    KAFKA_MOCK_PID=$!
     for ((i = 0; i < 200; i++)); do
         if [[ $(wc -l <"$CJ_TMP/kafka.out") -ge 1 ]]; then break; fi
-        kill -0 "$KAFKA_PID" 2>/dev/null || fail "camjoin-mock-kafka exited at startup"
+        kill -0 "$KAFKA_MOCK_PID" 2>/dev/null || fail "camjoin-mock-kafka exited at startup"
         sleep 0.05
     done
     KAFKA_BROKERS=$(head -n 1 "$CJ_TMP/kafka.out")
@@ -224,8 +256,9 @@ kafka_start() {  # TOPIC PARTITIONS [more mock args...]
     log "mock Kafka at $KAFKA_BROKERS, topic $topic with $parts partitions"
 }
 
-kafka_ctl() {  # "COMMAND": sends one control line, waits for the mock's reply
+kafka_ctl() {  # "COMMAND": sends one control line to the mock, waits for its reply
     local before reply i
+    [[ -n $KAFKA_FD ]] || fail "kafka_ctl '$1': only the mock (kafka_start_mock) takes control commands"
     before=$(wc -l <"$CJ_TMP/kafka.out")
     printf '%s\n' "$1" >&"$KAFKA_FD"
     for ((i = 0; i < 100; i++)); do
@@ -240,18 +273,28 @@ kafka_ctl() {  # "COMMAND": sends one control line, waits for the mock's reply
 }
 
 kafka_stop() {
-    if [[ -n "$KAFKA_PID" ]]; then _stop_pid "$KAFKA_PID" TERM 10; fi
+    if [[ -n "$KAFKA_MOCK_PID" ]]; then _stop_pid "$KAFKA_MOCK_PID" TERM 10; fi
     if [[ -n "$KAFKA_FD" ]]; then exec {KAFKA_FD}>&-; fi
-    KAFKA_PID="" KAFKA_FD=""
+    KAFKA_MOCK_PID="" KAFKA_FD=""
+    if [[ -n $KAFKA_OWN ]]; then kafka_cluster_stop; fi
+    KAFKA_OWN=""
 }
 
-# End offset (= message count, since the mock starts at 0) of every
-# partition, as "PARTITION END" lines sorted by partition: one consume of the
-# last message of each partition.
+# The high watermark of every partition of TOPIC, as "PARTITION END" lines
+# sorted by partition (ListOffsets latest). Without transactions it is the
+# partition's message count; commit and abort markers take offsets too.
+kafka_partition_count() {  # TOPIC
+    { kcat -b "$KAFKA_BROKERS" -L -t "$1" 2>"$CJ_TMP/kcat.err" || true; } |
+        grep -c '^    partition [0-9]*,' || true
+}
+
 kafka_end_offsets() {  # TOPIC
-    kcat -b "$KAFKA_BROKERS" -t "$1" -C -o -1 -e -q -f '%p %o\n' 2>"$CJ_TMP/kcat.err" |
-        awk '{ if (!($1 in m) || $2 + 1 > m[$1]) m[$1] = $2 + 1 } END { for (p in m) print p, m[p] }' |
-        sort -n
+    local p n args=()
+    n=$(kafka_partition_count "$1")
+    ((n > 0)) || fail "topic $1: no partitions in the metadata ($(head -c 300 "$CJ_TMP/kcat.err"))"
+    for ((p = 0; p < n; p++)); do args+=(-t "$1:$p:-1"); done
+    kcat -b "$KAFKA_BROKERS" -Q "${args[@]}" 2>"$CJ_TMP/kcat.err" |
+        sed -nE 's/.*\[([0-9]+)\] offset (-?[0-9]+).*/\1 \2/p' | sort -n
 }
 
 kafka_start_offsets() {  # TOPIC PARTITIONS: "PARTITION:START" lines
@@ -513,11 +556,11 @@ assert_final_state() {  # SUMMARY_JSON MANIFEST TOPIC GROUP PARTITIONS
 
     echo "offsets"
     expected_offsets=$(kafka_end_offsets "$topic")
-    # Information only: a start above 0 means the mock's retention (~5 MiB a
+    # Information only: a start above 0 means retention (the mock's ~5 MiB a
     # partition) dropped old messages, after or (if rows are missing) before
     # camjoin read them.
     echo "    log start offsets: $(kafka_start_offsets "$topic" "$parts" | tr '\n' ' ')"
-    assert_eq "partitions with messages" "$parts" "$(wc -l <<<"$expected_offsets")"
+    assert_eq "partitions with messages" "$parts" "$(awk '$2 > 0' <<<"$expected_offsets" | wc -l)"
     assert_eq "sum of partition end offsets = sent" "$sent" \
         "$(awk '{ s += $2 } END { print s }' <<<"$expected_offsets")"
     assert_eq "camjoin_offsets per partition = partition end offsets" \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t_hostile_messages — every kind of bad Kafka message value, produced with
-# kcat onto the mock broker, then consumed by `camjoin --until-end`:
+# kcat onto a real broker, then consumed by `camjoin --until-end`:
 #
 #   * each hostile message becomes exactly one dead letter whose reason is the
 #     EXACT code of include/camjoin/event.h (the expectation table below is
@@ -12,7 +12,9 @@
 #     be ACCEPTED (128-byte event_id, 9999-12-31, epoch 0, INT32_MAX, ...);
 #   * camjoin exits 0, stored offsets = partition ends, no duplicate rows.
 #
-# Sizes and the mock broker. librdkafka's mock cluster (camjoin-mock-kafka)
+# Sizes. The topic's max.message.bytes is raised above the 10 MB message
+# (the broker's default is 1 MiB). The layout below also suits the mock
+# (CAMJOIN_KAFKA=mock): librdkafka's mock cluster (camjoin-mock-kafka)
 # keeps ~5 MiB per partition, and its trimming has a quirk (rdkafka_mock.c,
 # rd_kafka_mock_msgset_new): the byte counter already includes the new
 # message set when the oldest ones are trimmed, so a set that pushes the
@@ -245,7 +247,7 @@ log "fixtures: $total messages ($n_hostile hostile + 1 of 10 MB, $n_rows valid),
 
 # ------------------------------------------------------------ produce
 pg_start
-kafka_start "$TOPIC" 2
+kafka_start "$TOPIC" 2 max.message.bytes=$((BIG_BYTES + 1000000))
 t0=$(now_s)
 for i in "${!MSG_FILES[@]}"; do
     f=${MSG_FILES[$i]} part=${MSG_PARTS[$i]}
