@@ -15,17 +15,34 @@
  * message, in production order) let a test compute the exact expected
  * outcome independently.
  *
- * The producer is idempotent (acks=all), so librdkafka's retries never add a
- * Kafka-level duplicate: the only duplicates are the ones counted here.
- * Failed deliveries are counted; any failure makes the exit status 1.
+ * Producing (gen_kafka.c) is idempotent (acks=all), so librdkafka's retries
+ * never add a Kafka-level duplicate: the only duplicates are the ones
+ * counted here.
+ *
+ * With --transactional-id the slots are cut into transactions of
+ * --txn-messages, and transaction k (from 1) is aborted when k is a multiple
+ * of --abort-every. Every slot is still drawn and produced as above, so the
+ * stream of kinds is the same function of the flags; but an aborted
+ * transaction must leave no trace in what a read_committed consumer can
+ * expect. So each transaction is generated as if it would commit, after a
+ * snapshot (gen_txn_begin) of everything it can change: the counters and
+ * the ring position, plus an undo copy of each ring slot it overwrites.
+ * gen_txn_end() keeps that on commit, and on abort (planned, or forced by
+ * an abortable Kafka error) puts it all back, so a later re-send always
+ * repeats a committed event and every counter counts committed messages
+ * only. The key counters are never taken back, so an aborted event's id is
+ * never reused. Manifest rows of a transaction are held until its outcome is
+ * known, then written with their kind, or as `aborted`. One code path for
+ * both kinds of abort keeps the manifest truthful even when Kafka aborts.
  *
  * Cost: one snprintf-built value per message (~150-200 bytes) and a ring of
- * RING_SIZE copies (~0.7 MB) for re-sends.
+ * RING_SIZE copies (~0.7 MB) for re-sends; in transactional mode a second
+ * ring for undo, one extra copy per new valid event, and ~270 bytes per
+ * held manifest row (--txn-messages of them at most).
  */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,16 +50,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <librdkafka/rdkafka.h>
-
-#include "camjoin/event.h"
-#include "camjoin/refdata.h"
+#include "gen.h"
 
 #define RING_SIZE 1000
 #define PREFIX_MAX 64
-/* Longest value: id (PREFIX_MAX + 42) + camera (EVENT_CAMERA_MAX) + ts (31)
- * + type + optional fields, with keys: under 420 bytes. */
-#define VALUE_MAX 512
 #define UNKNOWN_CAM "unknown-cam-"
 
 enum kind { KIND_VALID, KIND_DUPLICATE, KIND_MALFORMED };
@@ -69,46 +80,23 @@ static const struct malformed_kind {
     { "empty", "", NULL, NULL, NULL },
     { "duplicate_key", NULL, NULL, NULL, ",\"event_type\":\"vehicle\"" },
 };
-#define N_MALFORMED (sizeof(malformed_kinds) / sizeof(malformed_kinds[0]))
+_Static_assert(sizeof(malformed_kinds) / sizeof(malformed_kinds[0]) == N_MALFORMED,
+               "N_MALFORMED (gen.h) must match malformed_kinds");
 
-struct opts {
-    const char *brokers, *topic, *cameras, *id_prefix, *manifest;
-    uint64_t total, seed;
-    double rate; /* 0 = as fast as possible */
-    double dup_ratio, unknown_ratio, malformed_ratio;
-    const char **xprops; /* -X values, in order; owned (array only) */
-    int nx;
-};
-
-struct msg {
+struct row {
     char key[EVENT_ID_MAX + 1];
-    char camera[EVENT_CAMERA_MAX + 1];
-    char value[VALUE_MAX];
-    size_t len;
+    char camera[EVENT_CAMERA_MAX + 1]; /* empty for malformed */
+    enum kind kind;
+    const char *reason;
 };
-
-struct gen {
-    const struct opts *o;
-    const refdata_t *ref;
-    uint64_t prng;
-    struct msg *ring; /* last RING_SIZE valid events */
-    size_t ring_len, ring_next;
-    struct msg scratch; /* the current malformed message */
-    uint64_t sent, valid_new, duplicates, malformed, unknown;
-    uint64_t by_reason[N_MALFORMED];
-};
-
-static volatile sig_atomic_t stop_signal;
-static uint64_t delivered, failed; /* touched only from rd_kafka_poll() */
-
-static void on_signal(int sig) { stop_signal = sig; }
 
 /* ---- options ------------------------------------------------------------ */
 
 static const char usage_text[] =
     "usage: camjoin-gen --brokers LIST --topic NAME (--count N | --rate R --duration S)\n"
     "                   [--seed N] [--dup-ratio F] [--unknown-camera-ratio F] [--malformed-ratio F]\n"
-    "                   [--cameras CSV] [--id-prefix STR] [--manifest FILE] [-X prop=value]... [--help]\n";
+    "                   [--cameras CSV] [--id-prefix STR] [--manifest FILE] [-X prop=value]...\n"
+    "                   [--transactional-id ID [--txn-messages N] [--abort-every N]] [--help]\n";
 
 static int usage_error(const char *flag, const char *what, const char *got)
 {
@@ -172,14 +160,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
         { "cameras", O_STR, &o->cameras, 0, 0, NULL },
         { "id-prefix", O_STR, &o->id_prefix, 0, 0, NULL },
         { "manifest", O_STR, &o->manifest, 0, 0, NULL },
+        { "transactional-id", O_STR, &o->txn_id, 0, 0, NULL },
+        { "txn-messages", O_U64, &o->txn_messages, 1, 0, "expected an integer >= 1" },
+        { "abort-every", O_U64, &o->abort_every, 1, 0, "expected an integer >= 1" },
         { "help", O_HELP, NULL, 0, 0, NULL },
     };
     enum { NDEFS = sizeof(defs) / sizeof(defs[0]) };
     struct option lo[NDEFS + 1] = { { NULL, 0, NULL, 0 } };
     char flag[64];
-    int c, idx, have_count = 0;
+    int c, idx, have_count = 0, have_txn_messages = 0;
 
-    *o = (struct opts){ .cameras = "config/cameras.csv", .id_prefix = "ev", .seed = 1 };
+    *o = (struct opts){ .cameras = "config/cameras.csv", .id_prefix = "ev", .seed = 1,
+                        .txn_messages = 100 };
     o->xprops = calloc((size_t)argc, sizeof(*o->xprops));
     if (o->xprops == NULL)
         return 1;
@@ -194,6 +186,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         if (c == 'X') {
             if (strchr(optarg, '=') == NULL)
                 return usage_error("-X", "expected prop=value", optarg);
+            if (strncmp(optarg, "transactional.id=", 17) == 0)
+                return usage_error("-X", "use --transactional-id for transactional.id", optarg);
             o->xprops[o->nx++] = optarg;
             continue;
         }
@@ -202,7 +196,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         snprintf(flag, sizeof(flag), "--%s", d->name);
         switch (d->type) {
         case O_STR: *(const char **)d->dst = optarg; break;
-        case O_U64: bad = parse_u64(optarg, d->dst); break;
+        case O_U64: bad = parse_u64(optarg, d->dst) != 0 || *(uint64_t *)d->dst < d->min; break;
         case O_REAL: bad = parse_real(optarg, d->min, d->max, d->dst); break;
         default:
             fputs(usage_text, stdout);
@@ -211,6 +205,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         if (bad)
             return usage_error(flag, d->what, optarg);
         have_count |= d->dst == &count;
+        have_txn_messages |= d->dst == &o->txn_messages;
     }
     if (optind < argc)
         return usage_error(argv[optind], "unexpected argument", NULL);
@@ -227,6 +222,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
     if (!have_count && (o->rate <= 0 || duration <= 0))
         return usage_error(o->rate > 0 ? "--duration" : "--rate",
                            o->rate > 0 ? "required with --rate" : "required with --duration", NULL);
+    if (o->txn_id != NULL && o->txn_id[0] == '\0')
+        return usage_error("--transactional-id", "expected a non-empty id", NULL);
+    if (o->txn_id == NULL && have_txn_messages)
+        return usage_error("--txn-messages", "needs --transactional-id", NULL);
+    if (o->txn_id == NULL && o->abort_every > 0)
+        return usage_error("--abort-every", "needs --transactional-id", NULL);
     o->total = have_count ? count : (uint64_t)(o->rate * duration + 0.5);
     return -1;
 }
@@ -304,17 +305,20 @@ static void build_event(struct msg *m, const char *omit, const char *ts,
 
 static struct msg *gen_valid(struct gen *g)
 {
-    struct msg *m = &g->ring[g->ring_next];
+    struct msg *m = &g->ring[g->c.ring_next];
+    uint64_t added = g->c.valid_new - g->saved.valid_new; /* by the open transaction */
     char ts[48], tail[VALUE_MAX];
     size_t tlen = 0;
     unsigned extra;
     const char *type;
 
+    if (g->undo != NULL && added < RING_SIZE) /* after RING_SIZE, it overwrites its own */
+        g->undo[added] = *m;
     snprintf(m->key, sizeof(m->key), "%s-%llu-%llu", g->o->id_prefix,
-             (unsigned long long)g->o->seed, (unsigned long long)g->valid_new);
+             (unsigned long long)g->o->seed, (unsigned long long)g->next_id++);
     if (next_unit(&g->prng) < g->o->unknown_ratio) {
         snprintf(m->camera, sizeof(m->camera), UNKNOWN_CAM "%u", next_below(&g->prng, 100000));
-        g->unknown++;
+        g->c.unknown++;
     } else {
         const refdata_row_t *row = refdata_row(g->ref, next_below(&g->prng, (unsigned)refdata_count(g->ref)));
         memcpy(m->camera, row->camera_id, row->camera_id_len + 1);
@@ -340,21 +344,21 @@ static struct msg *gen_valid(struct gen *g)
             append(tail, &tlen, ",\"bbox\":[%u,%u,%u,%u]", v[0], v[1], v[2] + 1, v[3] + 1);
     }
     build_event(m, NULL, ts, type, tail);
-    g->ring_next = (g->ring_next + 1) % RING_SIZE;
-    if (g->ring_len < RING_SIZE)
-        g->ring_len++;
-    g->valid_new++;
+    g->c.ring_next = (g->c.ring_next + 1) % RING_SIZE;
+    if (g->c.ring_len < RING_SIZE)
+        g->c.ring_len++;
+    g->c.valid_new++;
     return m;
 }
 
 static struct msg *gen_malformed(struct gen *g, const char **reason)
 {
-    const struct malformed_kind *k = &malformed_kinds[g->malformed % N_MALFORMED];
+    const struct malformed_kind *k = &malformed_kinds[g->c.malformed % N_MALFORMED];
     struct msg *m = &g->scratch;
     char ts[48];
 
     snprintf(m->key, sizeof(m->key), "bad-%llu-%llu", (unsigned long long)g->o->seed,
-             (unsigned long long)g->malformed);
+             (unsigned long long)g->next_bad++);
     if (k->raw != NULL) {
         m->len = strlen(k->raw);
         memcpy(m->value, k->raw, m->len);
@@ -365,30 +369,99 @@ static struct msg *gen_malformed(struct gen *g, const char **reason)
         format_now(&g->prng, ts);
         build_event(m, k->omit, k->ts ? k->ts : ts, "person", k->tail);
     }
-    g->by_reason[g->malformed % N_MALFORMED]++;
-    g->malformed++;
+    g->c.by_reason[g->c.malformed % N_MALFORMED]++;
+    g->c.malformed++;
     *reason = k->reason;
     return m;
 }
 
 /* Chooses and builds the message for the next slot. */
-static struct msg *gen_next(struct gen *g, enum kind *kind, const char **reason)
+static struct msg *gen_slot(struct gen *g, enum kind *kind, const char **reason)
 {
     *reason = "";
-    g->sent++;
+    g->c.sent++;
     if (next_unit(&g->prng) < g->o->malformed_ratio) {
         *kind = KIND_MALFORMED;
         return gen_malformed(g, reason);
     }
-    if (next_unit(&g->prng) < g->o->dup_ratio && g->ring_len > 0) {
-        size_t back = next_below(&g->prng, (unsigned)g->ring_len);
+    if (next_unit(&g->prng) < g->o->dup_ratio && g->c.ring_len > 0) {
+        size_t back = next_below(&g->prng, (unsigned)g->c.ring_len);
 
         *kind = KIND_DUPLICATE;
-        g->duplicates++;
-        return &g->ring[(g->ring_next + RING_SIZE - 1 - back) % RING_SIZE];
+        g->c.duplicates++;
+        return &g->ring[(g->c.ring_next + RING_SIZE - 1 - back) % RING_SIZE];
     }
     *kind = KIND_VALID;
     return gen_valid(g);
+}
+
+/* ---- manifest rows and transactions ------------------------------------ */
+
+static void write_row(FILE *f, uint64_t seq, const char *kind, const char *key,
+                      const char *camera, const char *reason)
+{
+    fprintf(f, "%llu,%s,%s,%s,%s\n", (unsigned long long)seq, kind, key, camera, reason);
+}
+
+/* The next slot's message, with its manifest row written, or held until its
+ * transaction ends. */
+struct msg *gen_next(struct gen *g)
+{
+    enum kind kind;
+    const char *reason;
+    struct msg *m = gen_slot(g, &kind, &reason);
+    const char *camera = kind == KIND_MALFORMED ? "" : m->camera;
+
+    if (g->rows != NULL) {
+        struct row *r;
+
+        if (g->seq - g->txn_seq0 >= g->rows_cap)
+            abort(); /* unreachable: gen_run ends a transaction at --txn-messages */
+        r = &g->rows[g->seq - g->txn_seq0];
+        memcpy(r->key, m->key, strlen(m->key) + 1);
+        memcpy(r->camera, camera, strlen(camera) + 1);
+        r->kind = kind;
+        r->reason = reason;
+    } else if (g->manifest != NULL) {
+        write_row(g->manifest, g->seq, kind_names[kind], m->key, camera, reason);
+    }
+    g->seq++;
+    return m;
+}
+
+void gen_txn_begin(struct gen *g)
+{
+    g->saved = g->c;
+    g->txn_seq0 = g->seq;
+}
+
+/* Keeps the open transaction's effects, or takes them back (see the top of
+ * the file); writes its held manifest rows unless the outcome is unknown
+ * (after a fatal error its messages are in neither the manifest nor any
+ * count). */
+void gen_txn_end(struct gen *g, enum txn_outcome how)
+{
+    uint64_t n = g->seq - g->txn_seq0;
+
+    if (how != TXN_COMMITTED) {
+        uint64_t added = g->c.valid_new - g->saved.valid_new;
+
+        for (uint64_t i = 0; i < added && i < RING_SIZE; i++)
+            g->ring[(g->saved.ring_next + i) % RING_SIZE] = g->undo[i];
+        g->c = g->saved;
+    }
+    if (how == TXN_COMMITTED)
+        g->txns_committed++;
+    if (how == TXN_ABORTED) {
+        g->txns_aborted++;
+        g->aborted += n;
+    }
+    for (uint64_t i = 0; g->rows != NULL && how != TXN_UNKNOWN && i < n; i++) {
+        const struct row *r = &g->rows[i];
+
+        write_row(g->manifest, g->txn_seq0 + i, how == TXN_ABORTED ? "aborted" : kind_names[r->kind],
+                  r->key, r->camera, how == TXN_ABORTED ? "" : r->reason);
+    }
 }
 
 /* Every camera_id must be usable verbatim in JSON and CSV, fit event.h's
@@ -416,153 +489,6 @@ static int check_cameras(const refdata_t *ref, const char *path)
     return 0;
 }
 
-/* ---- Kafka and the production loop ------------------------------------- */
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    (void)opaque;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        delivered++;
-        return;
-    }
-    if (failed++ < 5)
-        fprintf(stderr, "camjoin-gen: delivery failed: %s\n", rd_kafka_err2str(m->err));
-}
-
-static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value,
-                    const char *flag)
-{
-    char err[512];
-
-    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) == RD_KAFKA_CONF_OK)
-        return 0;
-    usage_error(flag, err, NULL);
-    return -1;
-}
-
-/* Idempotent producer with the defaults, then -X overrides. Returns NULL on
- * a bad flag (message printed). */
-static rd_kafka_t *producer_new(const struct opts *o)
-{
-    static const char *const defaults[][2] = {
-        { "enable.idempotence", "true" }, { "acks", "all" }, { "linger.ms", "5" },
-        { "compression.codec", "none" }, { "message.timeout.ms", "30000" },
-    };
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_t *rk;
-    char err[512];
-
-    if (set_prop(conf, "bootstrap.servers", o->brokers, "--brokers") != 0)
-        goto fail_conf;
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        if (set_prop(conf, defaults[i][0], defaults[i][1], "defaults") != 0)
-            goto fail_conf;
-    for (int i = 0; i < o->nx; i++) {
-        const char *eq = strchr(o->xprops[i], '='); /* parse_args checked */
-        char name[256];
-
-        snprintf(name, sizeof(name), "%.*s", (int)(eq - o->xprops[i]), o->xprops[i]);
-        if (set_prop(conf, name, eq + 1, "-X") != 0)
-            goto fail_conf;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (rk == NULL) {
-        usage_error("-X", err, NULL); /* conflicting properties */
-        goto fail_conf;
-    }
-    return rk; /* conf is owned by rk */
-
-fail_conf:
-    rd_kafka_conf_destroy(conf);
-    return NULL;
-}
-
-static double seconds_since(const struct timespec *t0)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-/* Produces one slot; on a full queue serves delivery reports and retries the
- * same message. Returns 0 or -1 (error already printed). */
-static int produce_one(struct gen *g, rd_kafka_t *rk, rd_kafka_topic_t *rkt, FILE *manifest)
-{
-    enum kind kind;
-    const char *reason;
-    struct msg *m = gen_next(g, &kind, &reason);
-    rd_kafka_resp_err_t err;
-
-    if (manifest != NULL)
-        fprintf(manifest, "%llu,%s,%s,%s,%s\n", (unsigned long long)(g->sent - 1),
-                kind_names[kind], m->key, kind == KIND_MALFORMED ? "" : m->camera, reason);
-    do {
-        err = rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_KEY(m->key, strlen(m->key)),
-                                RD_KAFKA_V_VALUE(m->value, m->len), RD_KAFKA_V_END);
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(rk, 10);
-    } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL); /* drains by delivery or timeout */
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        fprintf(stderr, "camjoin-gen: produce: %s\n", rd_kafka_err2str(err));
-        return -1;
-    }
-    rd_kafka_poll(rk, 0);
-    return 0;
-}
-
-/* Produces all slots (paced by a token bucket refilled at --rate, checked
- * every ~1 ms), then waits for every delivery report. Returns 0 or 1. */
-static int run(struct gen *g, rd_kafka_t *rk, rd_kafka_topic_t *rkt, FILE *manifest,
-               double *elapsed)
-{
-    static const struct timespec tick = { 0, 1000000 };
-    struct timespec t0;
-    double next_progress = 5;
-    char err[512];
-    int rc = 0;
-
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (g->sent < g->o->total && !stop_signal && rc == 0) {
-        double el = seconds_since(&t0);
-
-        if (g->o->rate > 0 && (double)g->sent >= g->o->rate * el + 1) {
-            rd_kafka_poll(rk, 0);
-            clock_nanosleep(CLOCK_MONOTONIC, 0, &tick, NULL);
-            continue;
-        }
-        if (el >= next_progress) {
-            fprintf(stderr, "camjoin-gen: %llu/%llu produced, %llu delivered\n",
-                    (unsigned long long)g->sent, (unsigned long long)g->o->total,
-                    (unsigned long long)delivered);
-            next_progress += 5;
-        }
-        rc = produce_one(g, rk, rkt, manifest) == 0 ? 0 : 1;
-    }
-    while (rd_kafka_flush(rk, 5000) == RD_KAFKA_RESP_ERR__TIMED_OUT) {
-        if (rd_kafka_fatal_error(rk, err, sizeof(err)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fprintf(stderr, "camjoin-gen: fatal producer error: %s\n", err);
-            rc = 1;
-            break;
-        }
-        fprintf(stderr, "camjoin-gen: waiting for %d deliveries\n", rd_kafka_outq_len(rk));
-    }
-    *elapsed = seconds_since(&t0);
-    if (stop_signal) {
-        fprintf(stderr, "camjoin-gen: interrupted after %llu messages\n", (unsigned long long)g->sent);
-        rc = 1;
-    }
-    if (failed > 0) {
-        fprintf(stderr, "camjoin-gen: %llu of %llu deliveries failed\n",
-                (unsigned long long)failed, (unsigned long long)g->sent);
-        rc = 1;
-    }
-    return rc;
-}
-
 static void print_summary(const struct gen *g, double elapsed)
 {
     char buf[1024];
@@ -571,14 +497,21 @@ static void print_summary(const struct gen *g, double elapsed)
     append_cap(buf, sizeof(buf), &len,
                "{\"sent\":%llu,\"valid_new\":%llu,\"duplicates\":%llu,\"malformed\":%llu,"
                "\"unknown_camera\":%llu,\"malformed_by_reason\":{",
-               (unsigned long long)g->sent, (unsigned long long)g->valid_new,
-               (unsigned long long)g->duplicates, (unsigned long long)g->malformed,
-               (unsigned long long)g->unknown);
+               (unsigned long long)g->c.sent, (unsigned long long)g->c.valid_new,
+               (unsigned long long)g->c.duplicates, (unsigned long long)g->c.malformed,
+               (unsigned long long)g->c.unknown);
     for (size_t i = 0; i < N_MALFORMED; i++)
         append_cap(buf, sizeof(buf), &len, "%s\"%s\":%llu", i ? "," : "",
-                   malformed_kinds[i].reason, (unsigned long long)g->by_reason[i]);
-    append_cap(buf, sizeof(buf), &len, "},\"elapsed_s\":%.3f,\"rate\":%.0f}\n", elapsed,
-               elapsed > 0 ? (double)g->sent / elapsed : 0.0);
+                   malformed_kinds[i].reason, (unsigned long long)g->c.by_reason[i]);
+    append_cap(buf, sizeof(buf), &len, "}");
+    if (g->o->txn_id != NULL)
+        append_cap(buf, sizeof(buf), &len,
+                   ",\"aborted\":%llu,\"transactions_committed\":%llu,\"transactions_aborted\":%llu",
+                   (unsigned long long)g->aborted, (unsigned long long)g->txns_committed,
+                   (unsigned long long)g->txns_aborted);
+    /* rate counts every message produced: aborted ones too, as --rate does */
+    append_cap(buf, sizeof(buf), &len, ",\"elapsed_s\":%.3f,\"rate\":%.0f}\n", elapsed,
+               elapsed > 0 ? (double)g->seq / elapsed : 0.0);
     fputs(buf, stdout);
     fflush(stdout);
 }
@@ -587,11 +520,10 @@ int main(int argc, char **argv)
 {
     struct opts o;
     struct gen g = { .o = &o };
-    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESETHAND };
     refdata_t *ref = NULL;
-    FILE *manifest = NULL;
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
+    const char *flag;
     double elapsed = 0;
     char err[512];
     int rc;
@@ -609,19 +541,30 @@ int main(int argc, char **argv)
     g.ref = ref;
     g.prng = o.seed;
     if (o.manifest != NULL) {
-        manifest = fopen(o.manifest, "w");
-        if (manifest == NULL) {
+        g.manifest = fopen(o.manifest, "w");
+        if (g.manifest == NULL) {
             fprintf(stderr, "camjoin-gen: --manifest: %s: %s\n", o.manifest, strerror(errno));
             goto out_ref;
         }
-        fputs("seq,kind,event_id,camera_id,reason\n", manifest);
+        fputs("seq,kind,event_id,camera_id,reason\n", g.manifest);
     }
     rc = 1;
     g.ring = malloc(RING_SIZE * sizeof(*g.ring));
     if (g.ring == NULL)
-        goto out_manifest;
-    rk = producer_new(&o);
+        goto out_ring;
+    if (o.txn_id != NULL) { /* gen.h: undo ring, held rows */
+        g.undo = malloc(RING_SIZE * sizeof(*g.undo));
+        g.rows_cap = g.manifest == NULL ? 0 : o.txn_messages < o.total ? o.txn_messages : o.total;
+        g.rows = g.rows_cap > 0 ? calloc(g.rows_cap, sizeof(*g.rows)) : NULL;
+        if (g.undo == NULL || (g.rows_cap > 0 && g.rows == NULL)) {
+            fprintf(stderr, "camjoin-gen: --txn-messages: no memory to hold %llu manifest rows\n",
+                    (unsigned long long)g.rows_cap);
+            goto out_ring;
+        }
+    }
+    rk = gen_producer_new(&o, err, sizeof(err), &flag);
     if (rk == NULL) {
+        usage_error(flag, err, NULL);
         rc = 2;
         goto out_ring;
     }
@@ -631,20 +574,18 @@ int main(int argc, char **argv)
         rc = 2;
         goto out_rk;
     }
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 
-    rc = run(&g, rk, rkt, manifest, &elapsed);
+    rc = gen_run(&g, rk, rkt, &elapsed);
     print_summary(&g, elapsed);
 
     rd_kafka_topic_destroy(rkt);
 out_rk:
     rd_kafka_destroy(rk);
 out_ring:
+    free(g.rows);
+    free(g.undo);
     free(g.ring);
-out_manifest:
-    if (manifest != NULL && fclose(manifest) != 0) {
+    if (g.manifest != NULL && fclose(g.manifest) != 0) {
         fprintf(stderr, "camjoin-gen: --manifest: %s: %s\n", o.manifest, strerror(errno));
         rc = rc == 0 ? 1 : rc;
     }
