@@ -16,6 +16,7 @@
 
 #include <endian.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -363,6 +364,23 @@ int batch_add_dead(batch_t *b, int32_t partition, int64_t offset,
 int batch_note_offset(batch_t *b, int32_t partition, int64_t offset)
 {
     return note_offset(b, partition, offset);
+}
+
+int batch_add_gap(batch_t *b, int32_t partition, int64_t from, int64_t to)
+{
+    char payload[96];
+    if (from < 0 || from >= to)
+        return -1;
+    int n = snprintf(payload, sizeof payload,
+                     "{\"from_offset\":%lld,\"to_offset\":%lld,\"offsets\":%lld}",
+                     (long long)from, (long long)to, (long long)(to - from));
+    if (n < 0 || (size_t)n >= sizeof payload ||
+        batch_add_dead(b, partition, from, payload, (size_t)n, "offset_gap") < 0)
+        return -1;
+    batch_offset_t *o = find_offset(b, partition); /* noted by batch_add_dead */
+    if (to > o->next)
+        o->next = to;
+    return 0;
 }
 
 size_t batch_rows(const batch_t *b) { return b->rows; }

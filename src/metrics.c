@@ -133,8 +133,13 @@ static void render(const pipeline_t *p, strbuf_t *t)
            "Batches rolled back on a unique violation and redone through staging.",
            s.restaged);
     metric(t, "camjoin_offset_gaps_total", C,
-           "Offsets skipped by Kafka (compaction, transaction markers).",
-           s.offset_gaps);
+           "Offset ranges lost to retention before camjoin read them (each "
+           "recorded as an offset_gap dead letter).", s.offset_gaps);
+    metric(t, "camjoin_offsets_lost_total", C,
+           "Offsets in those ranges.", s.offsets_lost);
+    metric(t, "camjoin_offsets_skipped_total", C,
+           "Offsets that carry no message for camjoin: transaction markers, "
+           "aborted transactions, compaction.", s.offsets_skipped);
     metric(t, "camjoin_reference_reloads_total", C,
            "Successful reloads of the reference CSV.", s.reloads);
     metric(t, "camjoin_reference_reload_failures_total", C,

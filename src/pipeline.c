@@ -159,7 +159,7 @@ static void backpressure(pipeline_t *p)
         log_info("buffer full, pausing partitions", "buffered=%zu", p->buffered);
         source_kafka_pause(p->src);
         p->paused_since_ms = uv_now(p->loop);
-    } else if (!p->stopping && p->buffered <= max / 2 &&
+    } else if (!p->stopping && !p->reposition && p->buffered <= max / 2 &&
                source_kafka_paused(p->src)) {
         log_info("buffer drained, resuming partitions", "buffered=%zu",
                  p->buffered);
@@ -259,8 +259,8 @@ static void on_message(void *ud, const source_msg_t *m)
         if (!p->st.first_message_ms)
             p->st.first_message_ms = wall_ms();
     }
-    if (m->offset > pt->next)
-        p->st.offset_gaps++; /* compaction, transaction markers, retention */
+    if (m->offset > pt->next) /* transaction markers, aborted data, compaction */
+        p->st.offsets_skipped += (uint64_t)(m->offset - pt->next);
     pt->next = m->offset + 1;
     p->st.consumed++;
     p->buffered++;
@@ -307,7 +307,7 @@ void pipeline_flush(pipeline_t *p)
         return;
     if (!p->nsealed && p->open && batch_messages(p->open)) {
         int64_t age = (int64_t)uv_now(p->loop) - p->open_since;
-        if (!p->stopping && age < p->cfg->batch_max_wait_ms) {
+        if (!p->stopping && !p->reposition && age < p->cfg->batch_max_wait_ms) {
             uv_timer_start(&p->linger, on_linger,
                            (uint64_t)(p->cfg->batch_max_wait_ms - age), 0);
             return;
@@ -329,7 +329,12 @@ void pipeline_flush(pipeline_t *p)
     }
     if (p->stopping)
         finish(p);
-    else if (until_end_reached(p)) {
+    else if (p->reposition && !p->buffered) {
+        /* every message read before the out-of-range is committed: now the
+         * stored offsets are exact, and positioning records the gap */
+        p->reposition = 0;
+        pipeline_resolve(p);
+    } else if (until_end_reached(p)) {
         log_info("reached the end of every assigned partition", NULL);
         pipeline_stop(p, 0);
     }
@@ -384,7 +389,7 @@ static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
                  "re-reading stored offsets", "messages=%zu", msgs);
         pipeline_drop_buffered(p);
         if (!p->stopping)
-            pipeline_resolve(p, 1);
+            pipeline_resolve(p);
     }
     batch_recycle(p, b);
     backpressure(p);
@@ -642,7 +647,7 @@ static void on_tick(uv_timer_t *t)
     dedup_expire(p->dedup, (int64_t)now);
     if (p->need_resolve && !p->stopping) {
         p->need_resolve = 0;
-        pipeline_resolve(p, p->resync);
+        pipeline_resolve(p);
     }
     if (now - p->last_stats_ms >= STATS_EVERY_MS) {
         if (p->st.consumed != p->last_consumed)
@@ -663,7 +668,8 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
     static const source_kafka_callbacks scb = {
         .on_message = on_message, .on_drained = on_drained,
         .on_revoke = pipeline_on_revoke, .on_assign = pipeline_on_assign,
-        .on_eof = pipeline_on_eof, .on_error = on_source_error,
+        .on_eof = pipeline_on_eof, .on_out_of_range = pipeline_on_out_of_range,
+        .on_error = on_source_error,
     };
     static const sink_pg_callbacks kcb = {
         .on_txn_done = on_txn_done, .on_offsets = pipeline_on_offsets,

@@ -5,6 +5,16 @@
  * of a replay timestamp) on the thread pool, applies --replay-from once per
  * partition, and only then assigns at absolute offsets. Every step checks a
  * generation number, so a rebalance in the middle discards stale answers.
+ *
+ * Retention. A stored offset below the log start means messages were deleted
+ * before camjoin read them. That is never skipped silently: the partition is
+ * logged with the exact range, the gap is counted, and the range is written
+ * as an `offset_gap` dead letter in the same transaction that moves the
+ * stored offset to the log start (batch_add_gap). The same happens when a
+ * running fetch goes out of range: librdkafka reports it (auto.offset.reset
+ * is "error", source_kafka.c), the pipeline pauses, commits everything it
+ * has read, and only then re-reads the stored offsets and re-positions, so
+ * the recorded range is exactly what nobody read.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +50,13 @@ void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n)
     p->assigned = a;
     p->nassigned = n;
     log_info("partitions assigned", "count=%zu", n);
-    pipeline_resolve(p, 0);
+    pipeline_resolve(p);
 }
 
 /* Step 1 of (re)positioning the assignment: read the stored offsets. */
-void pipeline_resolve(pipeline_t *p, int resync)
+void pipeline_resolve(pipeline_t *p)
 {
     p->gen++;
-    p->resync = resync;
     p->awaiting_assign = 1;
     for (size_t i = 0; i < p->nassigned; i++) {
         struct part *pt = pipeline_part(p, p->assigned[i]);
@@ -84,8 +93,10 @@ static void start_resolve(pipeline_t *p)
     c->gen = p->gen;
 }
 
-/* Step 2: stored offsets known; warm the dedup window (unless this is a
- * resync after a fenced commit: the partitions stayed ours). */
+/* Step 2: stored offsets known; warm the dedup window. Also after a fenced
+ * commit: the fence means another consumer wrote these partitions (this
+ * process may have been a zombie the group had already replaced), so the
+ * window lacks what it wrote. */
 void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
                        size_t n)
 {
@@ -98,7 +109,7 @@ void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
     for (size_t i = 0; i < n; i++)
         if ((size_t)parts[i] < p->nparts)
             p->parts[parts[i]].stored = next[i];
-    if (p->cfg->dedup_warm_up && !p->resync) {
+    if (p->cfg->dedup_warm_up) {
         p->warm_gen = p->gen;
         p->warm_start_ms = uv_now(p->loop);
         sink_pg_warm(p->sink, p->assigned, p->nassigned);
@@ -128,13 +139,35 @@ void pipeline_on_warm_done(void *ud, size_t rows)
     start_resolve(p);
 }
 
+/* The stored offset `from` of partition `id` is below the log start `to`:
+ * offsets [from, to) were deleted unread. Logged, counted, and recorded in
+ * the open batch, which commits it with the new stored offset. */
+static void record_gap(pipeline_t *p, int32_t id, int64_t from, int64_t to)
+{
+    batch_t *b = pipeline_open_batch(p);
+    log_warn("messages lost: deleted by retention before camjoin read them; "
+             "recorded as an offset_gap dead letter", "partition=%d from=%lld "
+             "to=%lld lost_offsets=%lld", (int)id, (long long)from,
+             (long long)to, (long long)(to - from));
+    if (!b || batch_add_gap(b, id, from, to) != 0) {
+        log_error("cannot buffer the offset_gap dead letter", "partition=%d", (int)id);
+        pipeline_stop(p, 1);
+        return;
+    }
+    p->buffered++;
+    p->st.offset_gaps++;
+    p->st.offsets_lost += (uint64_t)(to - from);
+}
+
 /* Where partition i starts: replay spec (first assignment only), else the
  * stored offset, else auto.offset.reset. Clamped into [low, high]. */
 static int64_t start_offset(pipeline_t *p, struct part *pt, int32_t id,
                             const source_resolved_t *r, size_t i)
 {
     int64_t start = pt->stored;
+    int replayed = 0;
     if (!pt->replayed && p->replay.kind != REPLAY_NONE) {
+        replayed = p->replay.kind != REPLAY_PARTITIONS;
         switch (p->replay.kind) {
         case REPLAY_EARLIEST: start = r->low[i]; break;
         case REPLAY_LATEST: start = r->high[i]; break;
@@ -142,8 +175,10 @@ static int64_t start_offset(pipeline_t *p, struct part *pt, int32_t id,
         case REPLAY_TIME: start = r->at_time[i]; break;
         case REPLAY_PARTITIONS:
             for (size_t k = 0; k < p->replay.n; k++)
-                if (p->replay.partitions[k] == id)
+                if (p->replay.partitions[k] == id) {
                     start = p->replay.offsets[k];
+                    replayed = 1;
+                }
             break;
         default: break;
         }
@@ -151,10 +186,13 @@ static int64_t start_offset(pipeline_t *p, struct part *pt, int32_t id,
     pt->replayed = 1;
     if (start == BATCH_OFFSET_NONE)
         start = p->offset_reset_latest ? r->high[i] : r->low[i];
-    if (start < r->low[i]) {
-        log_warn("start offset below the log start (retention): messages "
-                 "were lost before camjoin read them", "partition=%d start=%lld "
-                 "low=%lld", (int)id, (long long)start, (long long)r->low[i]);
+    if (start < r->low[i] && !replayed) {
+        record_gap(p, id, start, r->low[i]);
+        start = r->low[i];
+    } else if (start < r->low[i]) {
+        log_warn("--replay-from below the log start: replaying from the log "
+                 "start", "partition=%d start=%lld low=%lld", (int)id,
+                 (long long)start, (long long)r->low[i]);
         start = r->low[i];
     } else if (start > r->high[i]) {
         log_warn("start offset beyond the end of the partition (topic "
@@ -195,7 +233,13 @@ static void on_resolved(void *ud, const source_resolved_t *r)
                  (long long)starts[i], (long long)pt->stored,
                  (long long)pt->high);
     }
-    if (source_kafka_assign(p->src, r->partitions, starts, r->n) != 0) {
+    /* paused for a re-positioning, or with nothing buffered any more: the
+     * new positions resume fetching (back-pressure keeps its own pause) */
+    int rc = source_kafka_paused(p->src) &&
+                     p->buffered <= (size_t)p->cfg->batch_max_buffered / 2
+                 ? source_kafka_resume_at(p->src, r->partitions, starts, r->n)
+                 : source_kafka_assign(p->src, r->partitions, starts, r->n);
+    if (rc != 0) {
         for (size_t i = 0; i < r->n; i++)
             p->parts[r->partitions[i]].state = P_RESOLVING;
         p->need_resolve = 1; /* the tick tries again */
@@ -206,15 +250,17 @@ static void on_resolved(void *ud, const source_resolved_t *r)
     pipeline_flush(p); /* --until-end may already be satisfied */
 }
 
-/* --until-end: the partition ends at `offset`. If the last offsets were never
- * delivered (transaction markers), account for them so the stored offset,
- * and this run, reach the end. */
+/* The consumer's position at the end of a partition. If the offsets before
+ * it were never delivered (commit/abort markers, aborted transactions), they
+ * are accounted for, so the stored offset follows the position: lag reaches
+ * 0, and --until-end reaches the end. */
 void pipeline_on_eof(void *ud, int32_t partition, int64_t offset)
 {
     pipeline_t *p = ud;
     struct part *pt = pipeline_part_active(p, partition);
-    if (p->stopping || !pt || offset <= pt->next || offset > pt->high)
+    if (p->stopping || !pt || offset <= pt->next)
         return;
+    p->st.offsets_skipped += (uint64_t)(offset - pt->next);
     if (!pipeline_open_batch(p)) {
         pipeline_stop(p, 1);
         return;
@@ -225,3 +271,23 @@ void pipeline_on_eof(void *ud, int32_t partition, int64_t offset)
     pipeline_flush(p);
 }
 
+
+/* A fetch position is out of range: most likely retention deleted what was
+ * not read yet. Stop reading, commit what was read, then re-position from
+ * the stored offsets (pipeline_flush), which records the gap exactly. */
+void pipeline_on_out_of_range(void *ud, int32_t partition, int64_t offset,
+                              const char *msg)
+{
+    pipeline_t *p = ud;
+    char q[600];
+    struct part *pt = pipeline_part_active(p, partition);
+    if (p->stopping || !pt)
+        return;
+    log_warn("fetch position out of range: committing what was read, then "
+             "re-positioning", "partition=%d offset=%lld next=%lld detail=%s",
+             (int)partition, (long long)offset, (long long)pt->next,
+             log_quote(q, sizeof q, msg));
+    p->reposition = 1;
+    source_kafka_pause(p->src);
+    pipeline_flush(p);
+}

@@ -44,7 +44,7 @@ struct pipeline {
     uint64_t offsets_gen;    /* gen whose offsets read is outstanding */
     int awaiting_assign;     /* between a revoke/assign and its positioning */
     int need_resolve;        /* resolution failed; the tick retries it */
-    int resync;              /* the resolution in progress follows a fence */
+    int reposition;          /* a fetch went out of range: drain, then resolve */
     uint64_t warm_gen;       /* gen whose dedup warm-up is running */
     uint64_t warm_start_ms;
 
@@ -90,9 +90,11 @@ void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n);
 void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
                          size_t n);
 void pipeline_on_eof(void *ud, int32_t partition, int64_t offset);
-/* re-read stored offsets and re-assign; `resync` after a fenced commit
- * (the partitions stayed ours: no dedup warm-up) */
-void pipeline_resolve(pipeline_t *p, int resync);
+void pipeline_on_out_of_range(void *ud, int32_t partition, int64_t offset,
+                              const char *msg);
+/* re-read stored offsets, warm the dedup window and re-assign: on
+ * assignment, after a fenced commit, after an out-of-range fetch */
+void pipeline_resolve(pipeline_t *p);
 void pipeline_on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
                           int64_t offset);
 void pipeline_on_warm_done(void *ud, size_t rows);

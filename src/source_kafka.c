@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "camjoin/config.h"
 #include "camjoin/event.h"
 #include "camjoin/log.h"
 
@@ -115,8 +117,14 @@ static void drain(source_kafka_t *s)
                 s->cb.on_message(s->ud, &sm);
                 delivered++;
             } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                if (s->cb.on_eof)
-                    s->cb.on_eof(s->ud, m->partition, m->offset);
+                s->cb.on_eof(s->ud, m->partition, m->offset);
+            } else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+                /* the partition stopped fetching; the owner re-positions it */
+                char msg[512];
+                snprintf(msg, sizeof msg, "partition=%d offset=%lld: %s",
+                         (int)m->partition, (long long)m->offset,
+                         rd_kafka_message_errstr(m));
+                s->cb.on_out_of_range(s->ud, m->partition, m->offset, msg);
             } else {
                 char msg[512];
                 int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL ||
@@ -183,6 +191,9 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
         {"heartbeat.interval.ms", "1000"},
         /* a broker back from an outage is reconnected within a second */
         {"reconnect.backoff.max.ms", "1000"},
+        /* partitions added to the topic are seen (and rebalanced in)
+         * within 10 s instead of librdkafka's 5 minutes */
+        {"topic.metadata.refresh.interval.ms", "10000"},
         {"log.queue", "true"},
         {"client.id", "camjoin"},
     };
@@ -206,15 +217,22 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
         if (conf_set(conf, defaults[i][0], defaults[i][1], err, errlen))
             goto fail_conf;
-    /* EOF events tell --until-end where a partition ends even when its last
-     * offsets are control records (transactions) that are never delivered */
-    if (conf_set(conf, "enable.partition.eof", cfg->until_end ? "true" : "false",
-                 err, errlen))
-        goto fail_conf;
     for (size_t i = 0; i < cfg->n_kafka_props; i++)
         if (conf_set(conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value,
                      err, errlen))
             goto fail_conf;
+    /* Two settings camjoin's offset bookkeeping depends on, so they come
+     * after the user's. EOF events carry the consumer's position when it
+     * reaches the end of a partition, past commit/abort markers and aborted
+     * transactions that are never delivered: the stored offset follows the
+     * position, not "last message + 1". And an out-of-range fetch position
+     * (retention deleted what was not read yet) must not be reset silently:
+     * "error" makes librdkafka report it (on_out_of_range), and the owner
+     * records the lost range before going on. camjoin itself applies the
+     * user's auto.offset.reset to partitions with no stored offset. */
+    if (conf_set(conf, "enable.partition.eof", "true", err, errlen) ||
+        conf_set(conf, "auto.offset.reset", "error", err, errlen))
+        goto fail_conf;
     char strategy[256];
     size_t slen = sizeof strategy;
     if (rd_kafka_conf_get(conf, "partition.assignment.strategy", strategy,
@@ -537,6 +555,17 @@ int source_replay_parse(const char *spec, replay_spec_t *r, char *err,
         r->kind = REPLAY_EARLIEST;
     } else if (strcmp(spec, "latest") == 0) {
         r->kind = REPLAY_LATEST;
+    } else if (spec[0] == '@' && spec[1] == '-') {
+        /* @-DURATION: that long before now (the start of this run) */
+        int64_t ago;
+        struct timespec now;
+        r->kind = REPLAY_TIME;
+        if (config_parse_duration(spec + 2, &ago) != 0 || ago <= 0)
+            goto bad;
+        clock_gettime(CLOCK_REALTIME, &now);
+        r->time_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - ago;
+        if (r->time_ms < 0)
+            r->time_ms = 0;
     } else if (spec[0] == '@') {
         r->kind = REPLAY_TIME;
         if (parse_i64(spec + 1, spec + len, &r->time_ms) != 0) {
@@ -558,7 +587,7 @@ bad:
     replay_spec_clear(r);
     snprintf(err, errlen,
              "--replay-from: bad spec \"%s\" (use earliest, latest, OFFSET, "
-             "P:OFFSET[,P:OFFSET...], @RFC3339 or @EPOCH_MS)", spec);
+             "P:OFFSET[,P:OFFSET...], @RFC3339, @EPOCH_MS or @-DURATION)", spec);
     return -1;
 }
 

@@ -98,6 +98,13 @@ int batch_add_dead(batch_t *b, int32_t partition, int64_t offset,
 /* Notes an offset that produced no row (a duplicate, a dropped miss). */
 int batch_note_offset(batch_t *b, int32_t partition, int64_t offset);
 
+/* Records offsets [from, to) of a partition as lost before they were read
+ * (retention): one dead letter at kafka_offset `from` with reason
+ * "offset_gap" and the payload {"from_offset":F,"to_offset":T,"offsets":N},
+ * and the partition's next offset becomes `to`. Counts as one message.
+ * Returns 0, or -1 (batch unchanged) when from >= to or on ENOMEM. */
+int batch_add_gap(batch_t *b, int32_t partition, int64_t from, int64_t to);
+
 size_t batch_rows(const batch_t *b);      /* event rows */
 size_t batch_dead(const batch_t *b);      /* dead letters */
 size_t batch_messages(const batch_t *b);  /* all noted messages */

@@ -62,7 +62,10 @@ typedef struct pipeline_stats {
     uint64_t batches;         /* committed transactions */
     uint64_t fenced;          /* transactions rolled back by the offset fence */
     uint64_t reloads, reload_failures;
-    uint64_t offset_gaps;     /* offsets never delivered (compaction, markers) */
+    uint64_t offset_gaps;     /* ranges lost before they were read (retention) */
+    uint64_t offsets_lost;    /* offsets in those ranges */
+    uint64_t offsets_skipped; /* offsets with no message (transaction markers,
+                               * aborted transactions, compaction) */
     uint64_t restaged;        /* batches redone through staging (they met existing rows) */
     int64_t first_message_ms; /* wall clock of the first message, 0 = none yet */
     int64_t last_commit_ms;   /* wall clock of the last successful commit */

@@ -13,7 +13,10 @@
  * Offsets are not Kafka's business here: enable.auto.commit and
  * enable.auto.offset.store are off, and PostgreSQL (camjoin_offsets) is the
  * source of truth. Offsets go to Kafka only as an informational async commit,
- * so that standard lag tools see progress.
+ * so that standard lag tools see progress. The source never moves a position
+ * by itself: every partition is assigned at an explicit offset, partition
+ * EOF events report the position at the end of a partition (on_eof), and an
+ * out-of-range position is reported (on_out_of_range), never reset.
  *
  * Rebalancing (eager assignors): on revoke the source drops its assignment at
  * once and tells the owner; on assign it hands the partition list to the
@@ -55,9 +58,16 @@ typedef struct source_kafka_callbacks {
     void (*on_revoke)(void *ud);
     /* new assignment; call source_kafka_assign() once offsets are known */
     void (*on_assign)(void *ud, const int32_t *partitions, size_t n);
-    /* --until-end only: the partition has no message at or after `offset`
-     * (its end at this moment); may be NULL */
+    /* the consumer reached the end of the partition: its position is
+     * `offset` (the high watermark, or the last stable offset), and every
+     * message before it has been delivered; offsets in between that were
+     * never delivered are transaction markers or aborted data */
     void (*on_eof)(void *ud, int32_t partition, int64_t offset);
+    /* the fetch position `offset` is not in the log (below the log start:
+     * retention; or above the end); the partition stopped fetching until it
+     * is assigned again. `msg` is one formatted line for the log. */
+    void (*on_out_of_range)(void *ud, int32_t partition, int64_t offset,
+                            const char *msg);
     /* a consumer error worth logging (already formatted, one line) */
     void (*on_error)(void *ud, const char *msg, int fatal);
 } source_kafka_callbacks;
@@ -136,7 +146,8 @@ typedef struct replay_spec {
 } replay_spec_t;
 
 /* Parses SPEC: earliest | latest | OFFSET | P:OFFSET[,P:OFFSET...] |
- * @RFC3339 | @EPOCH_MS. NULL or "" gives REPLAY_NONE. On error returns -1 and
+ * @RFC3339 | @EPOCH_MS | @-DURATION (e.g. @-1h: an hour before now, the
+ * moment of parsing). NULL or "" gives REPLAY_NONE. On error returns -1 and
  * writes a one-line reason naming the spec into err. */
 int source_replay_parse(const char *spec, replay_spec_t *out, char *err,
                         size_t errlen);

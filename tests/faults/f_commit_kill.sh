@@ -82,6 +82,9 @@ killer() {
                 break
             fi
             kill -0 "$GEN" 2>/dev/null || break
+            # the sync-replication phase began: that commit waits for the
+            # next termination, which this loop must not hold back
+            [[ ! -e "$CJ_TMP/syncrep.on" ]] || break
             sleep 0.02
         done
     done

@@ -12,6 +12,7 @@
 #       a real Apache Kafka broker (tests/kafka/kafka.sh) with TOPIC created
 #       (topic configs K=V): the ctest run's shared broker when
 #       CAMJOIN_KAFKA_SHARED names a live one, else one of this test's own;
+#       once a broker is up, another call only creates another topic;
 #       CAMJOIN_KAFKA=mock runs camjoin-mock-kafka instead (a quick offline
 #       run). Exports KAFKA_BROKERS.
 #   kafka_start_own TOPIC PARTITIONS [NODES [K=V...]]
@@ -203,12 +204,18 @@ kafka_start() {  # TOPIC PARTITIONS [K=V...]
         kafka_start_mock "$topic" "$parts"
         return
     fi
+    if [[ -n $KAFKA_BROKERS && -z $KAFKA_MOCK_PID ]]; then  # a broker is up: one more topic
+        kafka_topic_create "$topic" "$parts" "$@"
+        log "topic $topic with $parts partitions"
+        return
+    fi
     shared=$(kafka_shared_bootstrap "${CAMJOIN_KAFKA_SHARED:-}")
     if [[ -z $shared ]]; then
         kafka_start_own "$topic" "$parts" 1 "$@"
         return
     fi
     KAFKA_DIR=$CJ_TMP/kafka KAFKA_BROKERS=$shared KAFKA_NODES=1 KAFKA_RF=1
+    KAFKA_DATA_ROOT=$CAMJOIN_KAFKA_SHARED/cluster
     mkdir -p "$KAFKA_DIR"
     export KAFKA_BROKERS
     kafka_topic_create "$topic" "$parts" "$@"

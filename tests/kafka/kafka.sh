@@ -36,6 +36,9 @@
 #                                   the broker's DeleteRecords: the log start
 #                                   of that partition moves to OFFSET
 #   kafka_leader TOPIC PARTITION    node id of the partition's leader
+#   kafka_codecs TOPIC PARTITION    the compression codecs of the partition's
+#                                   record batches as stored by the broker
+#                                   (DumpLogSegments over its log files)
 #   kafka_tool CLASS ARGS...        one of Kafka's own tools (small JVM)
 #   kafka_version                   the version the broker reports it runs
 #   free_port                       a free TCP port on 127.0.0.1
@@ -51,6 +54,7 @@ KAFKA_SH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}
 
 KAFKA_DIR=""         # the cluster's scratch directory (configs, logs, data)
+KAFKA_DATA_ROOT=""   # where the nodes' data directories are (node*/data)
 KAFKA_NODES=0        # node count of the running cluster
 KAFKA_RF=1           # replication factor for topics
 KAFKA_BROKERS=""
@@ -247,7 +251,7 @@ kafka_cluster_start() {  # DIR N [K=V...]
     shift 2
     kafka_fetch
     t0=$(date +%s.%N)
-    KAFKA_DIR=$dir KAFKA_NODES=$n KAFKA_RF=$((n >= 3 ? 3 : n))
+    KAFKA_DIR=$dir KAFKA_DATA_ROOT=$dir KAFKA_NODES=$n KAFKA_RF=$((n >= 3 ? 3 : n))
     mkdir -p "$KAFKA_DIR"
     for ((id = 1; id <= n; id++)); do
         KAFKA_PORT[$id]=$(free_port)
@@ -331,6 +335,14 @@ kafka_delete_records() {  # TOPIC PARTITION OFFSET
         _kafka_fail "delete records of $1[$2] below $3: $(tail -n 3 "$KAFKA_DIR/delete-records.log")"
     grep -q "partition: $1-$2	low_watermark: $3" "$KAFKA_DIR/delete-records.log" ||
         _kafka_fail "delete records of $1[$2] below $3: $(cat "$KAFKA_DIR/delete-records.log")"
+}
+
+kafka_codecs() {  # TOPIC PARTITION: "codec count" lines
+    local files
+    files=$(ls "$KAFKA_DATA_ROOT"/node*/data/"$1-$2"/*.log 2>/dev/null | paste -sd, -)
+    [[ -n $files ]] || _kafka_fail "no log segments of $1-$2 under $KAFKA_DATA_ROOT"
+    kafka_tool org.apache.kafka.tools.DumpLogSegments --files "$files" 2>/dev/null |
+        sed -nE 's/.*compresscodec: ([a-z0-9]+).*/\1/p' | sort | uniq -c | awk '{ print $2, $1 }'
 }
 
 kafka_leader() {  # TOPIC PARTITION

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# t_compression — the same data produced with each of Kafka's codecs
+# (gzip, snappy, lz4, zstd) gives exactly the same rows.
+#
+# For each codec, camjoin-gen produces the same seeded stream (6,000
+# messages on 2 partitions: duplicates, unknown cameras, malformed messages)
+# to a topic of its own with `-X compression.codec=CODEC` (librdkafka's
+# producer, as `kcat -z CODEC` would). The broker must store it compressed
+# with that codec: Kafka's DumpLogSegments reads the topic's log files and
+# every record batch must carry `compresscodec: CODEC`. Then camjoin
+# --until-end consumes it into emptied tables, and the end state must be
+# exact against the generator's manifest (assert_final_state: rows by id
+# and column, the join, dead letters by reason, offsets at the partition
+# ends). The manifests of the four runs must be identical.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_real_kafka
+need_bin camjoin camjoin-gen
+
+PARTS=2 COUNT=6000
+pg_start
+for codec in gzip snappy lz4 zstd; do
+    topic=codec-$codec
+    echo "codec $codec"
+    kafka_start "$topic" "$PARTS"
+    gen "$codec" --topic "$topic" --count "$COUNT" --seed 707 --dup-ratio 0.08 \
+        --unknown-camera-ratio 0.02 --malformed-ratio 0.02 --manifest "$CJ_TMP/$codec.csv" \
+        -X compression.codec="$codec" -X linger.ms=20
+    cmp -s "$CJ_TMP/gzip.csv" "$CJ_TMP/$codec.csv" || fail "$codec: the manifest differs from gzip's"
+    for ((p = 0; p < PARTS; p++)); do
+        codecs=$(kafka_codecs "$topic" "$p" | awk '{ print $1 }' | paste -sd, -)
+        assert_eq "$topic[$p]: codec of every stored record batch" "$codec" "$codecs"
+    done
+    psql_val "TRUNCATE camera_events, camjoin_dead_letters" >/dev/null 2>&1 || true
+    camjoin_args "$topic" "g-$codec"
+    camjoin_start "run-$codec" "${CJ_ARGS[@]}" --until-end
+    camjoin_wait "$CAMJOIN_PID" 120
+    assert_eq "$codec: camjoin --until-end exit code" 0 "$CAMJOIN_RC"
+    assert_final_state "$CJ_TMP/$codec.json" "$CJ_TMP/$codec.csv" "$topic" "g-$codec" "$PARTS"
+done
+echo "PASS t_compression"
