@@ -478,7 +478,8 @@ static void log_stats(pipeline_t *p, const char *msg)
     const hist_t *l = p->lat_produce;
     log_info(msg, "consumed=%llu rows=%llu inserted=%llu duplicates=%llu "
              "dead_letters=%llu join_misses=%llu batches=%llu fenced=%llu "
-             "restaged=%llu dedup_keys=%zu dedup_bytes=%zu active_s=%.3f rate=%.0f "
+             "restaged=%llu offset_gaps=%llu offsets_skipped=%llu dedup_keys=%zu "
+             "dedup_bytes=%zu active_s=%.3f rate=%.0f "
              "latency_p50_ms=%.2f latency_p99_ms=%.2f latency_p999_ms=%.2f "
              "latency_max_ms=%.2f",
              (unsigned long long)p->st.consumed,
@@ -489,7 +490,9 @@ static void log_stats(pipeline_t *p, const char *msg)
              (unsigned long long)p->st.join_misses,
              (unsigned long long)p->st.batches,
              (unsigned long long)p->st.fenced,
-             (unsigned long long)p->st.restaged, dedup_count(p->dedup),
+             (unsigned long long)p->st.restaged,
+             (unsigned long long)p->st.offset_gaps,
+             (unsigned long long)p->st.offsets_skipped, dedup_count(p->dedup),
              dedup_bytes(p->dedup), (double)active / 1000,
              active ? (double)s->consumed * 1000 / (double)active : 0.0,
              (double)hist_quantile_us(l, 0.5) / 1000,

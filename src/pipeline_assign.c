@@ -145,10 +145,11 @@ void pipeline_on_warm_done(void *ud, size_t rows)
 static void record_gap(pipeline_t *p, int32_t id, int64_t from, int64_t to)
 {
     batch_t *b = pipeline_open_batch(p);
-    log_warn("messages lost: deleted by retention before camjoin read them; "
-             "recorded as an offset_gap dead letter", "partition=%d from=%lld "
-             "to=%lld lost_offsets=%lld", (int)id, (long long)from,
-             (long long)to, (long long)(to - from));
+    /* every gap is logged: never folded into a "repeated" count */
+    log_emit_each(LOG_WARN, "messages lost: deleted by retention before camjoin "
+                  "read them; recorded as an offset_gap dead letter", "partition=%d "
+                  "from=%lld to=%lld lost_offsets=%lld", (int)id, (long long)from,
+                  (long long)to, (long long)(to - from));
     if (!b || batch_add_gap(b, id, from, to) != 0) {
         log_error("cannot buffer the offset_gap dead letter", "partition=%d", (int)id);
         pipeline_stop(p, 1);
