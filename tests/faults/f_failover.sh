@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# f_failover — a 3-node Kafka cluster (replication factor 3,
+# min.insync.replicas=2) loses the leader of partition 0 to SIGKILL while
+# events flow; one camjoin process all along.
+#
+# The generator produces with acks=all and idempotence, so every message it
+# was told is delivered is on at least two replicas, and retries after the
+# failover add no Kafka-level duplicate. The killed node stays down; the
+# other two hold every partition (the ISR shrinks to 2, still
+# min.insync.replicas). The end state must be exact against the manifest:
+# 0 rows lost, 0 duplicates, each malformed message once, offsets at the
+# partitions' ends.
+#
+# Figures: the election (kill -> every partition the victim led has another
+# leader, as the metadata of the surviving brokers says) and camjoin's
+# recovery: leader elected -> the first commit that advances EVERY one of
+# those partitions (the others keep committing all along).
+#
+# Sizes: FAULTS_SCALE=full, or F_FAILOVER_RATE / F_FAILOVER_DURATION.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
+need_real_kafka
+need_bin camjoin camjoin-gen
+
+TOPIC=failover-events GROUP=failover-faults PARTS=6
+if [[ "${FAULTS_SCALE:-}" == full ]]; then
+    PARTS=12 RATE=${F_FAILOVER_RATE:-5000} DURATION=${F_FAILOVER_DURATION:-60}
+else
+    RATE=${F_FAILOVER_RATE:-2000} DURATION=${F_FAILOVER_DURATION:-30}
+fi
+total=$((RATE * DURATION))
+
+pg_start
+kafka_start_own "$TOPIC" "$PARTS" 3
+camjoin_args "$TOPIC" "$GROUP"
+part_offset() { psql_val "SELECT coalesce(max(next_offset), -1) FROM camjoin_offsets
+                          WHERE consumer_group = '$GROUP' AND topic = '$TOPIC' AND kafka_partition = $1"; }
+
+camjoin_start cj "${CJ_ARGS[@]}"
+CJ=$CAMJOIN_PID
+wait_progress "$TOPIC" "$GROUP" 0 30 "$CJ"
+gen_start fo --topic "$TOPIC" --rate "$RATE" --duration "$DURATION" --seed 6116 \
+    --dup-ratio 0.05 --unknown-camera-ratio 0.02 --malformed-ratio 0.01 \
+    -X message.timeout.ms=120000 --manifest "$CJ_TMP/fo.manifest.csv"
+wait_progress "$TOPIC" "$GROUP" $((RATE * 5)) 60 "$CJ"
+
+victim=$(kafka_leader "$TOPIC" 0)
+[[ -n $victim ]] || fail "no leader for partition 0"
+led=()
+for ((p = 0; p < PARTS; p++)); do
+    [[ $(kafka_leader "$TOPIC" "$p") != "$victim" ]] || led+=("$p")
+done
+kill -0 "${GEN_PIDS[fo]}" 2>/dev/null || fail "the generator finished before the kill"
+log "kill -9 node $victim, leader of partitions ${led[*]}"
+t_kill=$(now_s)
+kafka_node_kill "$victim" KILL
+deadline=$(($(date +%s) + 60))
+while :; do
+    moved=0
+    for p in "${led[@]}"; do
+        l=$(kafka_leader "$TOPIC" "$p")
+        [[ -n $l && $l != "$victim" && $l -ge 0 ]] && moved=$((moved + 1))
+    done
+    ((moved == ${#led[@]})) && break
+    (($(date +%s) < deadline)) || fail "partitions ${led[*]} had no new leader within 60 s"
+    sleep 0.1
+done
+t_elected=$(now_s)
+declare -A base=()
+for p in "${led[@]}"; do base[$p]=$(part_offset "$p"); done
+election_s=$(awk -v a="$t_kill" -v b="$t_elected" 'BEGIN { printf "%.2f", b - a }')
+log "new leaders after $election_s s"
+deadline=$(($(date +%s) + 90))
+while :; do
+    done_n=0
+    for p in "${led[@]}"; do
+        (($(part_offset "$p") > base[$p])) && done_n=$((done_n + 1))
+    done
+    ((done_n == ${#led[@]})) && break
+    kill -0 "$CJ" 2>/dev/null || fail "camjoin exited after the failover"
+    (($(date +%s) < deadline)) || fail "partitions ${led[*]}: no commit within 90 s of the election"
+    sleep 0.05
+done
+rec=$(awk -v a="$t_elected" -v b="$(now_s)" 'BEGIN { printf "%.2f", b - a }')
+log "every partition the victim led committed again $rec s after the election"
+
+gen_wait fo
+sent=$(json_get "$CJ_TMP/fo.json" sent)
+log "generator: $(cat "$CJ_TMP/fo.json")"
+assert_eq "messages sent = rate x duration (generator exit 0: every one delivered)" "$total" "$sent"
+wait_offsets "$TOPIC" "$GROUP" "$sent" 120 "$CJ"
+kill -0 "$CJ" 2>/dev/null || fail "camjoin (pid $CJ) is gone: it must recover by itself"
+camjoin_stop "$CJ"
+assert_eq "camjoin exit code after SIGTERM (same process all along)" 0 "$CAMJOIN_RC"
+assert_eq "camjoin error-level log lines (other than librdkafka's)" 0 \
+    "$(grep 'level=error' "$CJ_TMP/cj.log" | grep -vc 'msg="librdkafka"' || true)"
+
+log "checking the end state (two of three nodes up)"
+load_manifest "$CJ_TMP/fo.manifest.csv"
+load_messages "$TOPIC"
+fault_figures "$TOPIC"
+echo "FIGURES f_failover: runs=1 nodes=3 rf=3 min_isr=2 events=$sent lost=$F_LOST duplicate_rows=$F_DUP_ROWS" \
+     "dead_letters=$F_DEAD/$(json_get "$CJ_TMP/fo.json" malformed)" \
+     "dead_letters_missing=$F_DEAD_MISSING dead_letters_extra=$F_DEAD_EXTRA" \
+     "victim=$victim partitions_moved=${#led[@]} election_s=$election_s" \
+     "recovery_elected_to_commit_s=$rec" \
+     "assignments=$(grep -c 'msg="partitions assigned"' "$CJ_TMP/cj.log" || true)" \
+     "fenced=$(stopped_field "$CJ_TMP/cj.log" fenced)"
+assert_final_state "$CJ_TMP/fo.json" "$CJ_TMP/fo.manifest.csv" "$TOPIC" "$GROUP" "$PARTS"
+echo "PASS: f_failover ($sent messages, leader node $victim killed, recovered $rec s after the election)"
