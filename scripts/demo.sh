@@ -15,18 +15,8 @@ DURATION=${DEMO_DURATION:-30}
 TOPIC=camera-events GROUP=camjoin-demo PARTS=8
 
 # --- dependencies: apt only when something is missing
-eval "$(grep '^PACKAGES=' .ci/run)"
-missing=()
-for p in $PACKAGES; do
-    [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
-done
-if ((${#missing[@]} > 0)); then
-    [[ $EUID -eq 0 ]] || { echo "demo: missing packages (install them as root): ${missing[*]}" >&2; exit 1; }
-    echo "== installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+source scripts/deps.sh
+deps_install demo
 
 # --- build (Release) unless the build directory is already configured
 export CAMJOIN_SRC=$ROOT CAMJOIN_BIN=${CAMJOIN_BIN:-$ROOT/build}

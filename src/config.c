@@ -126,7 +126,9 @@ const struct run_flag config_run_flags[] = {
     {"set", OPT_SET, "KEY=VALUE", true, "set any config key below, e.g. --set batch.max_rows=5000"},
     {"replay-from", OPT_REPLAY, "SPEC", false,
      "this run only, start from SPEC instead of the stored offsets: earliest, latest, "
-     "OFFSET, P:OFFSET[,P:OFFSET...] or @TIME (RFC 3339 or epoch ms)"},
+     "OFFSET, P:OFFSET[,P:OFFSET...] or @TIME (RFC 3339, epoch ms, or a duration "
+     "before now such as @-1h); each partition starts at its first offset whose "
+     "timestamp is >= TIME"},
     {"until-end", OPT_UNTIL_END, NULL, false,
      "read each assigned partition up to its high watermark at assignment, commit, exit 0"},
     {"check-config", OPT_CHECK, NULL, false, "check the configuration and exit (2 if invalid)"},

@@ -69,10 +69,13 @@ void upkeep_format_day(char *buf, size_t len, int64_t day)
 {
     int64_t y;
     unsigned m, d;
-    char tmp[48]; /* room for any values, so the compiler sees no truncation */
     upkeep_civil_from_days(day, &y, &m, &d);
-    snprintf(tmp, sizeof tmp, "%04lld-%02u-%02u", (long long)y, m, d);
-    snprintf(buf, len, "%s", tmp);
+    /* only a day past year 9999 needs more than 11 bytes: it is cut short,
+     * never overflowed (and the result is checked, so -O2's
+     * -Wformat-truncation has nothing to warn about) */
+    int n = snprintf(buf, len, "%04lld-%02u-%02u", (long long)y, m, d);
+    if (n < 0 && len)
+        buf[0] = '\0';
 }
 
 int upkeep_archive_paths(const char *archive_dir, const char *table, int64_t day,

@@ -1,7 +1,7 @@
 /*
  * event — one Kafka message value → one validated camera event.
  *
- * The value must be a single JSON object (Dataset A in DESIGN.md §3):
+ * The value must be a single JSON object (Dataset A in docs/ARCHITECTURE.md §3):
  *   event_id     string, 1..128 bytes, required (the dedup key)
  *   camera_id    string, 1..128 bytes, required (the join key)
  *   event_ts     RFC 3339 string with an offset ("Z" or ±hh:mm, optional

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# f_kill9 — exactly-once through repeated `kill -9` (DESIGN.md §3 Delivery).
+# f_kill9 — exactly-once through repeated `kill -9` (docs/ARCHITECTURE.md §3 Semantics).
 #
 # camjoin-gen produces events with known ids (--manifest) while camjoin runs;
 # camjoin is killed with SIGKILL at random moments (a seeded RNG decides each
@@ -16,17 +16,17 @@
 #
 # Recovery time of a cycle = restart → first commit past the offsets the
 # killed run left (sum(next_offset) in camjoin_offsets, polled every 50 ms).
-# A killed member stays in the mock's group until its session times out
-# (6 s, lib.sh camjoin_args), so recovery includes that rebalance wait.
+# A killed member stays in the group until its session times out (6 s,
+# lib.sh camjoin_args), so recovery includes that rebalance wait.
 #
 # Sizes: default 6 cycles / 40k events / 4 partitions; FAULTS_SCALE=full:
-# 20 cycles / 200k events / 10 partitions (each partition stays under the
-# mock's ~30k-event retention, so every row can be checked against its
-# message). F_KILL9_CYCLES, F_KILL9_EVENTS, F_KILL9_PARTS and F_KILL9_SEED
+# 20 cycles / 200k events / 10 partitions (each partition also stays under
+# the mock's ~30k-event retention, for CAMJOIN_KAFKA=mock runs, so every row
+# can be checked against its message). F_KILL9_CYCLES, F_KILL9_EVENTS, F_KILL9_PARTS and F_KILL9_SEED
 # (a number, or "random") override them.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 
 if [[ "${FAULTS_SCALE:-}" == full ]]; then
     CYCLES=${F_KILL9_CYCLES:-20} EVENTS=${F_KILL9_EVENTS:-200000} PARTS=${F_KILL9_PARTS:-10}
@@ -62,11 +62,9 @@ ts_epoch() {
 
 camjoin_start run1 "${CJ_ARGS[@]}"
 wait_progress "$TOPIC" "$GROUP" 0 30 "$CAMJOIN_PID"   # schema created
-# linger.ms=100: the backlog that builds up during the rebalance waits must
-# be read back through the mock. With the default 5 ms linger each record
-# batch holds ~1 event; the mock then served the catch-up at only ~600
-# events/s (measured; kcat read the topic no faster, so it is the mock),
-# and 1-event batches fill its 5 MiB retention sooner. 100 ms gives ~8
+# linger.ms=100 keeps the data set identical to the mock runs (there, with
+# the default 5 ms linger, 1-event record batches were served at only ~600
+# events/s and filled the mock's 5 MiB retention sooner). 100 ms gives ~8
 # events a batch at full size.
 gen_start kill9 --topic "$TOPIC" --rate "$RATE" --duration "$DURATION" --seed 9009 \
     --dup-ratio 0.10 --unknown-camera-ratio 0.02 --malformed-ratio 0.01 \

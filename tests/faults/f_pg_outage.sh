@@ -2,7 +2,7 @@
 # f_pg_outage — PostgreSQL disappears mid-stream (`pg_ctl stop -m immediate`)
 # for OUTAGE seconds while camjoin-gen keeps producing, then comes back.
 #
-# Expected (DESIGN.md §1 Back-pressure, README "Failures"):
+# Expected (docs/ARCHITECTURE.md §1 Back-pressure, README "Failures"):
 #   - camjoin stays up: the same PID runs from start to end and exits 0 on
 #     the final SIGTERM;
 #   - it logs "postgres unavailable, retrying", then, once batch.max_buffered
@@ -34,10 +34,11 @@
 # Sizes: default OUTAGE=10 s at 3000 events/s (buffer full after ~7 s);
 # FAULTS_SCALE=full: 30 s at 2000 events/s. F_PG_OUTAGE_SECONDS and
 # F_PG_OUTAGE_RATE override them. 8 partitions keep every partition under the
-# mock's ~30k-event retention, so every row is checked against its message.
+# mock's ~30k-event retention too (CAMJOIN_KAFKA=mock), so every row is
+# checked against its message.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 
 if [[ "${FAULTS_SCALE:-}" == full ]]; then
     OUTAGE=${F_PG_OUTAGE_SECONDS:-30} RATE=${F_PG_OUTAGE_RATE:-2000}

@@ -15,7 +15,7 @@
 # End state: exact against the manifest (0 lost, 0 duplicate rows, each
 # malformed message once as a dead letter, offsets at the partitions' ends).
 #
-# Also measured (DESIGN.md: dedup warm-up from PostgreSQL on assignment):
+# Also measured (docs/ARCHITECTURE.md §1: the dedup warm-up on positioning):
 # rows rejected by ON CONFLICT = sum over processes of rows - inserted (a
 # retry that the in-memory window missed). With the warm-up this is 0 but
 # for one legitimate race (documented at the check).
@@ -23,11 +23,12 @@
 # Sizes: FAULTS_SCALE=full (or F_REBALANCE_RATE / _DURATION).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 command -v curl >/dev/null || fail "curl is needed (camjoin /metrics)"
 
 # The end-state check reads the whole topic back, so every partition must
-# stay under the mock's retention (~30k events a partition, tools/README.md).
+# keep what was produced: nothing deleted by retention (under
+# CAMJOIN_KAFKA=mock: under ~30k events a partition, tools/README.md).
 TOPIC=rebalance-events GROUP=rebalance PARTS=6
 if [[ "${FAULTS_SCALE:-}" == full ]]; then
     PARTS=12   # 187.5k events, 15.6k a partition
@@ -35,7 +36,7 @@ if [[ "${FAULTS_SCALE:-}" == full ]]; then
 else
     RATE=${F_REBALANCE_RATE:-1000}
 fi
-DURATION=${F_REBALANCE_DURATION:-75}   # the whole sequence takes ~60-65 s on the mock
+DURATION=${F_REBALANCE_DURATION:-75}   # the whole sequence takes ~60-65 s
 SEED=${F_REBALANCE_SEED:-6006}
 
 pg_start
@@ -101,8 +102,8 @@ start c2
 start c3
 settle "$t" c1 c2 c3
 
-# ---- 3 -> 2: SIGTERM (the mock keeps the departed member until its session
-# times out, so the rebalance comes ~6 s later)
+# ---- 3 -> 2: SIGTERM (a real coordinator rebalances at once on the
+# LeaveGroup; the mock kept the departed member until its session timed out)
 still_producing "SIGTERM of c3"
 t=$(now_s)
 camjoin_stop "${PID[c3]}"
@@ -196,7 +197,7 @@ assert_eq "camjoin error-level log lines (other than librdkafka's)" 0 \
 log "checking the end state"
 starts=$(kafka_start_offsets "$TOPIC" "$PARTS" | tr '\n' ' ')
 tr ' ' '\n' <<<"$starts" | grep . | grep -qv ':0$' &&
-    fail "the mock's retention dropped messages (log start offsets: $starts): the topic can no longer be checked; use a smaller size or more partitions"
+    fail "retention dropped messages (log start offsets: $starts): the topic can no longer be checked; use a smaller size or more partitions"
 load_manifest "$CJ_TMP/rb.manifest.csv"
 load_messages "$TOPIC"
 psql_val "ANALYZE manifest" >/dev/null

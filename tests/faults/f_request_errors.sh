@@ -22,7 +22,7 @@
 # Sizes: FAULTS_SCALE=full, or F_REQERR_RATE.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 
 TOPIC=reqerr-events GROUP=reqerr-faults PARTS=4
 if [[ "${FAULTS_SCALE:-}" == full ]]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # f_sigterm — graceful restarts mid-stream re-deliver nothing
-# (DESIGN.md §1 Shutdown: stop fetching, flush, commit, close, exit 0).
+# (docs/ARCHITECTURE.md §1 Shutdown: stop fetching, flush, commit, close, exit 0).
 #
 # camjoin-gen produces events with known ids (--manifest) while camjoin is
 # stopped with SIGTERM at random moments (seeded RNG, seed printed: a random
@@ -20,11 +20,11 @@
 # Recovery time = restart -> first commit past the previous run's offsets.
 #
 # Sizes: default 4 restarts / 20k events; FAULTS_SCALE=full: 10 restarts /
-# 60k events (4 partitions, under the mock's retention). F_SIGTERM_CYCLES,
+# 60k events (4 partitions, also under the mock's retention). F_SIGTERM_CYCLES,
 # F_SIGTERM_EVENTS and F_SIGTERM_SEED (a number, or "random") override them.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 
 if [[ "${FAULTS_SCALE:-}" == full ]]; then
     CYCLES=${F_SIGTERM_CYCLES:-10} EVENTS=${F_SIGTERM_EVENTS:-60000}

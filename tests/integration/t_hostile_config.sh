@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# t_hostile_config — hostile configuration (DESIGN.md §3 "Exit codes"): every
+# t_hostile_config — hostile configuration (docs/ARCHITECTURE.md §3, exit codes): every
 # usage or configuration error exits 2 with exactly ONE line on stderr that
 # names the key, the flag or file:line; nothing on stdout. The expected
 # lines are written here from the contract and config.c's message formats,
@@ -132,9 +132,9 @@ expect "unknown long option" 2 'unknown option --frobnicate (see --help)' "$CAMJ
 expect "unknown short option" 2 'unknown option -Q (see --help)' "$CAMJOIN" -Q --check-config "${REF[@]}"
 expect "stray argument" 2 'unexpected argument "stray" (see --help)' "$CAMJOIN" --check-config "${REF[@]}" stray
 expect "empty --table" 2 '--table: must not be empty' "$CAMJOIN" --table '' --check-config "${REF[@]}"
-expect "bad --replay-from" 2 '--replay-from: bad spec "2:abc" (use earliest, latest, OFFSET, P:OFFSET[,P:OFFSET...], @RFC3339 or @EPOCH_MS)' \
+expect "bad --replay-from" 2 '--replay-from: bad spec "2:abc" (use earliest, latest, OFFSET, P:OFFSET[,P:OFFSET...], @RFC3339, @EPOCH_MS or @-DURATION)' \
     "$CAMJOIN" --replay-from 2:abc --check-config "${REF[@]}"
-expect "bad --replay-from time" 2 '--replay-from: bad spec "@2024-13-01T00:00:00Z" (use earliest, latest, OFFSET, P:OFFSET[,P:OFFSET...], @RFC3339 or @EPOCH_MS)' \
+expect "bad --replay-from time" 2 '--replay-from: bad spec "@2024-13-01T00:00:00Z" (use earliest, latest, OFFSET, P:OFFSET[,P:OFFSET...], @RFC3339, @EPOCH_MS or @-DURATION)' \
     "$CAMJOIN" --replay-from @2024-13-01T00:00:00Z --check-config "${REF[@]}"
 expect "empty environment variable" 2 'CAMJOIN_BROKERS: must not be empty' \
     env CAMJOIN_BROKERS= "$CAMJOIN" --check-config "${REF[@]}"

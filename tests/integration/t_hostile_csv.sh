@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# t_hostile_csv — bad reference CSV files (Dataset B, DESIGN.md §3):
+# t_hostile_csv — bad reference CSV files (Dataset B, docs/ARCHITECTURE.md §3):
 #
 #   1. at startup, every bad file → exit 2 and exactly ONE line on stderr,
 #      "camjoin: FILE:LINE: reason" (the line is the offending record's first
@@ -15,7 +15,7 @@
 #      it takes is reported.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-mock-kafka
+need_bin camjoin
 for tool in kcat curl; do command -v "$tool" >/dev/null || fail "$tool not found"; done
 
 CAMJOIN=$CAMJOIN_BIN/camjoin

@@ -34,7 +34,7 @@
 # rows, wrong reasons, consume time).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-mock-kafka
+need_bin camjoin
 command -v kcat >/dev/null || fail "kcat not found"
 
 TOPIC=hostile-messages GROUP=hostile-it

@@ -28,7 +28,7 @@
 #      notices a missing privilege.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 
 TOPIC=lp-events GROUP=lp-it PARTS=4
 COUNT=${T_LP_COUNT:-20000}

@@ -23,7 +23,7 @@
 #      errors) and they are never all down (an extra _ALL_BROKERS_DOWN).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 
 TOPIC=log-events GROUP=logs-it PARTS=2
 PW="Pw-$RANDOM$RANDOM-secret"

@@ -28,7 +28,7 @@
 # once the lock goes, everything commits and /readyz is 200 again.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 command -v promtool >/dev/null || fail "promtool is needed (Debian package prometheus)"
 command -v curl >/dev/null || fail "curl is needed"
 

@@ -13,12 +13,13 @@
 #      written, no batch redone;
 #   4. `--replay-from @TIME` (RFC 3339 and epoch ms) with a fresh group
 #      positions each partition where the broker's offsets-for-times answer
-#      (read independently with kcat -Q) says;
+#      (read independently with kcat -Q) says (t_replay_time checks the
+#      same against the data itself);
 #   5. without --until-end, a replay continues live: messages produced after
 #      it caught up are written too.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 
 TOPIC=replay-events GROUP=replay-it PARTS=3
 stopped_field() {  # LOG KEY
@@ -90,10 +91,10 @@ assert_eq "rows after the partition replay" "$rows" "$(psql_val "SELECT count(*)
 echo "4. replay from a time"
 # camjoin positions each partition where the broker's offsets-for-times
 # answer says (-1, no message at or after TIME: the high watermark). The
-# answer is read independently with kcat -Q. librdkafka 2.0.2's mock
-# cluster answers -1 to every timestamp query, so against it this checks the
-# plumbing and the fallback; against a real broker (docker-compose) the same
-# assertions check the first offset at or after TIME.
+# answer is read independently with kcat -Q. On a real broker that is the
+# first offset at or after TIME; librdkafka 2.0.2's mock cluster
+# (CAMJOIN_KAFKA=mock) answers -1 to every timestamp query, so there this
+# checks the plumbing and the fallback to the high watermark.
 sleep 1.2
 t_ms=$(date +%s%3N)
 sleep 0.3

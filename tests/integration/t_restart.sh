@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # t_restart — exactly-once across restarts of the same consumer group while
 # the producer keeps going: camjoin #1 is stopped with SIGTERM mid-stream,
-# camjoin #2 is killed with SIGKILL mid-stream (DESIGN.md §3: delivery holds
+# camjoin #2 is killed with SIGKILL mid-stream (docs/ARCHITECTURE.md §3: delivery holds
 # through kill -9), camjoin #3 finishes. The end state must be exactly the
 # generator's manifest: same checks as t_core, dead letters stored once.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 
 TOPIC=restart-events GROUP=restart-it PARTS=4
-# Slow enough that each run (group join ~3 s on the mock) starts mid-stream.
+# Slow enough that each run (its group join) starts mid-stream.
 RATE=${T_RESTART_RATE:-2000} DURATION=${T_RESTART_DURATION:-15}   # 30k messages
 total=$((RATE * DURATION))
 

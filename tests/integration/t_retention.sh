@@ -29,7 +29,7 @@
 #     again, into new files (.1, ...): the first archive is not touched.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 command -v xxhsum >/dev/null || fail "xxhsum is needed (Debian package xxhash)"
 command -v curl >/dev/null || fail "curl is needed"
 # psql here reads and writes UTC; camjoin gets a far-off zone (UTC+12:45 or

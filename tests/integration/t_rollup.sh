@@ -37,7 +37,7 @@
 #      exact, and camjoin runs on it as the least-privilege role.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen
+need_bin camjoin camjoin-gen
 
 TOPIC=rollup-events GROUP=rollup-it PARTS=4
 COUNT=${T_ROLLUP_COUNT:-30000} OLD=${T_ROLLUP_OLD:-3000}
@@ -234,7 +234,7 @@ assert_eq "rows after the drop" "$total" "$(psql_val "SELECT count(*) FROM camer
 
 echo "6. an install made by an earlier camjoin (unpartitioned table)"
 PGDATABASE=postgres psql_val "CREATE DATABASE camjoin_old" >/dev/null
-# the schema of the previous release (DESIGN.md §3), and 5000 of the rows
+# the schema of the previous release (docs/ARCHITECTURE.md §3), and 5000 of the rows
 PGDATABASE=camjoin_old psql -XAq -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 CREATE TABLE camera_events (
   event_id text NOT NULL, event_ts timestamptz NOT NULL,

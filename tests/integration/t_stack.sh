@@ -23,7 +23,7 @@
 #     target without rawSql/expr, ...); every datasource uid provisioned; SQL
 #     uses only $__timeFilter(), $__timeFrom(), $__timeTo() and
 #     ${var:sqlstring}; the Prometheus expressions pass `promtool check rules`.
-#  4. Live: PostgreSQL 15 and the mock broker with the compose topic and
+#  4. Live: PostgreSQL 15 and a real Kafka broker with the compose topic and
 #     partition count; camjoin with the compose environment and flags (hosts,
 #     --http address and reference path replaced); the generator with the
 #     compose entrypoint and flags for 2 s (duplicates, unknown cameras,
@@ -40,7 +40,7 @@
 # camera_events_join_misses_minute and camjoin_dead_letters_hourly.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-gen camjoin-mock-kafka
+need_bin camjoin camjoin-gen
 
 PY=/usr/bin/python3   # Debian's, with python3-jsonschema and python3-yaml
 for t in docker-compose promtool jq kcat curl readelf dpkg apt-cache; do

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# t_startup_errors — exit codes and messages of the CLI contract (DESIGN.md §3):
+# t_startup_errors — exit codes and messages of the CLI contract (docs/ARCHITECTURE.md §3):
 # 2 + one line naming the flag / key / file:line for usage and configuration
 # errors, 1 for a runtime failure at startup (PostgreSQL unreachable), 0 for
 # --help, --version, --check-config and --print-config.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-mock-kafka
+need_bin camjoin
 
 kafka_start startup-errors 1
 CAMJOIN="$CAMJOIN_BIN/camjoin"

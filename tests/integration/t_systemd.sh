@@ -26,7 +26,7 @@
 #        SIGTERM: STOPPING=1, then exit 0.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-need_bin camjoin camjoin-mock-kafka camjoin-gen camjoin-notify-recv
+need_bin camjoin camjoin-gen camjoin-notify-recv
 command -v systemd-analyze >/dev/null || fail "systemd-analyze not found (package systemd)"
 export LC_ALL=C
 

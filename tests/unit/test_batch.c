@@ -500,6 +500,35 @@ static void test_dead_topic_raw(void **state)
     batch_free(b);
 }
 
+/* A gap is the dead letter batch_add_dead() would write for its payload,
+ * and moves the partition's next offset to the end of the range. */
+static void test_gap(void **state)
+{
+    batch_t *b = *state, *ref = batch_new(TOPIC);
+    static const char payload[] = "{\"from_offset\":100,\"to_offset\":250,\"offsets\":150}";
+    assert_non_null(ref);
+    assert_int_equal(batch_add_gap(b, 4, 100, 250), 0);
+    assert_int_equal(batch_add_dead(ref, 4, 100, payload, strlen(payload), "offset_gap"), 0);
+    size_t len, ref_len, n;
+    const char *data = batch_dead_data(b, &len), *want = batch_dead_data(ref, &ref_len);
+    assert_int_equal(len, ref_len);
+    assert_memory_equal(data, want, len);
+    batch_offset_t *off = batch_offsets(b, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(off[0].partition, 4);
+    assert_int_equal(off[0].next, 250);
+    assert_int_equal(batch_messages(b), 1);
+    assert_int_equal(batch_dead(b), 1);
+    /* an empty or reversed range is refused and changes nothing */
+    assert_int_equal(batch_add_gap(b, 4, 250, 250), -1);
+    assert_int_equal(batch_add_gap(b, 5, 9, 3), -1);
+    assert_int_equal(batch_add_gap(b, 5, -1, 3), -1);
+    assert_int_equal(batch_messages(b), 1);
+    batch_offsets(b, &n);
+    assert_int_equal(n, 1);
+    batch_free(ref);
+}
+
 /* ---- offsets ------------------------------------------------------------- */
 
 static void test_offsets(void **state)
@@ -616,6 +645,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_event_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letters, setup, teardown),
         cmocka_unit_test(test_dead_topic_raw),
+        cmocka_unit_test_setup_teardown(test_gap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offsets_many_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset, setup, teardown),

@@ -310,12 +310,13 @@ static void test_lengths(void **state)
         for (size_t r = 0; r < c->reps; r++)
             strcat(value, c->unit);
         const char *f = c->field;
-        snprintf(json, sizeof json,
-                 "{\"event_id\":\"%s\",\"camera_id\":\"%s\",\"event_ts\":0,"
-                 "\"event_type\":\"%s\"}",
-                 strcmp(f, "event_id") == 0 ? value : "e",
-                 strcmp(f, "camera_id") == 0 ? value : "c",
-                 strcmp(f, "event_type") == 0 ? value : "t");
+        int n = snprintf(json, sizeof json,
+                         "{\"event_id\":\"%s\",\"camera_id\":\"%s\",\"event_ts\":0,"
+                         "\"event_type\":\"%s\"}",
+                         strcmp(f, "event_id") == 0 ? value : "e",
+                         strcmp(f, "camera_id") == 0 ? value : "c",
+                         strcmp(f, "event_type") == 0 ? value : "t");
+        assert_true(n > 0 && (size_t)n < sizeof json);
         event_t ev;
         enum event_status st = parse_copy(&ev, json, strlen(json), NO_LIMIT, reason);
         if (!c->reason && st != EVENT_OK)
