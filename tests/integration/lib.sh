@@ -232,6 +232,20 @@ kafka_start_own() {  # TOPIC PARTITIONS [NODES [K=V...]] (K=V: broker properties
     log "topic $topic with $parts partitions, replication factor $KAFKA_RF"
 }
 
+# SECONDS of traffic through the broker (camjoin-gen at 10,000 events/s into
+# a topic of its own, read back by a kcat consumer group), for the demo and
+# the latency benchmarks: a fresh JVM broker compiles its produce and fetch
+# paths in its first tens of seconds, which would otherwise show as hundreds
+# of milliseconds of end-to-end latency that a broker in service never has.
+kafka_warm_traffic() {  # SECONDS
+    [[ ${CAMJOIN_KAFKA:-real} != mock ]] || return 0
+    kafka_topic_create camjoin-warm-traffic 8
+    gen_start warm-traffic --topic camjoin-warm-traffic --rate 10000 --duration "$1" --seed 1
+    timeout $(($1 + 5)) kcat -b "$KAFKA_BROKERS" -G camjoin-warm-traffic camjoin-warm-traffic -q \
+        >/dev/null 2>&1 || true
+    gen_wait warm-traffic
+}
+
 need_real_kafka() {
     if [[ ${CAMJOIN_KAFKA:-real} == mock ]]; then
         echo "SKIPPED: $(basename "$0") tests what only a real broker does (CAMJOIN_KAFKA=mock)"
