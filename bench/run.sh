@@ -2,17 +2,29 @@
 # bench/run.sh — camjoin's benchmark harness. Prints a table and writes
 # bench/results/<phase>.json. Run by hand (it is not a test):
 #
-#   bash bench/run.sh                # every phase, about 25 minutes
-#   bash bench/run.sh throughput     # one phase: throughput latency memory
-#                                    #   cpu sweep rss plots (several may be given)
+#   bash bench/run.sh                # every phase, about 35 minutes
+#   bash bench/run.sh throughput     # one phase: throughput latency linger1
+#                                    #   size memory cpu sweep rss plots
+#                                    #   (several may be given)
+#   bash bench/run.sh mock           # the mock beside the real broker:
+#                                    #   throughput, latency and linger1 on
+#                                    #   camjoin-mock-kafka into results/mock/,
+#                                    #   then the table (bench/compare.sh)
 #
-# Every phase starts its own PostgreSQL 15 (durable defaults: fsync on,
-# synchronous_commit on) and camjoin-mock-kafka through the integration
-# tests' harness (tests/integration/lib.sh), so nothing is left running.
+# PostgreSQL 15 is one throwaway cluster for the run (durable defaults:
+# fsync on, synchronous_commit on). Each phase starts its own Apache Kafka
+# broker (tests/kafka/kafka.sh, one KRaft node; CAMJOIN_KAFKA=mock: the
+# mock cluster) through the integration tests' harness
+# (tests/integration/lib.sh), so nothing is left running. The live phases
+# first send 20 s of traffic through the broker (kafka_warm_traffic): a
+# fresh JVM's JIT would otherwise be measured. Every phase checks its own
+# result (rows = the generator's valid_new, offsets at the partition ends)
+# before it prints a figure.
 # Sizes can be overridden: BENCH_EVENTS (1000000), BENCH_PARTITIONS (64),
 # BENCH_RATES ("5000 10000 20000 35000 50000"), BENCH_LAT_SECONDS (60), BENCH_RSS_SECONDS
 # (600), BENCH_RSS_WINDOW (dedup.window for the RSS run, 5m), BENCH_CPU_EVENTS
-# (100000), BENCH_SWEEP ("1000 5000 20000 50000 100000").
+# (100000), BENCH_SWEEP ("1000 5000 20000 50000 100000"), BENCH_SIZE_EVENTS
+# (2000000) and BENCH_SIZE_PARTITIONS (16), BENCH_WARM_SECONDS (20).
 set -euo pipefail
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CAMJOIN_SRC=$BENCH_SRC
@@ -29,9 +41,16 @@ RSS_S=${BENCH_RSS_SECONDS:-600}
 RSS_WINDOW=${BENCH_RSS_WINDOW:-5m}
 CPU_EVENTS=${BENCH_CPU_EVENTS:-100000}
 SWEEP=${BENCH_SWEEP:-1000 5000 20000 50000 100000}
+SIZE_EVENTS=${BENCH_SIZE_EVENTS:-2000000}
+SIZE_PARTS=${BENCH_SIZE_PARTITIONS:-16}
+WARM_S=${BENCH_WARM_SECONDS:-20}
+# a bigger heap for the broker than the tests' (the size phase holds ~350 MB)
+export KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms1g -Xmx1g}
 COLS="event_id, event_ts, camera_id, event_type, confidence, object_count, attributes, site_id, site_name, zone, latitude, longitude, kafka_partition, kafka_offset"
 
 need_bin camjoin camjoin-gen camjoin-mock-kafka
+KAFKA_KIND=$([[ ${CAMJOIN_KAFKA:-real} == mock ]] && echo "mock (librdkafka $(pkg-config --modversion rdkafka))" ||
+    echo "Apache Kafka $KAFKA_VERSION")
 command -v kcat >/dev/null || fail "kcat not found (apt-get install kcat)"
 
 # ------------------------------------------------------------- helpers
@@ -78,7 +97,7 @@ produce_fixed() {  # TOPIC PARTS COUNT: pre-produces COUNT events (5 % dups, 1 %
         --unknown-camera-ratio 0.01 --malformed-ratio 0 -X linger.ms=20
     local starts
     starts=$(kafka_start_offsets "$1" "$2" | awk -F: '$2 != 0' | wc -l)
-    [[ $starts == 0 ]] || fail "$starts partitions lost messages to the mock's retention; raise BENCH_PARTITIONS"
+    [[ $starts == 0 ]] || fail "$starts partitions lost messages to retention (the mock keeps ~5 MiB a partition); raise BENCH_PARTITIONS"
 }
 # runs camjoin --until-end on TOPIC with GROUP and extra ARGS; sets RUN_* vars
 run_until_end() {  # NAME TOPIC GROUP [ARGS...]
@@ -104,8 +123,10 @@ machine_json() {
         --arg kernel "$(uname -r)" --arg pg "$(psql_val 'SHOW server_version')" \
         --arg rdkafka "$(pkg-config --modversion rdkafka 2>/dev/null || echo ?)" \
         --arg commit "$(git -C "$BENCH_SRC" rev-parse --short HEAD 2>/dev/null || echo ?)" \
+        --arg kafka "$KAFKA_KIND" \
         '{cpu: $cpu, cores: ($cores | tonumber), mem_gib: ($mem | tonumber),
-          kernel: $kernel, postgresql: $pg, librdkafka: $rdkafka, commit: $commit}'
+          kernel: $kernel, postgresql: $pg, librdkafka: $rdkafka, commit: $commit,
+          kafka: $kafka}'
 }
 
 # ------------------------------------------------- 1+2. throughput, ceiling
@@ -202,22 +223,35 @@ wait_positioned() {  # LOGFILE PARTITIONS
     done
     fail "camjoin did not position $2 partitions within 30 s"
 }
-# one live run: RATE SECONDS NAME [camjoin args...]; sets LAT_* variables
+# The broker of the live phases, warmed by WARM_S seconds of traffic.
+live_broker() {
+    [[ ${CAMJOIN_KAFKA:-real} != mock ]] || return 0  # the mock: one per run (live_run)
+    kafka_start bench-live-warm 1
+    log "warming the broker: $WARM_S s of traffic"
+    kafka_warm_traffic "$WARM_S"
+}
+# one live run on the running broker: RATE SECONDS NAME [camjoin args...];
+# sets LAT_* variables. LIVE_GEN_X: extra camjoin-gen arguments.
 live_run() {
     local rate=$1 secs=$2 name=$3 topic="bench-$3" parts=8 total cpu0 cpu1 t0 t1
     shift 3
     fresh_db
     # start clean: no checkpoint owed by the previous phase's WAL
     psql_val "CHECKPOINT" >/dev/null
-    kafka_start "$topic" "$parts"
+    if [[ ${CAMJOIN_KAFKA:-real} == mock ]]; then
+        kafka_start "$topic" "$parts"   # the mock serves one topic: its own per run
+    else
+        kafka_topic_create "$topic" "$parts"
+    fi
     camjoin_args "$topic" "$name"
     camjoin_start "$name" "${CJ_ARGS[@]}" "$@"
     local pid=$CAMJOIN_PID
     wait_positioned "$CJ_TMP/$name.log" "$parts"
     cpu0=$(proc_cpu_s "$pid")
     t0=$(now_s)
+    # shellcheck disable=SC2086
     gen_start "gen-$name" --topic "$topic" --rate "$rate" --duration "$secs" --seed 11 \
-        --dup-ratio 0.05 --unknown-camera-ratio 0.01 --malformed-ratio 0.001
+        --dup-ratio 0.05 --unknown-camera-ratio 0.01 --malformed-ratio 0.001 ${LIVE_GEN_X:-}
     if [[ -n "${LIVE_SAMPLER:-}" ]]; then "$LIVE_SAMPLER" "$pid" "gen-$name"; fi
     gen_wait "gen-$name"
     total=$(json_get "$CJ_TMP/gen-$name.json" sent)
@@ -236,12 +270,13 @@ live_run() {
     for f in p50 p99 p999 max; do
         printf -v "LAT_$f" '%s' "$(log_field "$CJ_TMP/$name.log" '"stopped"' "latency_${f}_ms")"
     done
-    kafka_stop
+    [[ ${CAMJOIN_KAFKA:-real} != mock ]] || kafka_stop
 }
 
 phase_latency() {
     local rate rows=()
-    printf '\n%s\n' "latency (producer send -> COMMIT returned), ${LAT_S} s per rate"
+    live_broker
+    printf '\n%s\n' "latency (producer send -> COMMIT returned), ${LAT_S} s per rate, $KAFKA_KIND"
     printf '  %10s %10s %9s %9s %9s %9s %9s %9s\n' rate achieved p50_ms p99_ms p99.9_ms max_ms cpu_% rss_MiB
     for rate in $RATES; do
         live_run "$rate" "$LAT_S" "lat$rate"
@@ -257,6 +292,55 @@ phase_latency() {
     done
     json_out latency "$(printf '%s\n' "${rows[@]}" | jq -s --argjson machine "$(machine_json)" \
         --arg secs "$LAT_S" '{machine: $machine, seconds_per_rate: ($secs|tonumber), runs: .}')"
+    kafka_stop
+}
+
+# ------------------------------------- 3b. latency with small record batches
+# 10,000 events/s for 30 s with linger.ms=1 (small message sets, as many
+# producers send them): on the mock, whose fetch walks its whole log, this
+# is where its cost grows with the log and its latency with it.
+phase_linger1() {
+    live_broker
+    LIVE_GEN_X="-X linger.ms=1" live_run 10000 30 linger1
+    printf '\n%s\n' "latency at 10k events/s with linger.ms=1, 30 s, $KAFKA_KIND"
+    printf '  p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms  (camjoin CPU %.1f %%)\n' \
+        "$LAT_p50" "$LAT_p99" "$LAT_p999" "$LAT_max" "$LAT_CPU_PCT"
+    json_out linger1 "$(jq -n --argjson machine "$(machine_json)" --arg p50 "$LAT_p50" \
+        --arg p99 "$LAT_p99" --arg p999 "$LAT_p999" --arg max "$LAT_max" --arg cpu "$LAT_CPU_PCT" \
+        --arg n "$LAT_SENT" '{machine: $machine, rate: 10000, seconds: 30, producer_linger_ms: 1,
+          messages: ($n|tonumber), p50_ms: ($p50|tonumber), p99_ms: ($p99|tonumber),
+          p999_ms: ($p999|tonumber), max_ms: ($max|tonumber),
+          cpu_percent_of_one_core: ($cpu|tonumber)}')"
+    kafka_stop
+}
+
+# ------------------------------------------ 3c. size: a backlog of millions
+# SIZE_EVENTS pre-produced events on SIZE_PARTS partitions, consumed with
+# --until-end: exact counts (rows = valid_new, every offset at its
+# partition's end). Far beyond the mock's ~5 MiB a partition.
+phase_size() {
+    local topic=bench-size valid
+    kafka_start "$topic" "$SIZE_PARTS"
+    log "producing $SIZE_EVENTS events into $SIZE_PARTS partitions"
+    produce_fixed "$topic" "$SIZE_PARTS" "$SIZE_EVENTS"
+    valid=$(json_get "$CJ_TMP/produce.json" valid_new)
+    fresh_db
+    psql_val "CHECKPOINT" >/dev/null
+    run_until_end size "$topic" bench-size
+    assert_eq "size: rows written = new valid events" "$valid" "$(psql_val 'SELECT count(*) FROM camera_events')"
+    assert_eq "size: distinct event_ids = rows" "$valid" "$(psql_val 'SELECT count(DISTINCT event_id) FROM camera_events')"
+    assert_eq "size: camjoin_offsets = partition ends" "$(kafka_end_offsets "$topic" | tr ' \n' ': ')" \
+        "$(psql_val "SELECT kafka_partition || ':' || next_offset FROM camjoin_offsets
+                     WHERE consumer_group = 'bench-size' ORDER BY kafka_partition" | tr '\n' ' ')"
+    json_out size "$(jq -n --argjson machine "$(machine_json)" --arg e "$SIZE_EVENTS" \
+        --arg p "$SIZE_PARTS" --arg v "$valid" --arg s "$RUN_ACTIVE" --arg r "$RUN_RATE" \
+        --arg rss "$RUN_MAXRSS" '{machine: $machine, events: ($e|tonumber), partitions: ($p|tonumber),
+          rows: ($v|tonumber), seconds: ($s|tonumber), events_per_s: ($r|tonumber),
+          rows_per_s: (($v|tonumber) / ($s|tonumber)), max_rss_kb: ($rss|tonumber)}')"
+    printf '\n%s\n' "size: $SIZE_EVENTS events on $SIZE_PARTS partitions, --until-end, $KAFKA_KIND"
+    printf '  %-42s %12.0f events/s  (%d rows in %.2f s, max RSS %d KiB)\n' "camjoin" "$RUN_RATE" \
+        "$valid" "$RUN_ACTIVE" "$RUN_MAXRSS"
+    kafka_stop
 }
 
 # ------------------------------------------------ 4. memory: RSS plateau
@@ -272,8 +356,10 @@ rss_sampler() {  # PID GEN_NAME: RSS every 5 s while the generator runs
 }
 phase_rss() {
     RSS_HTTP=127.0.0.1:$(free_port)
+    live_broker
     LIVE_SAMPLER=rss_sampler live_run 10000 "$RSS_S" rss --set "dedup.window=$RSS_WINDOW" --http "$RSS_HTTP"
     LIVE_SAMPLER=""
+    kafka_stop
     cp "$CJ_TMP/rss.csv" "$RESULTS/rss.csv"
     # the plateau: RSS over the second half of the run (the window is full)
     local half first_half_max second_min second_max
@@ -374,7 +460,14 @@ phase_plots() {
 
 [[ -z "${BENCH_EXTRA:-}" ]] || source "$BENCH_EXTRA"
 PHASES=(); EXTRA_ARGS=(); for a in "$@"; do if [[ $a == -* ]]; then EXTRA_ARGS+=("$a"); else PHASES+=("$a"); fi; done
-[[ ${#PHASES[@]} -gt 0 ]] || PHASES=(throughput latency memory cpu sweep rss plots)
+[[ ${#PHASES[@]} -gt 0 ]] || PHASES=(throughput latency linger1 size memory cpu sweep rss plots)
+if [[ ${PHASES[*]} == mock ]]; then
+    # the mock beside the real broker: the same phases into results/mock/
+    CAMJOIN_KAFKA=mock BENCH_RESULTS=$RESULTS/mock bash "$BENCH_SRC/bench/run.sh" \
+        throughput latency linger1 "${EXTRA_ARGS[@]}"
+    bash "$BENCH_SRC/bench/compare.sh" "$RESULTS" "$RESULTS/mock"
+    exit 0
+fi
 pg_start
 for ph in "${PHASES[@]}"; do
     declare -F "phase_$ph" >/dev/null || fail "unknown phase '$ph'"

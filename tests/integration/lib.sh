@@ -227,7 +227,8 @@ kafka_start_own() {  # TOPIC PARTITIONS [NODES [K=V...]] (K=V: broker properties
     shift 2
     (($#)) && shift
     KAFKA_OWN=1
-    kafka_cluster_start "$CJ_TMP/kafka" "$nodes" "$@"
+    # a directory per cluster: a script may stop one and start another
+    kafka_cluster_start "$(mktemp -d "$CJ_TMP/kafka.XXXXXX")" "$nodes" "$@"
     kafka_topic_create "$topic" "$parts"
     log "topic $topic with $parts partitions, replication factor $KAFKA_RF"
 }

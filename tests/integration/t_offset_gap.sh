@@ -115,7 +115,7 @@ assert_eq "malformed dead letters by reason = wave 1 + those still in the log" \
                  (SELECT reason, count(*) n FROM camjoin_dead_letters WHERE reason <> 'offset_gap' GROUP BY 1) x")"
 assert_eq "camjoin_offsets = high watermarks" "$(kafka_end_offsets "$TOPIC" | tr ' \n' ': ')" \
     "$(psql_val "SELECT kafka_partition || ':' || next_offset FROM camjoin_offsets
-                 WHERE consumer_group = '$GROUP' ORDER BY 1" | tr '\n' ' ')"
+                 WHERE consumer_group = '$GROUP' ORDER BY kafka_partition" | tr '\n' ' ')"
 
 echo "2. a gap while camjoin runs (paused by back-pressure, then out of range)"
 psql -XAtq -v ON_ERROR_STOP=1 "application_name=t_gap_lock" \

@@ -87,7 +87,7 @@ check_replay() {  # NAME SPEC
                        USING (reason) WHERE m.n IS DISTINCT FROM d.n")"
     assert_eq "$name: camjoin_offsets = high watermarks" "$ends" \
         "$(psql_val "SELECT kafka_partition || ':' || next_offset FROM camjoin_offsets
-                     WHERE consumer_group = '$name' ORDER BY 1" | tr '\n' ' ')"
+                     WHERE consumer_group = '$name' ORDER BY kafka_partition" | tr '\n' ' ')"
 }
 
 check_replay epoch-ms "@$t_ms"

@@ -52,7 +52,7 @@ check_rows() {  # LABEL
 check_offsets() {  # LABEL GROUP
     assert_eq "$1: camjoin_offsets = high watermarks (past the markers)" "$ends" \
         "$(psql_val "SELECT kafka_partition || ':' || next_offset FROM camjoin_offsets
-                     WHERE consumer_group = '$2' AND topic = '$TOPIC' ORDER BY 1" | tr '\n' ' ')"
+                     WHERE consumer_group = '$2' AND topic = '$TOPIC' ORDER BY kafka_partition" | tr '\n' ' ')"
 }
 
 pg_start
