@@ -3,6 +3,10 @@
 # and against kcat: the generator's summary line must equal what its manifest
 # says and what a plain Kafka consumer reads back, exactly.
 #
+# Why the mock: the mock is one of the tools under test (its control
+# commands, its shutdown), the one CAMJOIN_KAFKA=mock and f_request_errors
+# rely on. The generator is checked on a real broker by every other test.
+#
 # Env: CAMJOIN_BIN (build dir with the binaries), CAMJOIN_SRC (source tree).
 set -euo pipefail
 export LC_ALL=C
