@@ -14,7 +14,10 @@
 # Figures: the election (kill -> every partition the victim led has another
 # leader, as the metadata of the surviving brokers says) and camjoin's
 # recovery: leader elected -> the first commit that advances EVERY one of
-# those partitions (the others keep committing all along).
+# those partitions (the others keep committing all along). That recovery is
+# split in two: elected -> the producer's first write to each of them (their
+# high watermarks move: nothing newer can be consumed before), then -> the
+# commit, camjoin's own part.
 #
 # Sizes: FAULTS_SCALE=full, or F_FAILOVER_RATE / F_FAILOVER_DURATION.
 set -euo pipefail
@@ -35,6 +38,7 @@ kafka_start_own "$TOPIC" "$PARTS" 3
 camjoin_args "$TOPIC" "$GROUP"
 part_offset() { psql_val "SELECT coalesce(max(next_offset), -1) FROM camjoin_offsets
                           WHERE consumer_group = '$GROUP' AND topic = '$TOPIC' AND kafka_partition = $1"; }
+part_high() { kafka_end_offsets "$TOPIC" | awk -v p="$1" '$1 == p { print $2 }'; }
 
 camjoin_start cj "${CJ_ARGS[@]}"
 CJ=$CAMJOIN_PID
@@ -66,14 +70,15 @@ while :; do
     sleep 0.1
 done
 t_elected=$(now_s)
-declare -A base=()
-for p in "${led[@]}"; do base[$p]=$(part_offset "$p"); done
+declare -A base=() hbase=() produced=()
+for p in "${led[@]}"; do base[$p]=$(part_offset "$p") hbase[$p]=$(part_high "$p"); done
 election_s=$(awk -v a="$t_kill" -v b="$t_elected" 'BEGIN { printf "%.2f", b - a }')
 log "new leaders after $election_s s"
 deadline=$(($(date +%s) + 90))
 while :; do
     done_n=0
     for p in "${led[@]}"; do
+        [[ -n ${produced[$p]:-} ]] || (($(part_high "$p") <= hbase[$p])) || produced[$p]=$(now_s)
         (($(part_offset "$p") > base[$p])) && done_n=$((done_n + 1))
     done
     ((done_n == ${#led[@]})) && break
@@ -81,8 +86,16 @@ while :; do
     (($(date +%s) < deadline)) || fail "partitions ${led[*]}: no commit within 90 s of the election"
     sleep 0.05
 done
-rec=$(awk -v a="$t_elected" -v b="$(now_s)" 'BEGIN { printf "%.2f", b - a }')
-log "every partition the victim led committed again $rec s after the election"
+t_rec=$(now_s)
+rec=$(awk -v a="$t_elected" -v b="$t_rec" 'BEGIN { printf "%.2f", b - a }')
+t_prod=$t_elected
+for p in "${led[@]}"; do
+    t_prod=$(awk -v a="$t_prod" -v b="${produced[$p]:-$t_rec}" 'BEGIN { print (b > a ? b : a) }')
+done
+prod_s=$(awk -v a="$t_elected" -v b="$t_prod" 'BEGIN { printf "%.2f", b - a }')
+own_s=$(awk -v a="$t_prod" -v b="$t_rec" 'BEGIN { printf "%.2f", b - a }')
+log "every partition the victim led committed again $rec s after the election" \
+    "(the producer wrote to them again after $prod_s s; camjoin committed $own_s s later)"
 
 gen_wait fo
 sent=$(json_get "$CJ_TMP/fo.json" sent)
@@ -103,7 +116,7 @@ echo "FIGURES f_failover: runs=1 nodes=3 rf=3 min_isr=2 events=$sent lost=$F_LOS
      "dead_letters=$F_DEAD/$(json_get "$CJ_TMP/fo.json" malformed)" \
      "dead_letters_missing=$F_DEAD_MISSING dead_letters_extra=$F_DEAD_EXTRA" \
      "victim=$victim partitions_moved=${#led[@]} election_s=$election_s" \
-     "recovery_elected_to_commit_s=$rec" \
+     "recovery_elected_to_commit_s=$rec producer_resumed_s=$prod_s camjoin_after_producer_s=$own_s" \
      "assignments=$(grep -c 'msg="partitions assigned"' "$CJ_TMP/cj.log" || true)" \
      "fenced=$(stopped_field "$CJ_TMP/cj.log" fenced)"
 assert_final_state "$CJ_TMP/fo.json" "$CJ_TMP/fo.manifest.csv" "$TOPIC" "$GROUP" "$PARTS"

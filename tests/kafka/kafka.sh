@@ -260,10 +260,15 @@ kafka_cluster_start() {  # DIR N [K=V...]
         KAFKA_BROKERS+="${KAFKA_BROKERS:+,}127.0.0.1:${KAFKA_PORT[$id]}"
     done
     cluster=$(kafka_tool kafka.tools.StorageTool random-uuid) || _kafka_fail "kafka-storage random-uuid failed"
-    for ((id = 1; id <= n; id++)); do
+    local formats=()
+    for ((id = 1; id <= n; id++)); do  # the formatters run side by side
         _kafka_node_config "$id" "$voters" "$@"
         kafka_tool kafka.tools.StorageTool format -t "$cluster" -c "$KAFKA_DIR/node$id/server.properties" \
-            >"$KAFKA_DIR/node$id/format.log" 2>&1 ||
+            >"$KAFKA_DIR/node$id/format.log" 2>&1 &
+        formats+=($!)
+    done
+    for ((id = 1; id <= n; id++)); do
+        wait "${formats[$((id - 1))]}" ||
             _kafka_fail "kafka-storage format (node $id): $(tail -n 3 "$KAFKA_DIR/node$id/format.log")"
     done
     for ((id = 1; id <= n; id++)); do kafka_node_start "$id"; done
