@@ -162,7 +162,7 @@ _kafka_node_config() {  # ID VOTERS EXTRA...: server.properties of node ID
     local id=$1 voters=$2 d=$KAFKA_DIR/node$1 min_isr=1
     shift 2
     ((KAFKA_RF >= 3)) && min_isr=2
-    mkdir -p "$d/data"
+    mkdir -p "$d" "$KAFKA_DATA_ROOT/node$id/data"
     {
         echo "process.roles=broker,controller"
         echo "node.id=$id"
@@ -172,7 +172,7 @@ _kafka_node_config() {  # ID VOTERS EXTRA...: server.properties of node ID
         echo "controller.listener.names=CONTROLLER"
         echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
         echo "inter.broker.listener.name=PLAINTEXT"
-        echo "log.dirs=$d/data"
+        echo "log.dirs=$KAFKA_DATA_ROOT/node$id/data"
         echo "auto.create.topics.enable=false"
         echo "num.partitions=1"
         echo "default.replication.factor=$KAFKA_RF"
@@ -252,6 +252,11 @@ kafka_cluster_start() {  # DIR N [K=V...]
     kafka_fetch
     t0=$(date +%s.%N)
     KAFKA_DIR=$dir KAFKA_DATA_ROOT=$dir KAFKA_NODES=$n KAFKA_RF=$((n >= 3 ? 3 : n))
+    # CAMJOIN_KAFKA_LOG_ROOT: the nodes' logs on another file system (a
+    # benchmark's broker off PostgreSQL's disk); removed by kafka_cluster_stop
+    if [[ -n ${CAMJOIN_KAFKA_LOG_ROOT:-} ]]; then
+        KAFKA_DATA_ROOT=$(mktemp -d "$CAMJOIN_KAFKA_LOG_ROOT/camjoin-kafka.XXXXXX")
+    fi
     mkdir -p "$KAFKA_DIR"
     for ((id = 1; id <= n; id++)); do
         KAFKA_PORT[$id]=$(free_port)
@@ -301,6 +306,10 @@ kafka_cluster_stop() {
     # TERM all first (controlled shutdown in parallel), then reap
     for id in "${pids[@]}"; do kill -TERM "${KAFKA_PID[$id]}" 2>/dev/null || true; done
     for id in "${pids[@]}"; do kafka_node_kill "$id" TERM; done
+    if [[ -n $KAFKA_DATA_ROOT && $KAFKA_DATA_ROOT != "$KAFKA_DIR" && -n ${CAMJOIN_KAFKA_LOG_ROOT:-} &&
+          $KAFKA_DATA_ROOT == "$CAMJOIN_KAFKA_LOG_ROOT"/camjoin-kafka.* ]]; then
+        rm -rf "$KAFKA_DATA_ROOT"
+    fi
     KAFKA_NODES=0 KAFKA_BROKERS=""
 }
 
