@@ -429,7 +429,13 @@ _wait_offsets() {
         fi
         sleep 0.2
     done
-    fail "committed offsets reached $got of $total within ${timeout} s"
+    # where it stopped, to tell a consumer that fell short from a broker that
+    # holds fewer messages than were acknowledged
+    local ends stored
+    ends=$(kafka_end_offsets "$topic" 2>/dev/null | tr ' \n' ': ')
+    stored=$(psql_val "SELECT string_agg(kafka_partition || ':' || next_offset, ' ' ORDER BY kafka_partition)
+                       FROM camjoin_offsets WHERE consumer_group = '$group' AND topic = '$topic'" 2>/dev/null)
+    fail "committed offsets reached $got of $total within ${timeout} s (stored: $stored; broker's end offsets: $ends)"
 }
 
 load_manifest() {  # FILE (CSV seq,kind,event_id,camera_id,reason; header optional)
