@@ -616,6 +616,7 @@ assert_final_state() {  # SUMMARY_JSON MANIFEST TOPIC GROUP PARTITIONS
 #       at their message's partition/offset carrying the manifest's reason)
 #       and F_DEAD_EXTRA (dead letters stored more than once).
 #   stopped_field LOG KEY  KEY=value of the daemon's final `msg="stopped"` line
+#   fault_finish GEN TOTAL TOPIC GROUP PID  the end of a one-process run (see there)
 # ===================================================================
 wait_new_commit() {  # TOPIC GROUP BEFORE T0 TIMEOUT [PID]
     local topic=$1 group=$2 before=$3 t0=$4 timeout=$5 pid=${6:-} got deadline
@@ -662,6 +663,25 @@ fault_figures() {  # TOPIC (after load_manifest and load_messages)
                             AND d.kafka_partition = k.kafka_partition
                             AND d.kafka_offset = k.kafka_offset AND d.reason = m.reason
                        WHERE m.kind = 'malformed' AND d.id IS NULL")
+}
+
+# The end of a one-process fault run: the generator finished (exit 0: every
+# message delivered) with TOTAL messages, camjoin (PID, logging to
+# $CJ_TMP/cj.log) committed them all and stops with exit 0, and it logged no
+# error line of its own (librdkafka's connection errors are expected under
+# broker faults). Sets SENT.
+fault_finish() {  # GEN_NAME TOTAL TOPIC GROUP PID
+    local gen=$1 total=$2 topic=$3 group=$4 pid=$5
+    gen_wait "$gen"
+    SENT=$(json_get "$CJ_TMP/$gen.json" sent)
+    log "generator: $(cat "$CJ_TMP/$gen.json")"
+    assert_eq "messages sent = rate x duration (generator exit 0: every one delivered)" "$total" "$SENT"
+    wait_offsets "$topic" "$group" "$SENT" 120 "$pid"
+    kill -0 "$pid" 2>/dev/null || fail "camjoin (pid $pid) is gone: it must recover by itself"
+    camjoin_stop "$pid"
+    assert_eq "camjoin exit code after SIGTERM (same process all along)" 0 "$CAMJOIN_RC"
+    assert_eq "camjoin error-level log lines (other than librdkafka's)" 0 \
+        "$(grep 'level=error' "$CJ_TMP/cj.log" | grep -vc 'msg="librdkafka"' || true)"
 }
 
 stopped_field() {  # LOG KEY
