@@ -36,8 +36,8 @@
 #                                   the broker's DeleteRecords: the log start
 #                                   of that partition moves to OFFSET
 #   kafka_leader TOPIC PARTITION    node id of the partition's leader
-#   kafka_codecs TOPIC PARTITION    the compression codecs of the partition's
-#                                   record batches as stored by the broker
+#   kafka_codecs TOPIC PARTITION    one "CODEC RECORDS" line per record batch
+#                                   of the partition as the broker stored it
 #                                   (DumpLogSegments over its log files)
 #   kafka_tool CLASS ARGS...        one of Kafka's own tools (small JVM)
 #   kafka_version                   the version the broker reports it runs
@@ -366,12 +366,12 @@ kafka_delete_records() {  # TOPIC PARTITION OFFSET
         _kafka_fail "delete records of $1[$2] below $3: $(cat "$KAFKA_DIR/delete-records.log")"
 }
 
-kafka_codecs() {  # TOPIC PARTITION: "codec count" lines
+kafka_codecs() {  # TOPIC PARTITION: "codec records" per batch, in offset order
     local files
     files=$(ls "$KAFKA_DATA_ROOT"/node*/data/"$1-$2"/*.log 2>/dev/null | paste -sd, -)
     [[ -n $files ]] || _kafka_fail "no log segments of $1-$2 under $KAFKA_DATA_ROOT"
     kafka_tool org.apache.kafka.tools.DumpLogSegments --files "$files" 2>/dev/null |
-        sed -nE 's/.*compresscodec: ([a-z0-9]+).*/\1/p' | sort | uniq -c | awk '{ print $2, $1 }'
+        sed -nE 's/.*baseOffset: .* count: ([0-9]+) .*compresscodec: ([a-z0-9]+).*/\2 \1/p'
 }
 
 kafka_leader() {  # TOPIC PARTITION
