@@ -152,6 +152,14 @@ static void resume_at_next(pipeline_t *p)
     free(offs);
 }
 
+/* Paused partitions may fetch again: not stopping, no re-positioning
+ * pending, and the buffer drained below half of batch.max_buffered. */
+int pipeline_may_resume(const pipeline_t *p)
+{
+    return !p->stopping && !p->reposition &&
+           p->buffered <= (size_t)p->cfg->batch_max_buffered / 2;
+}
+
 static void backpressure(pipeline_t *p)
 {
     size_t max = (size_t)p->cfg->batch_max_buffered;
@@ -159,8 +167,7 @@ static void backpressure(pipeline_t *p)
         log_info("buffer full, pausing partitions", "buffered=%zu", p->buffered);
         source_kafka_pause(p->src);
         p->paused_since_ms = uv_now(p->loop);
-    } else if (!p->stopping && !p->reposition && p->buffered <= max / 2 &&
-               source_kafka_paused(p->src)) {
+    } else if (source_kafka_paused(p->src) && pipeline_may_resume(p)) {
         log_info("buffer drained, resuming partitions", "buffered=%zu",
                  p->buffered);
         p->paused_since_ms = 0;

@@ -236,8 +236,7 @@ static void on_resolved(void *ud, const source_resolved_t *r)
     }
     /* paused for a re-positioning, or with nothing buffered any more: the
      * new positions resume fetching (back-pressure keeps its own pause) */
-    int rc = source_kafka_paused(p->src) &&
-                     p->buffered <= (size_t)p->cfg->batch_max_buffered / 2
+    int rc = source_kafka_paused(p->src) && pipeline_may_resume(p)
                  ? source_kafka_resume_at(p->src, r->partitions, starts, r->n)
                  : source_kafka_assign(p->src, r->partitions, starts, r->n);
     if (rc != 0) {

@@ -83,6 +83,7 @@ void pipeline_drop_buffered(pipeline_t *p);    /* uncommitted batches: read agai
 void pipeline_flush(pipeline_t *p);            /* send the next batch if the sink is idle */
 void pipeline_stop(pipeline_t *p, int code);   /* graceful stop with this exit code */
 void pipeline_commit_kafka(pipeline_t *p);     /* committed positions to Kafka, if new */
+int pipeline_may_resume(const pipeline_t *p);  /* back-pressure and re-positioning allow fetching */
 
 /* pipeline_assign.c: source and sink callbacks about positions */
 void pipeline_on_revoke(void *ud);

@@ -36,13 +36,7 @@ kafka_start_own "$TOPIC" "$PARTS" 1
 camjoin_args "$TOPIC" "$GROUP"
 offsets_now() { _offsets_sum "$TOPIC" "$GROUP"; }
 
-camjoin_start cj "${CJ_ARGS[@]}"
-CJ=$CAMJOIN_PID
-wait_progress "$TOPIC" "$GROUP" 0 30 "$CJ"
-gen_start broker --topic "$TOPIC" --rate "$RATE" --duration "$DURATION" --seed 5005 \
-    --dup-ratio 0.05 --unknown-camera-ratio 0.02 --malformed-ratio 0.01 \
-    -X message.timeout.ms=$(((OUTAGE + 120) * 1000)) --manifest "$CJ_TMP/broker.manifest.csv"
-wait_progress "$TOPIC" "$GROUP" $((RATE * 4)) 60 "$CJ"
+fault_start broker 5005 "$(((OUTAGE + 120) * 1000))" "$((RATE * 4))"
 
 kill -0 "${GEN_PIDS[broker]}" 2>/dev/null || fail "the generator finished before the kill"
 log "kill -9 the broker (pid $(kafka_node_pid 1)) for ${OUTAGE} s"

@@ -40,13 +40,7 @@ part_offset() { psql_val "SELECT coalesce(max(next_offset), -1) FROM camjoin_off
                           WHERE consumer_group = '$GROUP' AND topic = '$TOPIC' AND kafka_partition = $1"; }
 part_high() { kafka_end_offsets "$TOPIC" | awk -v p="$1" '$1 == p { print $2 }'; }
 
-camjoin_start cj "${CJ_ARGS[@]}"
-CJ=$CAMJOIN_PID
-wait_progress "$TOPIC" "$GROUP" 0 30 "$CJ"
-gen_start fo --topic "$TOPIC" --rate "$RATE" --duration "$DURATION" --seed 6116 \
-    --dup-ratio 0.05 --unknown-camera-ratio 0.02 --malformed-ratio 0.01 \
-    -X message.timeout.ms=120000 --manifest "$CJ_TMP/fo.manifest.csv"
-wait_progress "$TOPIC" "$GROUP" $((RATE * 5)) 60 "$CJ"
+fault_start fo 6116 "120000" "$((RATE * 5))"
 
 victim=$(kafka_leader "$TOPIC" 0)
 [[ -n $victim ]] || fail "no leader for partition 0"

@@ -44,13 +44,7 @@ still_producing() {
 }
 offsets_now() { _offsets_sum "$TOPIC" "$GROUP"; }
 
-camjoin_start cj "${CJ_ARGS[@]}"
-CJ=$CAMJOIN_PID
-wait_progress "$TOPIC" "$GROUP" 0 30 "$CJ"
-gen_start reqerr --topic "$TOPIC" --rate "$RATE" --duration "$DURATION" --seed 5005 \
-    --dup-ratio 0.05 --unknown-camera-ratio 0.02 --malformed-ratio 0.01 \
-    -X message.timeout.ms=120000 --manifest "$CJ_TMP/reqerr.manifest.csv"
-wait_progress "$TOPIC" "$GROUP" $((RATE * 2)) 60 "$CJ"
+fault_start reqerr 5005 "120000" "$((RATE * 2))"
 
 # ---- injected request errors, one kind at a time. Recovery of each =
 # injection -> everything that was in Kafka just before it is committed

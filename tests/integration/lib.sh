@@ -39,6 +39,10 @@
 #       expectations in SQL, independently from camjoin.
 #   assert_final_state SUMMARY MANIFEST TOPIC GROUP PARTITIONS
 #       the exact end-state checks shared by t_core, t_restart and t_rerun.
+#   assert_reasons NAME TOPIC
+#       dead letters by reason = the manifest's malformed rows by reason.
+#   pg_lock_hold APP / pg_lock_release APP
+#       a session holding an exclusive lock on camera_events (COPY waits).
 #   fail MSG / assert_eq NAME EXPECTED ACTUAL / psql_val SQL / json_get FILE KEY
 #
 # One EXIT trap (cleanup) stops everything that was started, in reverse
@@ -473,6 +477,39 @@ ANALYZE kafka_messages;
 SQL
 }
 
+# Reasons whose dead-letter count on TOPIC differs from the malformed rows
+# of the loaded manifest, by reason: must be 0.
+assert_reasons() {  # NAME TOPIC
+    assert_eq "$1" 0 \
+        "$(psql_val "SELECT count(*) FROM
+                       (SELECT reason, count(*) n FROM manifest WHERE kind = 'malformed' GROUP BY 1) m
+                       FULL JOIN (SELECT reason, count(*) n FROM camjoin_dead_letters
+                                  WHERE topic = '$2' GROUP BY 1) d USING (reason)
+                     WHERE m.n IS DISTINCT FROM d.n")"
+}
+
+# A session that holds an ACCESS EXCLUSIVE lock on camera_events (so that
+# camjoin's COPY waits), named APP; pg_lock_hold returns once the lock is
+# granted, pg_lock_release ends the session.
+pg_lock_hold() {  # APP
+    local i
+    psql -XAtq -v ON_ERROR_STOP=1 "application_name=$1" \
+        -c "BEGIN; LOCK TABLE camera_events IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)" \
+        >/dev/null 2>&1 &
+    PG_LOCK_PSQL=$!
+    for ((i = 0; i < 100; i++)); do
+        [[ $(psql_val "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                       WHERE a.application_name = '$1' AND l.granted
+                         AND l.relation = 'camera_events'::regclass") == 1 ]] && return 0
+        sleep 0.1
+    done
+    fail "the lock of session $1 on camera_events was not granted within 10 s"
+}
+pg_lock_release() {  # APP
+    psql_val "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null
+    wait "$PG_LOCK_PSQL" 2>/dev/null || true
+}
+
 # The exact end state after every produced message has been consumed:
 # rows = the manifest's valid events (as a set, no duplicates), each row's
 # columns = its Kafka message, site columns = the reference table, dead
@@ -568,12 +605,7 @@ assert_final_state() {  # SUMMARY_JSON MANIFEST TOPIC GROUP PARTITIONS
     assert_eq "dead letters stored more than once" 0 \
         "$(psql_val "SELECT count(*) - count(DISTINCT (kafka_partition, kafka_offset))
                      FROM camjoin_dead_letters WHERE topic = '$topic'")"
-    assert_eq "reasons whose count differs from the manifest" 0 \
-        "$(psql_val "SELECT count(*) FROM
-                       (SELECT reason, count(*) n FROM manifest WHERE kind = 'malformed' GROUP BY 1) m
-                       FULL JOIN (SELECT reason, count(*) n FROM camjoin_dead_letters
-                                  WHERE topic = '$topic' GROUP BY 1) d USING (reason)
-                     WHERE m.n IS DISTINCT FROM d.n")"
+    assert_reasons "reasons whose count differs from the manifest" "$topic"
     assert_eq "summary malformed_by_reason = manifest reasons" \
         "$(psql_val "SELECT string_agg(reason || '=' || n, ',' ORDER BY reason) FROM
                      (SELECT reason, count(*) n FROM manifest WHERE kind = 'malformed' GROUP BY 1) m")" \
@@ -616,7 +648,8 @@ assert_final_state() {  # SUMMARY_JSON MANIFEST TOPIC GROUP PARTITIONS
 #       at their message's partition/offset carrying the manifest's reason)
 #       and F_DEAD_EXTRA (dead letters stored more than once).
 #   stopped_field LOG KEY  KEY=value of the daemon's final `msg="stopped"` line
-#   fault_finish GEN TOTAL TOPIC GROUP PID  the end of a one-process run (see there)
+#   fault_start GEN SEED TIMEOUT_MS WARM / fault_finish GEN TOTAL TOPIC GROUP PID
+#                          the start and the end of a one-process run (see there)
 # ===================================================================
 wait_new_commit() {  # TOPIC GROUP BEFORE T0 TIMEOUT [PID]
     local topic=$1 group=$2 before=$3 t0=$4 timeout=$5 pid=${6:-} got deadline
@@ -663,6 +696,21 @@ fault_figures() {  # TOPIC (after load_manifest and load_messages)
                             AND d.kafka_partition = k.kafka_partition
                             AND d.kafka_offset = k.kafka_offset AND d.reason = m.reason
                        WHERE m.kind = 'malformed' AND d.id IS NULL")
+}
+
+# The start of a one-process fault run: camjoin (CJ, logging to
+# $CJ_TMP/cj.log) with CJ_ARGS, then camjoin-gen GEN_NAME at RATE for
+# DURATION (5 % duplicates, 2 % unknown cameras, 1 % malformed, a manifest in
+# $CJ_TMP/GEN_NAME.manifest.csv) with message.timeout.ms TIMEOUT_MS, and
+# returns once WARM messages are committed.
+fault_start() {  # GEN_NAME SEED TIMEOUT_MS WARM (RATE, DURATION, TOPIC, GROUP: the script's)
+    camjoin_start cj "${CJ_ARGS[@]}"
+    CJ=$CAMJOIN_PID
+    wait_progress "$TOPIC" "$GROUP" 0 30 "$CJ"
+    gen_start "$1" --topic "$TOPIC" --rate "$RATE" --duration "$DURATION" --seed "$2" \
+        --dup-ratio 0.05 --unknown-camera-ratio 0.02 --malformed-ratio 0.01 \
+        -X message.timeout.ms="$3" --manifest "$CJ_TMP/$1.manifest.csv"
+    wait_progress "$TOPIC" "$GROUP" "$4" 60 "$CJ"
 }
 
 # The end of a one-process fault run: the generator finished (exit 0: every

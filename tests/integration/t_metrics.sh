@@ -197,25 +197,14 @@ assert_eq "rows after the outage" $((valid_new + $(json_get "$CJ_TMP/metrics2.js
 assert_eq "/readyz status after the outage" 200 "$(code "$URL/readyz")"
 
 echo "back-pressure: a lock holds the COPY; the buffer fills; /readyz turns 503 after 1 s"
-psql -XAtq -v ON_ERROR_STOP=1 "application_name=t_metrics_lock" \
-    -c "BEGIN; LOCK TABLE camera_events IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)" \
-    >/dev/null 2>&1 &
-lock_psql=$!
-for ((i = 0; i < 100; i++)); do
-    [[ $(psql_val "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-                   WHERE a.application_name = 't_metrics_lock' AND l.granted
-                     AND l.relation = 'camera_events'::regclass") == 1 ]] && break
-    sleep 0.1
-done
+pg_lock_hold t_metrics_lock
 gen metrics3 --topic "$TOPIC" --count 3000 --seed 4444 --id-prefix pause
 scrape_until '/^camjoin_partitions_paused / { p = $2 } /^camjoin_postgres_up / { up = $2 }
               /^camjoin_paused_seconds / { s = $2 } END { exit !(p == 3 && up == 1 && s > 1) }' \
     "partitions paused for more than 1 s with PostgreSQL up"
 assert_eq "/readyz status, paused > http.ready_max_pause" 503 "$(code "$URL/readyz")"
 assert_eq "/readyz reason" "paused by back-pressure longer than http.ready_max_pause" "$(cat "$CJ_TMP/body")"
-psql_val "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-          WHERE application_name = 't_metrics_lock'" >/dev/null
-wait "$lock_psql" 2>/dev/null || true
+pg_lock_release t_metrics_lock
 wait_offsets "$TOPIC" "$GROUP" $((sent + 900 + 3000)) 60 "$pid"
 scrape_until '/^camjoin_partitions_paused / { p = $2 } /^camjoin_consumer_lag_messages/ { l += $2 }
               END { exit !(p == 0 && l == 0) }' "resumed and caught up after the lock"

@@ -118,15 +118,7 @@ assert_eq "camjoin_offsets = high watermarks" "$(kafka_end_offsets "$TOPIC" | tr
                  WHERE consumer_group = '$GROUP' ORDER BY kafka_partition" | tr '\n' ' ')"
 
 echo "2. a gap while camjoin runs (paused by back-pressure, then out of range)"
-psql -XAtq -v ON_ERROR_STOP=1 "application_name=t_gap_lock" \
-    -c "BEGIN; LOCK TABLE camera_events IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)" >/dev/null 2>&1 &
-lock_psql=$!
-for ((i = 0; i < 100; i++)); do
-    [[ $(psql_val "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-                   WHERE a.application_name = 't_gap_lock' AND l.granted
-                     AND l.relation = 'camera_events'::regclass") == 1 ]] && break
-    sleep 0.1
-done
+pg_lock_hold t_gap_lock
 start3=$(kafka_end_offsets "$TOPIC" | awk '$1 == 0 { print $2 }')
 seq 1 30000 | awk '{ printf "w3-%d\t{\"event_id\":\"w3-%d\",\"camera_id\":\"cam-x\",\"event_ts\":1796180400000,\"event_type\":\"person\"}\n", $1, $1 }' |
     kcat -b "$KAFKA_BROKERS" -P -t "$TOPIC" -p 0 -K $'\t' 2>"$CJ_TMP/w3.err" || fail "kcat: $(cat "$CJ_TMP/w3.err")"
@@ -137,8 +129,7 @@ done
 assert_eq "partitions paused by back-pressure" "$PARTS" "$(metric camjoin_partitions_paused)"
 l3=$((start3 + 20000))   # a drain pass reads at most ~8k before the pause
 kafka_delete_records "$TOPIC" 0 "$l3"
-psql_val "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 't_gap_lock'" >/dev/null
-wait "$lock_psql" 2>/dev/null || true
+pg_lock_release t_gap_lock
 ends_sum=$(kafka_end_offsets "$TOPIC" | awk '{ s += $2 } END { print s }')
 wait_offsets "$TOPIC" "$GROUP" "$ends_sum" 60 "$pid"
 assert_eq "camjoin_offset_gaps_total, both phases" 3 "$(metric camjoin_offset_gaps_total)"
