@@ -42,30 +42,6 @@ static int64_t wall_us(void)
 
 static void finish(pipeline_t *p);
 
-/* ---- partitions ---- */
-
-struct part *pipeline_part(pipeline_t *p, int32_t id)
-{
-    if (id < 0)
-        return NULL;
-    if ((size_t)id >= p->nparts) {
-        size_t n = (size_t)id + 1 > 2 * p->nparts ? (size_t)id + 1 : 2 * p->nparts;
-        struct part *np = realloc(p->parts, n * sizeof *np);
-        if (!np)
-            return NULL;
-        memset(np + p->nparts, 0, (n - p->nparts) * sizeof *np);
-        p->parts = np;
-        p->nparts = n;
-    }
-    return &p->parts[id];
-}
-
-struct part *pipeline_part_active(pipeline_t *p, int32_t id)
-{
-    return id >= 0 && (size_t)id < p->nparts && p->parts[id].state == P_ACTIVE
-               ? &p->parts[id] : NULL;
-}
-
 /* ---- batches ---- */
 
 static batch_t *batch_take(pipeline_t *p)
@@ -91,7 +67,7 @@ batch_t *pipeline_open_batch(pipeline_t *p)
     return p->open;
 }
 
-static int seal(pipeline_t *p)
+int pipeline_seal(pipeline_t *p)
 {
     if (!p->open || batch_messages(p->open) == 0)
         return 0;
@@ -105,6 +81,7 @@ static int seal(pipeline_t *p)
     }
     p->sealed[p->nsealed++] = p->open;
     p->open = NULL;
+    p->batches_sealed++;
     return 0;
 }
 
@@ -121,6 +98,7 @@ void pipeline_drop_buffered(pipeline_t *p)
         dropped += batch_messages(p->sealed[i]);
         batch_recycle(p, p->sealed[i]);
     }
+    p->batches_done += p->nsealed;
     p->nsealed = 0;
     p->buffered -= dropped;
     if (dropped)
@@ -131,19 +109,21 @@ void pipeline_drop_buffered(pipeline_t *p)
 /* Resumes every active partition at the next offset it expects. */
 static void resume_at_next(pipeline_t *p)
 {
-    size_t n = 0;
-    int32_t *parts = malloc((p->nassigned ? p->nassigned : 1) * sizeof *parts);
-    int64_t *offs = malloc((p->nassigned ? p->nassigned : 1) * sizeof *offs);
+    size_t n = 0, cnt = assignment_count(p->asg);
+    int32_t *parts = malloc((cnt ? cnt : 1) * sizeof *parts);
+    int64_t *offs = malloc((cnt ? cnt : 1) * sizeof *offs);
     if (parts && offs) {
-        for (size_t i = 0; i < p->nassigned; i++) {
-            struct part *pt = &p->parts[p->assigned[i]];
-            if (pt->state == P_ACTIVE) {
-                parts[n] = p->assigned[i];
-                offs[n++] = pt->next;
+        for (size_t i = 0; i < cnt; i++) {
+            int32_t id = assignment_at(p->asg, i);
+            const assignment_pos_t *pos = assignment_peek(p->asg, id);
+            if (pos) {
+                parts[n] = id;
+                offs[n++] = pos->next;
             }
         }
-        if (source_kafka_resume_at(p->src, parts, offs, n) != 0)
-            p->need_resolve = 1;
+        if (source_kafka_resume_at(p->src, parts, offs, n) != 0 &&
+            assignment_reposition(p->asg) != 0)
+            pipeline_stop(p, 1);
     } else {
         log_error("out of memory resuming partitions", NULL);
         pipeline_stop(p, 1);
@@ -253,7 +233,7 @@ out:
 static void on_message(void *ud, const source_msg_t *m)
 {
     pipeline_t *p = ud;
-    struct part *pt = pipeline_part_active(p, m->partition);
+    assignment_pos_t *pt = assignment_active(p->asg, m->partition);
     if (p->stopping || !pt || m->offset < pt->next)
         return; /* not ours (any more), or a re-delivery of a skipped range */
     if (!p->open) {
@@ -272,7 +252,7 @@ static void on_message(void *ud, const source_msg_t *m)
     p->st.consumed++;
     p->buffered++;
     process(p, p->open, m);
-    if (batch_messages(p->open) >= (size_t)p->cfg->batch_max_rows && seal(p))
+    if (batch_messages(p->open) >= (size_t)p->cfg->batch_max_rows && pipeline_seal(p))
         pipeline_stop(p, 1);
 }
 
@@ -290,7 +270,7 @@ static void submit(pipeline_t *p, batch_t *b)
     size_t n;
     batch_offset_t *off = batch_offsets(b, &n);
     for (size_t i = 0; i < n; i++)
-        off[i].expected = p->parts[off[i].partition].stored;
+        off[i].expected = assignment_stored(p->asg, off[i].partition);
     sink_pg_submit(p->sink, b); /* owned by the sink until on_txn_done */
 }
 
@@ -298,11 +278,11 @@ static void on_linger(uv_timer_t *t) { pipeline_flush(t->data); }
 
 static int until_end_reached(pipeline_t *p)
 {
-    if (!p->cfg->until_end || p->awaiting_assign || p->buffered)
+    if (!p->cfg->until_end || !assignment_settled(p->asg) || p->buffered)
         return 0;
-    for (size_t i = 0; i < p->nassigned; i++) {
-        struct part *pt = &p->parts[p->assigned[i]];
-        if (pt->state != P_ACTIVE || pt->committed < pt->high)
+    for (size_t i = 0; i < assignment_count(p->asg); i++) {
+        const assignment_pos_t *pos = assignment_peek(p->asg, assignment_at(p->asg, i));
+        if (!pos || pos->committed < pos->high)
             return 0;
     }
     return 1;
@@ -319,7 +299,7 @@ void pipeline_flush(pipeline_t *p)
                            (uint64_t)(p->cfg->batch_max_wait_ms - age), 0);
             return;
         }
-        if (seal(p)) {
+        if (pipeline_seal(p)) {
             log_error("out of memory sealing a batch; dropping the buffer "
                       "(it is read again on restart)", NULL);
             p->exit_code = 1;
@@ -340,7 +320,8 @@ void pipeline_flush(pipeline_t *p)
         /* every message read before the out-of-range is committed: now the
          * stored offsets are exact, and positioning records the gap */
         p->reposition = 0;
-        pipeline_resolve(p);
+        if (assignment_reposition(p->asg) != 0)
+            pipeline_stop(p, 1);
     } else if (until_end_reached(p)) {
         log_info("reached the end of every assigned partition", NULL);
         pipeline_stop(p, 0);
@@ -370,17 +351,11 @@ static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
     size_t n, msgs = batch_messages(b);
     batch_offset_t *off = batch_offsets(b, &n);
     p->buffered -= msgs;
+    p->batches_done++;
     if (r == SINK_OK) {
-        for (size_t i = 0; i < n; i++) {
-            struct part *pt = pipeline_part(p, off[i].partition);
-            if (!pt)
-                continue;
-            pt->stored = off[i].next;
-            if (pt->state == P_ACTIVE) {
-                pt->committed = off[i].next;
+        for (size_t i = 0; i < n; i++)
+            if (assignment_committed(p->asg, off[i].partition, off[i].next))
                 p->kafka_dirty = 1;
-            }
-        }
         record_latency(p, b, commit_ms);
         p->st.restaged = sink_pg_restaged(p->sink);
         p->st.batches++;
@@ -395,10 +370,11 @@ static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
         log_warn("offsets moved by another consumer: batch rolled back, "
                  "re-reading stored offsets", "messages=%zu", msgs);
         pipeline_drop_buffered(p);
-        if (!p->stopping)
-            pipeline_resolve(p);
+        if (!p->stopping && assignment_reposition(p->asg) != 0)
+            pipeline_stop(p, 1);
     }
     batch_recycle(p, b);
+    pipeline_release_revoked(p);
     backpressure(p);
     pipeline_flush(p);
 }
@@ -634,12 +610,13 @@ void pipeline_commit_kafka(pipeline_t *p)
     if (!p->kafka_dirty || !p->src)
         return;
     p->kafka_dirty = 0;
-    for (size_t i = 0; i < p->nassigned; i++) {
-        struct part *pt = &p->parts[p->assigned[i]];
-        if (pt->state != P_ACTIVE || pt->committed <= 0)
+    for (size_t i = 0; i < assignment_count(p->asg); i++) {
+        int32_t id = assignment_at(p->asg, i);
+        const assignment_pos_t *pos = assignment_peek(p->asg, id);
+        if (!pos || pos->committed <= 0)
             continue;
-        parts[k] = p->assigned[i];
-        next[k++] = pt->committed;
+        parts[k] = id;
+        next[k++] = pos->committed;
         if (k == 64) {
             source_kafka_commit_async(p->src, parts, next, k);
             k = 0;
@@ -655,10 +632,8 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = uv_now(p->loop);
     pipeline_commit_kafka(p);
     dedup_expire(p->dedup, (int64_t)now);
-    if (p->need_resolve && !p->stopping) {
-        p->need_resolve = 0;
-        pipeline_resolve(p);
-    }
+    if (!p->stopping && assignment_tick(p->asg) != 0)
+        pipeline_stop(p, 1);
     if (now - p->last_stats_ms >= STATS_EVERY_MS) {
         if (p->st.consumed != p->last_consumed)
             log_stats(p, "progress");
@@ -691,12 +666,12 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    int reset_latest = 0;
     p->loop = loop;
     p->cfg = cfg;
-    p->awaiting_assign = 1;
     for (size_t i = 0; i < cfg->n_kafka_props; i++)
         if (strcmp(cfg->kafka_props[i].key, "auto.offset.reset") == 0)
-            p->offset_reset_latest =
+            reset_latest =
                 strcmp(cfg->kafka_props[i].value, "latest") == 0 ||
                 strcmp(cfg->kafka_props[i].value, "largest") == 0 ||
                 strcmp(cfg->kafka_props[i].value, "end") == 0;
@@ -717,12 +692,17 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    /* the replay spec's arrays are the assignment's from here */
+    if (!(p->asg = assignment_new(&pipeline_assignment_io, p, replay,
+                                  cfg->dedup_warm_up, reset_latest))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     p->ref = ref;                  /* owned by the pipeline from here */
     p->ref_loaded_ms = uv_now(loop);
-    p->replay = *replay;
-    memset(replay, 0, sizeof *replay); /* arrays owned by the pipeline */
     return p;
 fail:
+    sink_pg_free(p->sink);
     source_kafka_free(p->src);
     dedup_free(p->dedup);
     hist_free(p->lat_produce);
@@ -753,6 +733,10 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
     on_upkeep_done(p, &ur);
     if (source_kafka_start(p->src, err, errlen) != 0)
         return -1;
+    if (!source_kafka_commits_offsets(p->src))
+        log_info("cooperative assignor: offsets are not committed to Kafka "
+                 "(this librdkafka loses the assignment on a commit during a "
+                 "rebalance); lag is on /metrics", NULL);
     for (int i = 0; i < 3; i++) {
         uv_signal_init(p->loop, &p->sig[i]);
         p->sig[i].data = p;
@@ -777,9 +761,8 @@ void pipeline_get_health(const pipeline_t *p, pipeline_health_t *h)
     h->pg_up = p->sink && sink_pg_up(p->sink);
     h->stopping = p->stopping;
     h->paused = source_kafka_paused(p->src);
-    h->assigned = p->nassigned;
-    for (size_t i = 0; i < p->nassigned; i++)
-        h->active += p->parts[p->assigned[i]].state == P_ACTIVE;
+    h->assigned = assignment_count(p->asg);
+    h->active = assignment_active_count(p->asg);
     h->buffered = p->buffered;
     h->dedup_keys = dedup_count(p->dedup);
     h->dedup_bytes = dedup_bytes(p->dedup);
@@ -815,8 +798,7 @@ void pipeline_free(pipeline_t *p)
     hist_free(p->lat_event);
     hist_free(p->commit_dur);
     refdata_free(p->ref);
-    replay_spec_clear(&p->replay);
-    free(p->parts);
-    free(p->assigned);
+    assignment_free(p->asg);
+    pipeline_free_requests(p);
     free(p);
 }

@@ -1,10 +1,12 @@
-/* pipeline_assign — where each assigned partition starts reading.
+/* pipeline_assign — the assignment module's requests, served by the sink and
+ * the source, and the source's news about partitions.
  *
- * On assignment (and after a fenced commit) the pipeline reads the stored
- * offsets from PostgreSQL, asks Kafka for the watermarks (and for the offset
- * of a replay timestamp) on the thread pool, applies --replay-from once per
- * partition, and only then assigns at absolute offsets. Every step checks a
- * generation number, so a rebalance in the middle discards stale answers.
+ * The assignment module (assignment.c) decides where each partition starts;
+ * this file only carries its requests out and the answers back: stored
+ * offsets and the dedup warm-up from PostgreSQL, watermarks from Kafka, and
+ * "positioned", which assigns the partitions in Kafka. Every request carries
+ * its round in a small record (struct req) that the pipeline owns until the
+ * answer comes back (or the pipeline is freed).
  *
  * Retention. A stored offset below the log start means messages were deleted
  * before camjoin read them. That is never skipped silently: the partition is
@@ -13,8 +15,16 @@
  * stored offset to the log start (batch_add_gap). The same happens when a
  * running fetch goes out of range: librdkafka reports it (auto.offset.reset
  * is "error", source_kafka.c), the pipeline pauses, commits everything it
- * has read, and only then re-reads the stored offsets and re-positions, so
- * the recorded range is exactly what nobody read.
+ * has read, and only then re-positions, so the recorded range is exactly
+ * what nobody read.
+ *
+ * Cooperative revoke. The revoked partitions have left the consumer already
+ * (source_kafka.c answers the rebalance at once); what was read of them is
+ * still committed: the open batch is sealed, and when every batch sealed so
+ * far is done (committed, or dropped by a fence) they are released from the
+ * assignment's books. If the new owner commits first, the fence rolls one
+ * side back, and that side positions again. The partitions that stay keep
+ * flowing into new batches meanwhile.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,127 +32,99 @@
 #include "camjoin/log.h"
 #include "pipeline_int.h"
 
-void pipeline_on_revoke(void *ud)
-{
-    pipeline_t *p = ud;
-    for (size_t i = 0; i < p->nassigned; i++)
-        p->parts[p->assigned[i]].state = P_NONE;
-    log_info("partitions revoked", "count=%zu", p->nassigned);
-    p->nassigned = 0;
-    p->gen++;
-    p->awaiting_assign = 1;
-    pipeline_drop_buffered(p);
-    pipeline_flush(p); /* a stop may have been waiting for this */
-}
-
-void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n)
-{
-    pipeline_t *p = ud;
-    int32_t *a = malloc((n ? n : 1) * sizeof *a);
-    if (!a || (n && !pipeline_part(p, partitions[n - 1]))) {
-        free(a);
-        log_error("out of memory in assignment", NULL);
-        pipeline_stop(p, 1);
-        return;
-    }
-    memcpy(a, partitions, n * sizeof *a);
-    free(p->assigned);
-    p->assigned = a;
-    p->nassigned = n;
-    log_info("partitions assigned", "count=%zu", n);
-    pipeline_resolve(p);
-}
-
-/* Step 1 of (re)positioning the assignment: read the stored offsets. */
-void pipeline_resolve(pipeline_t *p)
-{
-    p->gen++;
-    p->awaiting_assign = 1;
-    for (size_t i = 0; i < p->nassigned; i++) {
-        struct part *pt = pipeline_part(p, p->assigned[i]);
-        if (!pt) {
-            pipeline_stop(p, 1);
-            return;
-        }
-        pt->state = P_RESOLVING;
-    }
-    p->offsets_gen = p->gen;
-    sink_pg_read_offsets(p->sink);
-}
-
-struct resolve_ctx {
+struct req {
     pipeline_t *p;
-    uint64_t gen;
+    uint64_t round;
+    struct req *prev, *next;
 };
 
-static void on_resolved(void *ud, const source_resolved_t *r);
-
-/* Step 3: ask Kafka for watermarks (thread pool). */
-static void start_resolve(pipeline_t *p)
+static struct req *req_new(pipeline_t *p, uint64_t round)
 {
-    struct resolve_ctx *c = malloc(sizeof *c);
-    int64_t at = p->replay.kind == REPLAY_TIME ? p->replay.time_ms : -1;
-    if (!c || source_kafka_resolve(p->src, p->assigned, p->nassigned, at,
-                                   on_resolved, c) != 0) {
-        free(c);
+    struct req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->p = p;
+    r->round = round;
+    r->next = p->reqs;
+    if (p->reqs)
+        p->reqs->prev = r;
+    p->reqs = r;
+    return r;
+}
+
+static void req_free(struct req *r)
+{
+    pipeline_t *p = r->p;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        p->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    free(r);
+}
+
+void pipeline_free_requests(pipeline_t *p)
+{
+    while (p->reqs)
+        req_free(p->reqs);
+}
+
+/* ---- requests ---- */
+
+static int io_read_offsets(void *ud, uint64_t round)
+{
+    pipeline_t *p = ud;
+    struct req *r = req_new(p, round);
+    if (!r)
+        return -1;
+    sink_pg_read_offsets(p->sink, r); /* r comes back in pipeline_on_offsets */
+    return 0;
+}
+
+static int io_warm(void *ud, uint64_t round, const int32_t *parts, size_t n)
+{
+    pipeline_t *p = ud;
+    struct req *r = req_new(p, round);
+    if (!r)
+        return -1;
+    p->warm_start_ms = uv_now(p->loop);
+    sink_pg_warm(p->sink, parts, n, r); /* r: rows, then pipeline_on_warm_done */
+    return 0;
+}
+
+static void on_resolved(void *ud, const source_resolved_t *res)
+{
+    struct req *r = ud;
+    pipeline_t *p = r->p;
+    uint64_t round = r->round;
+    req_free(r);
+    if (p->stopping)
+        return;
+    if (res->status != 0)
+        log_warn("offset resolution failed, retrying", "error=\"%s\"", res->err);
+    assignment_resolved(p->asg, round, res);
+    pipeline_flush(p); /* --until-end may already be satisfied */
+}
+
+static int io_resolve(void *ud, uint64_t round, const int32_t *parts, size_t n,
+                      int64_t time_ms)
+{
+    pipeline_t *p = ud;
+    struct req *r = req_new(p, round);
+    if (!r || source_kafka_resolve(p->src, parts, n, time_ms, on_resolved, r) != 0) {
+        if (r)
+            req_free(r);
         log_error("cannot start offset resolution", NULL);
-        pipeline_stop(p, 1);
-        return;
+        return -1;
     }
-    c->p = p;
-    c->gen = p->gen;
-}
-
-/* Step 2: stored offsets known; warm the dedup window. Also after a fenced
- * commit: the fence means another consumer wrote these partitions (this
- * process may have been a zombie the group had already replaced), so the
- * window lacks what it wrote. */
-void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
-                       size_t n)
-{
-    pipeline_t *p = ud;
-    if (p->offsets_gen != p->gen || p->stopping)
-        return; /* superseded by a later assignment */
-    p->offsets_gen = 0;
-    for (size_t i = 0; i < p->nassigned; i++)
-        p->parts[p->assigned[i]].stored = BATCH_OFFSET_NONE;
-    for (size_t i = 0; i < n; i++)
-        if ((size_t)parts[i] < p->nparts)
-            p->parts[parts[i]].stored = next[i];
-    if (p->cfg->dedup_warm_up) {
-        p->warm_gen = p->gen;
-        p->warm_start_ms = uv_now(p->loop);
-        sink_pg_warm(p->sink, p->assigned, p->nassigned);
-        return;
-    }
-    start_resolve(p);
-}
-
-/* Step 2b: a dedup entry for each event of the window on these partitions,
- * with its position, so a re-read of it is not mistaken for a duplicate. */
-void pipeline_on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
-                          int64_t offset)
-{
-    pipeline_t *p = ud;
-    if (p->warm_gen == p->gen)
-        dedup_check(p->dedup, id, len, partition, offset, (int64_t)uv_now(p->loop));
-}
-
-void pipeline_on_warm_done(void *ud, size_t rows)
-{
-    pipeline_t *p = ud;
-    if (p->warm_gen != p->gen || p->stopping)
-        return;
-    log_info("dedup window warmed from postgres", "partitions=%zu events=%zu "
-             "ms=%llu", p->nassigned, rows,
-             (unsigned long long)(uv_now(p->loop) - p->warm_start_ms));
-    start_resolve(p);
+    return 0;
 }
 
 /* The stored offset `from` of partition `id` is below the log start `to`:
  * offsets [from, to) were deleted unread. Logged, counted, and recorded in
  * the open batch, which commits it with the new stored offset. */
-static void record_gap(pipeline_t *p, int32_t id, int64_t from, int64_t to)
+static int record_gap(pipeline_t *p, int32_t id, int64_t from, int64_t to)
 {
     batch_t *b = pipeline_open_batch(p);
     /* every gap is logged: never folded into a "repeated" count */
@@ -152,102 +134,183 @@ static void record_gap(pipeline_t *p, int32_t id, int64_t from, int64_t to)
                   (long long)to, (long long)(to - from));
     if (!b || batch_add_gap(b, id, from, to) != 0) {
         log_error("cannot buffer the offset_gap dead letter", "partition=%d", (int)id);
-        pipeline_stop(p, 1);
-        return;
+        return -1;
     }
     p->buffered++;
     p->st.offset_gaps++;
     p->st.offsets_lost += (uint64_t)(to - from);
+    return 0;
 }
 
-/* Where partition i starts: replay spec (first assignment only), else the
- * stored offset, else auto.offset.reset. Clamped into [low, high]. */
-static int64_t start_offset(pipeline_t *p, struct part *pt, int32_t id,
-                            const source_resolved_t *r, size_t i)
+static void log_start(pipeline_t *p, const assignment_start_t *st)
 {
-    int64_t start = pt->stored;
-    int replayed = 0;
-    if (!pt->replayed && p->replay.kind != REPLAY_NONE) {
-        replayed = p->replay.kind != REPLAY_PARTITIONS;
-        switch (p->replay.kind) {
-        case REPLAY_EARLIEST: start = r->low[i]; break;
-        case REPLAY_LATEST: start = r->high[i]; break;
-        case REPLAY_OFFSET: start = p->replay.offset; break;
-        case REPLAY_TIME: start = r->at_time[i]; break;
-        case REPLAY_PARTITIONS:
-            for (size_t k = 0; k < p->replay.n; k++)
-                if (p->replay.partitions[k] == id) {
-                    start = p->replay.offsets[k];
-                    replayed = 1;
-                }
-            break;
-        default: break;
-        }
-    }
-    pt->replayed = 1;
-    if (start == BATCH_OFFSET_NONE)
-        start = p->offset_reset_latest ? r->high[i] : r->low[i];
-    if (start < r->low[i] && !replayed) {
-        record_gap(p, id, start, r->low[i]);
-        start = r->low[i];
-    } else if (start < r->low[i]) {
+    const assignment_pos_t *pos = assignment_active(p->asg, st->partition);
+    if (st->clamp == ASSIGN_CLAMP_REPLAY_LOW)
         log_warn("--replay-from below the log start: replaying from the log "
-                 "start", "partition=%d start=%lld low=%lld", (int)id,
-                 (long long)start, (long long)r->low[i]);
-        start = r->low[i];
-    } else if (start > r->high[i]) {
+                 "start", "partition=%d start=%lld low=%lld", (int)st->partition,
+                 (long long)st->wanted, (long long)st->offset);
+    else if (st->clamp == ASSIGN_CLAMP_HIGH)
         log_warn("start offset beyond the end of the partition (topic "
-                 "recreated?)", "partition=%d start=%lld high=%lld", (int)id,
-                 (long long)start, (long long)r->high[i]);
-        start = r->high[i];
-    }
-    return start;
+                 "recreated?)", "partition=%d start=%lld high=%lld",
+                 (int)st->partition, (long long)st->wanted, (long long)st->offset);
+    log_info("partition positioned", "partition=%d offset=%lld stored=%lld "
+             "high=%lld", (int)st->partition, (long long)st->offset,
+             (long long)pos->stored, (long long)pos->high);
 }
 
-/* Step 4: assign at absolute offsets. */
-static void on_resolved(void *ud, const source_resolved_t *r)
+/* Eager assignors take the whole assignment in one call: every ACTIVE
+ * partition at its next offset (the new ones start there). Cooperative: only
+ * the partitions just positioned. */
+static int io_positioned(void *ud, const assignment_start_t *starts, size_t n)
 {
-    struct resolve_ctx *c = ud;
-    pipeline_t *p = c->p;
-    uint64_t gen = c->gen;
-    free(c);
-    if (gen != p->gen || p->stopping)
-        return;
-    if (r->status != 0) {
-        log_warn("offset resolution failed, retrying", "error=\"%s\"", r->err);
-        p->need_resolve = 1; /* the tick retries */
-        return;
+    pipeline_t *p = ud;
+    int coop = source_kafka_cooperative(p->src);
+    size_t cnt = coop ? n : assignment_count(p->asg), k = 0;
+    int32_t *parts = malloc((cnt ? cnt : 1) * sizeof *parts);
+    int64_t *offs = malloc((cnt ? cnt : 1) * sizeof *offs);
+    int rc = -1;
+    if (!parts || !offs)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (starts[i].clamp == ASSIGN_CLAMP_GAP &&
+            record_gap(p, starts[i].partition, starts[i].wanted, starts[i].offset)) {
+            pipeline_stop(p, 1);
+            goto out;
+        }
+        log_start(p, &starts[i]);
     }
-    int64_t *starts = malloc((r->n ? r->n : 1) * sizeof *starts);
-    if (!starts) {
-        pipeline_stop(p, 1);
-        return;
-    }
-    for (size_t i = 0; i < r->n; i++) {
-        struct part *pt = &p->parts[r->partitions[i]];
-        starts[i] = start_offset(p, pt, r->partitions[i], r, i);
-        pt->next = pt->committed = starts[i];
-        pt->high = r->high[i];
-        pt->state = P_ACTIVE;
-        log_info("partition positioned", "partition=%d offset=%lld "
-                 "stored=%lld high=%lld", (int)r->partitions[i],
-                 (long long)starts[i], (long long)pt->stored,
-                 (long long)pt->high);
+    for (size_t i = 0; i < cnt; i++) {
+        int32_t id = coop ? starts[i].partition : assignment_at(p->asg, i);
+        const assignment_pos_t *pos = assignment_active(p->asg, id);
+        if (pos) {
+            parts[k] = id;
+            offs[k++] = pos->next;
+        }
     }
     /* paused for a re-positioning, or with nothing buffered any more: the
      * new positions resume fetching (back-pressure keeps its own pause) */
-    int rc = source_kafka_paused(p->src) && pipeline_may_resume(p)
-                 ? source_kafka_resume_at(p->src, r->partitions, starts, r->n)
-                 : source_kafka_assign(p->src, r->partitions, starts, r->n);
-    if (rc != 0) {
-        for (size_t i = 0; i < r->n; i++)
-            p->parts[r->partitions[i]].state = P_RESOLVING;
-        p->need_resolve = 1; /* the tick tries again */
-    } else {
-        p->awaiting_assign = 0;
+    rc = source_kafka_paused(p->src) && pipeline_may_resume(p)
+             ? source_kafka_resume_at(p->src, parts, offs, k)
+             : source_kafka_assign(p->src, parts, offs, k);
+out:
+    free(parts);
+    free(offs);
+    return rc;
+}
+
+const assignment_io pipeline_assignment_io = {
+    .read_offsets = io_read_offsets, .warm = io_warm, .resolve = io_resolve,
+    .positioned = io_positioned,
+};
+
+/* ---- answers from the sink ---- */
+
+void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
+                         size_t n)
+{
+    struct req *r = ud;
+    pipeline_t *p = r->p;
+    uint64_t round = r->round;
+    req_free(r);
+    if (!p->stopping)
+        assignment_offsets(p->asg, round, 0, parts, next, n);
+}
+
+/* A dedup entry for each event of the window on these partitions, with its
+ * position, so a re-read of it is not mistaken for a duplicate. */
+void pipeline_on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
+                          int64_t offset)
+{
+    struct req *r = ud;
+    pipeline_t *p = r->p;
+    if (assignment_warming(p->asg, r->round, partition))
+        dedup_check(p->dedup, id, len, partition, offset, (int64_t)uv_now(p->loop));
+}
+
+void pipeline_on_warm_done(void *ud, size_t rows)
+{
+    struct req *r = ud;
+    pipeline_t *p = r->p;
+    uint64_t round = r->round;
+    req_free(r);
+    if (p->stopping)
+        return;
+    log_info("dedup window warmed from postgres", "partitions=%zu events=%zu "
+             "ms=%llu", assignment_count(p->asg), rows,
+             (unsigned long long)(uv_now(p->loop) - p->warm_start_ms));
+    assignment_warmed(p->asg, round, 0, rows);
+}
+
+/* ---- the source's news ---- */
+
+/* "0,3,5": the partitions of a log line (truncated with "..." if long) */
+static const char *ids_text(char *buf, size_t size, const int32_t *ids, size_t n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && len < size; i++) {
+        int w = snprintf(buf + len, size - len, "%s%d", i ? "," : "", (int)ids[i]);
+        if (w < 0 || (size_t)w >= size - len) {
+            snprintf(buf + (size > 4 ? size - 4 : 0), size > 4 ? 4 : size, "...");
+            break;
+        }
+        len += (size_t)w;
     }
-    free(starts);
-    pipeline_flush(p); /* --until-end may already be satisfied */
+    return buf;
+}
+
+void pipeline_on_revoke(void *ud, const int32_t *partitions, size_t n, int keep)
+{
+    pipeline_t *p = ud;
+    char t[256];
+    log_info("partitions revoked", "count=%zu partitions=%s", n,
+             ids_text(t, sizeof t, partitions, n));
+    assignment_revoke(p->asg, partitions, n, keep);
+    if (!keep) {
+        pipeline_drop_buffered(p);
+        pipeline_flush(p); /* a stop may have been waiting for this */
+        return;
+    }
+    /* cooperative: what was read of them is committed first */
+    if (pipeline_seal(p) != 0) {
+        log_error("out of memory sealing a batch", NULL);
+        pipeline_stop(p, 1);
+        return;
+    }
+    p->revoke_barrier = p->batches_sealed;
+    pipeline_release_revoked(p);
+    pipeline_flush(p);
+}
+
+void pipeline_release_revoked(pipeline_t *p)
+{
+    if (!p->revoke_barrier || p->batches_done < p->revoke_barrier)
+        return;
+    int32_t *ids = malloc((assignment_count(p->asg) + 1) * sizeof *ids);
+    if (!ids) {
+        pipeline_stop(p, 1);
+        return;
+    }
+    p->revoke_barrier = 0;
+    size_t n = assignment_release(p->asg, ids);
+    if (n) {
+        char t[256];
+        log_info("revoked partitions released", "count=%zu partitions=%s", n,
+                 ids_text(t, sizeof t, ids, n));
+    }
+    free(ids);
+}
+
+void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n)
+{
+    pipeline_t *p = ud;
+    char t[256];
+    log_info("partitions assigned", "count=%zu partitions=%s", n,
+             ids_text(t, sizeof t, partitions, n));
+    if (assignment_assign(p->asg, partitions, n) != 0) {
+        log_error("out of memory in assignment", NULL);
+        pipeline_stop(p, 1);
+    }
 }
 
 /* The consumer's position at the end of a partition. If the offsets before
@@ -257,20 +320,23 @@ static void on_resolved(void *ud, const source_resolved_t *r)
 void pipeline_on_eof(void *ud, int32_t partition, int64_t offset)
 {
     pipeline_t *p = ud;
-    struct part *pt = pipeline_part_active(p, partition);
-    if (p->stopping || !pt || offset <= pt->next)
+    assignment_pos_t *pos = assignment_active(p->asg, partition);
+    if (p->stopping || !pos || offset <= pos->next)
         return;
-    p->st.offsets_skipped += (uint64_t)(offset - pt->next);
+    p->st.offsets_skipped += (uint64_t)(offset - pos->next);
     if (!pipeline_open_batch(p)) {
         pipeline_stop(p, 1);
         return;
     }
-    pt->next = offset;
+    pos->next = offset;
     p->buffered++;
-    batch_note_offset(p->open, partition, offset - 1);
+    if (batch_note_offset(p->open, partition, offset - 1) != 0) {
+        log_error("out of memory noting an offset", NULL);
+        pipeline_stop(p, 1);
+        return;
+    }
     pipeline_flush(p);
 }
-
 
 /* A fetch position is out of range: most likely retention deleted what was
  * not read yet. Stop reading, commit what was read, then re-position from
@@ -280,12 +346,12 @@ void pipeline_on_out_of_range(void *ud, int32_t partition, int64_t offset,
 {
     pipeline_t *p = ud;
     char q[600];
-    struct part *pt = pipeline_part_active(p, partition);
-    if (p->stopping || !pt)
+    const assignment_pos_t *pos = assignment_active(p->asg, partition);
+    if (p->stopping || !pos)
         return;
     log_warn("fetch position out of range: committing what was read, then "
              "re-positioning", "partition=%d offset=%lld next=%lld detail=%s",
-             (int)partition, (long long)offset, (long long)pt->next,
+             (int)partition, (long long)offset, (long long)pos->next,
              log_quote(q, sizeof q, msg));
     p->reposition = 1;
     source_kafka_pause(p->src);

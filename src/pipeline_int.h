@@ -6,6 +6,7 @@
 #ifndef CAMJOIN_PIPELINE_INT_H
 #define CAMJOIN_PIPELINE_INT_H
 
+#include "camjoin/assignment.h"
 #include "camjoin/batch.h"
 #include "camjoin/dedup.h"
 #include "camjoin/histogram.h"
@@ -13,17 +14,6 @@
 #include "camjoin/pipeline.h"
 #include "camjoin/sink_pg.h"
 #include "camjoin/upkeep.h"
-
-enum part_state { P_NONE = 0, P_RESOLVING, P_ACTIVE };
-
-struct part {
-    enum part_state state;
-    int64_t stored;    /* next offset in camjoin_offsets; BATCH_OFFSET_NONE */
-    int64_t next;      /* next offset expected from Kafka */
-    int64_t committed; /* position committed by this run (for --until-end) */
-    int64_t high;      /* high watermark at assignment */
-    int replayed;      /* the replay spec was applied to this partition */
-};
 
 struct pipeline {
     uv_loop_t *loop;
@@ -33,20 +23,14 @@ struct pipeline {
     http_t *http;            /* NULL unless http.listen is set */
     dedup_t *dedup;
     refdata_t *ref;
-    replay_spec_t replay;
-    int offset_reset_latest; /* auto.offset.reset was set to latest */
-
-    struct part *parts;      /* indexed by partition id */
-    size_t nparts;
-    int32_t *assigned;       /* current assignment, as given by the group */
-    size_t nassigned;
-    uint64_t gen;            /* bumped by every (re)assignment */
-    uint64_t offsets_gen;    /* gen whose offsets read is outstanding */
-    int awaiting_assign;     /* between a revoke/assign and its positioning */
-    int need_resolve;        /* resolution failed; the tick retries it */
+    assignment_t *asg;       /* the partitions that are ours, and positions */
+    struct req *reqs;        /* requests of the assignment under way (owned) */
     int reposition;          /* a fetch went out of range: drain, then resolve */
-    uint64_t warm_gen;       /* gen whose dedup warm-up is running */
-    uint64_t warm_start_ms;
+    uint64_t warm_start_ms;  /* uv_now when the last warm-up started */
+    uint64_t batches_sealed; /* batches sealed since the start … */
+    uint64_t batches_done;   /* … and those committed, rolled back or dropped */
+    uint64_t revoke_barrier; /* revoking partitions are released once
+                                batches_done reaches this; 0: none waiting */
 
     batch_t *open;           /* filling */
     batch_t **sealed;        /* FIFO, waiting for the connection */
@@ -76,29 +60,30 @@ struct pipeline {
 };
 
 /* pipeline.c */
-struct part *pipeline_part(pipeline_t *p, int32_t id);        /* grows the table */
-struct part *pipeline_part_active(pipeline_t *p, int32_t id); /* NULL unless active */
 batch_t *pipeline_open_batch(pipeline_t *p);   /* the open batch, created if needed */
+int pipeline_seal(pipeline_t *p);              /* the open batch joins the sealed FIFO */
 void pipeline_drop_buffered(pipeline_t *p);    /* uncommitted batches: read again */
 void pipeline_flush(pipeline_t *p);            /* send the next batch if the sink is idle */
 void pipeline_stop(pipeline_t *p, int code);   /* graceful stop with this exit code */
 void pipeline_commit_kafka(pipeline_t *p);     /* committed positions to Kafka, if new */
 int pipeline_may_resume(const pipeline_t *p);  /* back-pressure and re-positioning allow fetching */
 
-/* pipeline_assign.c: source and sink callbacks about positions */
-void pipeline_on_revoke(void *ud);
+/* pipeline_assign.c: the assignment module's io (sink and source requests),
+ * and the source's callbacks about partitions */
+extern const assignment_io pipeline_assignment_io;
+void pipeline_on_revoke(void *ud, const int32_t *partitions, size_t n, int keep);
 void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n);
 void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
                          size_t n);
 void pipeline_on_eof(void *ud, int32_t partition, int64_t offset);
 void pipeline_on_out_of_range(void *ud, int32_t partition, int64_t offset,
                               const char *msg);
-/* re-read stored offsets, warm the dedup window and re-assign: on
- * assignment, after a fenced commit, after an out-of-range fetch */
-void pipeline_resolve(pipeline_t *p);
 void pipeline_on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
                           int64_t offset);
 void pipeline_on_warm_done(void *ud, size_t rows);
+/* revoking partitions whose batches are all done are forgotten */
+void pipeline_release_revoked(pipeline_t *p);
+void pipeline_free_requests(pipeline_t *p); /* at pipeline_free */
 
 /* pipeline_status.c: counts, lag and the systemd conversation */
 void pipeline_count_invalid(pipeline_t *p, const char *reason);

@@ -48,7 +48,7 @@ const pipeline_reason_t *pipeline_get_invalid(const pipeline_t *p, size_t *n)
  * earlier run left in camjoin_offsets. */
 static int64_t part_lag(const pipeline_t *p, int32_t id, int64_t *high_out)
 {
-    const struct part *pt = &p->parts[id];
+    const assignment_pos_t *pt = assignment_peek(p->asg, id);
     int64_t high = source_kafka_high(p->src, id);
     if (high < pt->high)
         high = pt->high; /* nothing fetched since the assignment */
@@ -60,12 +60,13 @@ static int64_t part_lag(const pipeline_t *p, int32_t id, int64_t *high_out)
 size_t pipeline_get_lag(const pipeline_t *p, pipeline_lag_t *out, size_t cap)
 {
     size_t k = 0;
-    for (size_t i = 0; i < p->nassigned && k < cap; i++) {
-        int32_t id = p->assigned[i];
-        if (p->parts[id].state != P_ACTIVE)
+    for (size_t i = 0; i < assignment_count(p->asg) && k < cap; i++) {
+        int32_t id = assignment_at(p->asg, i);
+        const assignment_pos_t *pos = assignment_peek(p->asg, id);
+        if (!pos)
             continue;
         out[k].partition = id;
-        out[k].committed = p->parts[id].committed;
+        out[k].committed = pos->committed;
         out[k].lag = part_lag(p, id, &out[k].high);
         k++;
     }
@@ -75,9 +76,9 @@ size_t pipeline_get_lag(const pipeline_t *p, pipeline_lag_t *out, size_t cap)
 static int64_t total_lag(const pipeline_t *p)
 {
     int64_t sum = 0;
-    for (size_t i = 0; i < p->nassigned; i++)
-        if (p->parts[p->assigned[i]].state == P_ACTIVE)
-            sum += part_lag(p, p->assigned[i], NULL);
+    for (size_t i = 0; i < assignment_count(p->asg); i++)
+        if (assignment_peek(p->asg, assignment_at(p->asg, i)))
+            sum += part_lag(p, assignment_at(p->asg, i), NULL);
     return sum;
 }
 

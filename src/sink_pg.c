@@ -29,6 +29,7 @@ struct op {
     int staged;          /* met existing rows: write it through staging */
     int32_t *partitions; /* OP_WARM; owned */
     size_t npartitions;
+    void *req_ud;        /* OP_OFFSETS, OP_WARM: handed to their callbacks */
     struct op *next;
 };
 
@@ -354,7 +355,7 @@ static void warm_row(sink_pg_t *s, const char *line, int len)
     if (off < 0)
         return;
     s->warm_rows++;
-    s->cb.on_warm_row(s->ud, id, n, (int32_t)part, (int64_t)off);
+    s->cb.on_warm_row(s->head->req_ud, id, n, (int32_t)part, (int64_t)off);
 }
 
 /* Drains a COPY TO STDOUT. Returns 1 while it must wait for more input. */
@@ -599,8 +600,9 @@ static void offsets_done(sink_pg_t *s)
         parts[i] = atoi(PQgetvalue(s->rows, i, 0));
         next[i] = atoll(PQgetvalue(s->rows, i, 1));
     }
+    void *ud = s->head->req_ud;
     op_pop(s);
-    s->cb.on_offsets(s->ud, parts, next, (size_t)n);
+    s->cb.on_offsets(ud, parts, next, (size_t)n);
     free(parts);
     free(next);
 }
@@ -660,8 +662,9 @@ static void step_done(sink_pg_t *s)
         break;
     case S_WARM: {
         size_t rows = s->warm_rows;
+        void *ud = s->head->req_ud;
         op_pop(s);
-        s->cb.on_warm_done(s->ud, rows);
+        s->cb.on_warm_done(ud, rows);
         break;
     }
     case S_WRITE: {
@@ -853,15 +856,16 @@ void sink_pg_submit(sink_pg_t *s, batch_t *b)
     run_next(s);
 }
 
-void sink_pg_read_offsets(sink_pg_t *s)
+void sink_pg_read_offsets(sink_pg_t *s, void *ud)
 {
-    op_push(s, OP_OFFSETS, NULL);
+    op_push(s, OP_OFFSETS, NULL)->req_ud = ud;
     run_next(s);
 }
 
-void sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n)
+void sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n, void *ud)
 {
     struct op *o = op_push(s, OP_WARM, NULL);
+    o->req_ud = ud;
     o->partitions = malloc((n ? n : 1) * sizeof *o->partitions);
     if (!o->partitions) {
         log_error("out of memory queueing a postgres operation", NULL);

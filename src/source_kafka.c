@@ -31,37 +31,84 @@ struct source_kafka {
     int handles_open;
     int paused;
     int closed;
+    int cooperative;            /* partition.assignment.strategy cooperative-sticky */
+    int kafka_commits;          /* the informational commits to Kafka are safe */
     source_kafka_callbacks cb;
     void *ud;
 };
 
 /* ---- librdkafka callbacks (served on the loop thread by the queue) ---- */
 
+static int32_t *plist_ids(const rd_kafka_topic_partition_list_t *parts)
+{
+    int32_t *ids = malloc(sizeof *ids * (size_t)(parts->cnt ? parts->cnt : 1));
+    for (int i = 0; ids && i < parts->cnt; i++)
+        ids[i] = parts->elems[i].partition;
+    return ids;
+}
+
+static void incremental(source_kafka_t *s, rd_kafka_topic_partition_list_t *l,
+                        int assign)
+{
+    rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(s->rk, l)
+                                 : rd_kafka_incremental_unassign(s->rk, l);
+    if (e) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "kafka incremental %s: %s",
+                 assign ? "assign" : "unassign", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        s->cb.on_error(s->ud, msg, 0);
+    }
+}
+
+/* Eager: a revoke takes the whole assignment at once, and the assign of the
+ * new one is deferred until the owner knows where each partition starts
+ * (the group waits for it). Cooperative: both name only the partitions that
+ * move, and both are answered here at once, because librdkafka pauses the
+ * whole assignment until they are: added partitions join the assignment at
+ * the end of the log (what they fetch meanwhile is ignored: the owner
+ * re-assigns them at their start offsets once it knows them), revoked
+ * ones leave it, and the owner still commits what it read of them (the
+ * fence keeps that safe). */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     source_kafka_t *s = opaque;
+    int32_t *ids = plist_ids(parts);
+    if (!ids) {
+        s->cb.on_error(s->ud, "out of memory in rebalance", 1);
+        return;
+    }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        int32_t *ids = malloc(sizeof *ids * (size_t)(parts->cnt ? parts->cnt : 1));
-        if (!ids) {
-            s->cb.on_error(s->ud, "out of memory in rebalance", 1);
-            return;
+        if (s->cooperative) {
+            for (int i = 0; i < parts->cnt; i++)
+                parts->elems[i].offset = RD_KAFKA_OFFSET_END;
+            incremental(s, parts, 1);
+            if (s->paused) /* back-pressure covers them too */
+                rd_kafka_pause_partitions(rk, parts);
+        } else if (parts->cnt == 0) {
+            rd_kafka_assign(rk, parts); /* nothing to position */
         }
-        for (int i = 0; i < parts->cnt; i++)
-            ids[i] = parts->elems[i].partition;
-        /* assign is deferred: the owner reads stored offsets first */
         s->cb.on_assign(s->ud, ids, (size_t)parts->cnt);
         free(ids);
         return;
     }
-    rd_kafka_assign(rk, NULL);
-    s->paused = 0;
+    int keep = 0;
+    if (!s->cooperative) {
+        rd_kafka_assign(rk, NULL);
+        s->paused = 0;
+    } else {
+        keep = !s->closed && !rd_kafka_assignment_lost(rk) &&
+               err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS;
+        incremental(s, parts, 0);
+    }
     if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         char msg[256];
         snprintf(msg, sizeof msg, "rebalance error: %s", rd_kafka_err2str(err));
         s->cb.on_error(s->ud, msg, 0);
     }
-    s->cb.on_revoke(s->ud);
+    s->cb.on_revoke(s->ud, ids, (size_t)parts->cnt, keep);
+    free(ids);
 }
 
 static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason,
@@ -236,13 +283,28 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
     char strategy[256];
     size_t slen = sizeof strategy;
     if (rd_kafka_conf_get(conf, "partition.assignment.strategy", strategy,
-                          &slen) == RD_KAFKA_CONF_OK &&
-        strstr(strategy, "cooperative")) {
+                          &slen) != RD_KAFKA_CONF_OK)
+        strategy[0] = '\0';
+    int eager = 0;
+    for (char *save = NULL, *tok = strtok_r(strategy, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        if (strstr(tok, "cooperative"))
+            s->cooperative = 1;
+        else
+            eager = 1;
+    }
+    if (s->cooperative && eager) { /* librdkafka would refuse it at start */
+        slen = sizeof strategy;
+        rd_kafka_conf_get(conf, "partition.assignment.strategy", strategy, &slen);
         snprintf(err, errlen, "kafka property partition.assignment.strategy=%s: "
-                 "cooperative assignors are not supported; use range or "
-                 "roundrobin", strategy);
+                 "eager (range, roundrobin) and cooperative assignors cannot be "
+                 "mixed", strategy);
         goto fail_conf;
     }
+    /* librdkafka before 2.10 loses the whole assignment when a commit meets
+     * the generation bump of a cooperative rebalance's second join (its
+     * issue #4059): the informational commit is not worth that */
+    s->kafka_commits = !s->cooperative || rd_kafka_version() >= 0x020a0000;
     rd_kafka_conf_set_opaque(conf, s);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
@@ -306,24 +368,62 @@ plist(const char *topic, const int32_t *parts, const int64_t *offs, size_t n)
     return l;
 }
 
+static int assign_error(source_kafka_t *s, const char *what, const char *why)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "kafka %s: %s", what, why);
+    s->cb.on_error(s->ud, msg, 0);
+    return -1;
+}
+
+/* Cooperative: the partitions among these that are assigned already (added
+ * paused by on_rebalance, or being re-positioned) leave the assignment first,
+ * so that every one restarts at its new offset. */
+static int assign_incremental(source_kafka_t *s, rd_kafka_topic_partition_list_t *l)
+{
+    rd_kafka_topic_partition_list_t *cur = NULL, *again;
+    rd_kafka_error_t *e;
+    if (rd_kafka_assignment(s->rk, &cur) != RD_KAFKA_RESP_ERR_NO_ERROR || !cur)
+        return assign_error(s, "assignment", "cannot read the assignment");
+    again = rd_kafka_topic_partition_list_new(l->cnt ? l->cnt : 1);
+    for (int i = 0; i < l->cnt; i++)
+        if (rd_kafka_topic_partition_list_find(cur, s->topic, l->elems[i].partition))
+            rd_kafka_topic_partition_list_add(again, s->topic, l->elems[i].partition);
+    rd_kafka_topic_partition_list_destroy(cur);
+    e = again->cnt ? rd_kafka_incremental_unassign(s->rk, again) : NULL;
+    rd_kafka_topic_partition_list_destroy(again);
+    if (!e && l->cnt)
+        e = rd_kafka_incremental_assign(s->rk, l);
+    if (e) {
+        assign_error(s, "incremental assign", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return -1;
+    }
+    return 0;
+}
+
 int source_kafka_assign(source_kafka_t *s, const int32_t *partitions,
                         const int64_t *offsets, size_t n)
 {
     if (s->closed)
         return -1;
     rd_kafka_topic_partition_list_t *l = plist(s->topic, partitions, offsets, n);
-    rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
-    if (!e && s->paused)
+    int rc = 0;
+    if (s->cooperative) {
+        rc = assign_incremental(s, l);
+    } else {
+        rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
+        if (e)
+            rc = assign_error(s, "assign", rd_kafka_err2str(e));
+    }
+    if (rc == 0 && s->paused)
         rd_kafka_pause_partitions(s->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
-    if (e) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "kafka assign: %s", rd_kafka_err2str(e));
-        s->cb.on_error(s->ud, msg, 0);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
+
+int source_kafka_cooperative(const source_kafka_t *s) { return s->cooperative; }
+int source_kafka_commits_offsets(const source_kafka_t *s) { return s->kafka_commits; }
 
 static void set_paused(source_kafka_t *s, int pause)
 {
@@ -363,7 +463,7 @@ int64_t source_kafka_high(const source_kafka_t *s, int32_t partition)
 void source_kafka_commit_async(source_kafka_t *s, const int32_t *partitions,
                                const int64_t *next, size_t n)
 {
-    if (s->closed || n == 0 || rd_kafka_assignment_lost(s->rk))
+    if (s->closed || n == 0 || !s->kafka_commits || rd_kafka_assignment_lost(s->rk))
         return;
     rd_kafka_topic_partition_list_t *l = plist(s->topic, partitions, next, n);
     rd_kafka_commit(s->rk, l, 1);
@@ -461,7 +561,13 @@ int source_kafka_resolve(source_kafka_t *s, const int32_t *partitions, size_t n,
     j->time_ms = time_ms;
     j->done = done;
     j->ud = ud;
-    return uv_queue_work(s->loop, &j->req, resolve_work, resolve_after);
+    if (uv_queue_work(s->loop, &j->req, resolve_work, resolve_after) != 0) {
+        free(j->parts);
+        free(j->low);
+        free(j);
+        return -1;
+    }
+    return 0; /* the job is the pool's until resolve_after */
 }
 
 void source_kafka_close(source_kafka_t *s)

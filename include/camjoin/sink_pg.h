@@ -96,12 +96,13 @@ int sink_pg_open(sink_pg_t *s, char *err, size_t errlen);
 /* Queues a transaction for the batch (ownership passes to the sink). */
 void sink_pg_submit(sink_pg_t *s, batch_t *b);
 /* Queues a read of the stored offsets. */
-void sink_pg_read_offsets(sink_pg_t *s);
+void sink_pg_read_offsets(sink_pg_t *s, void *ud); /* ud: to on_offsets */
 /* Queues the dedup warm-up: streams (COPY TO STDOUT) the event_ids of these
  * partitions ingested within dedup.window to on_warm_row, then calls
  * on_warm_done. Retried after a reconnect like any operation, so rows may
  * arrive twice; dedup_check() makes that harmless. */
-void sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n);
+void sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n,
+                  void *ud); /* ud: to on_warm_row, on_warm_done */
 
 /* Transactions queued or running. */
 size_t sink_pg_pending(const sink_pg_t *s);

@@ -18,12 +18,17 @@
  * EOF events report the position at the end of a partition (on_eof), and an
  * out-of-range position is reported (on_out_of_range), never reset.
  *
- * Rebalancing (eager assignors): on revoke the source drops its assignment at
- * once and tells the owner; on assign it hands the partition list to the
- * owner, which looks up the stored offsets asynchronously and later calls
- * source_kafka_assign(). Until then the group waits for the assign call, which
- * librdkafka allows. source_kafka_assign() may also be called at any time to
- * re-position (after a fenced commit).
+ * Rebalancing. Eager assignors (range, roundrobin): on revoke the source
+ * drops its assignment at once and tells the owner; on assign it hands the
+ * partition list to the owner, which looks up the stored offsets
+ * asynchronously and later calls source_kafka_assign(). Until then the group
+ * waits for the assign call, which librdkafka allows. Cooperative
+ * (cooperative-sticky): only the partitions that move are named; they are
+ * added (at the end of the log, ignored until positioned) or removed at once, since librdkafka pauses the whole
+ * assignment until the callback answers, and the owner positions the added
+ * ones later with source_kafka_assign(); the others keep fetching.
+ * source_kafka_assign() may also be called at any time to re-position
+ * (after a fenced commit).
  *
  * Blocking calls (watermark and offsets-for-times queries) run on libuv's
  * thread pool via source_kafka_resolve().
@@ -54,9 +59,13 @@ typedef struct source_kafka_callbacks {
     void (*on_message)(void *ud, const source_msg_t *m);
     /* called once after each drain pass that delivered at least one message */
     void (*on_drained)(void *ud);
-    /* eager rebalance: the old assignment is gone (already unassigned) */
-    void (*on_revoke)(void *ud);
-    /* new assignment; call source_kafka_assign() once offsets are known */
+    /* these partitions are no longer ours (no longer fetched). keep = 0:
+     * drop what was read of them (eager revoke: the whole assignment; or
+     * lost; or closing). keep = 1 (cooperative): only these partitions
+     * moved; what was read of them may still be committed */
+    void (*on_revoke)(void *ud, const int32_t *partitions, size_t n, int keep);
+    /* partitions given to us (eager: the whole assignment; cooperative: the
+     * ones added); call source_kafka_assign() once offsets are known */
     void (*on_assign)(void *ud, const int32_t *partitions, size_t n);
     /* the consumer reached the end of the partition: its position is
      * `offset` (the high watermark, or the last stable offset), and every
@@ -81,9 +90,15 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
 /* Creates the consumer (rd_kafka_new), subscribes, starts watching the queue. */
 int source_kafka_start(source_kafka_t *s, char *err, size_t errlen);
 
-/* Assigns exactly these partitions at these absolute offsets. */
+/* Eager: assigns exactly these partitions at these absolute offsets (the
+ * whole assignment). Cooperative: these partitions fetch from these offsets,
+ * the others keep theirs. -1 after reporting the error to on_error. */
 int source_kafka_assign(source_kafka_t *s, const int32_t *partitions,
                         const int64_t *offsets, size_t n);
+/* 1 when partition.assignment.strategy is cooperative (cooperative-sticky) */
+int source_kafka_cooperative(const source_kafka_t *s);
+/* 0 when source_kafka_commit_async() never commits (see there) */
+int source_kafka_commits_offsets(const source_kafka_t *s);
 
 /* Pauses fetching of the whole assignment (idempotent). */
 void source_kafka_pause(source_kafka_t *s);
@@ -101,7 +116,8 @@ int source_kafka_paused(const source_kafka_t *s);
 int64_t source_kafka_high(const source_kafka_t *s, int32_t partition);
 
 /* Informational async commit of next offsets to Kafka (skipped when the
- * assignment was lost). */
+ * assignment was lost, and with a cooperative assignor on librdkafka before
+ * 2.10, which loses the assignment when a commit meets a rebalance). */
 void source_kafka_commit_async(source_kafka_t *s, const int32_t *partitions,
                                const int64_t *next, size_t n);
 

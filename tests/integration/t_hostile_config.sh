@@ -146,9 +146,9 @@ expect "-X unknown property" 2 'kafka property no.such.prop=1: No such configura
     "$CAMJOIN" "${START[@]}" -X no.such.prop=1
 expect "-X bad value" 2 'kafka property session.timeout.ms=abc: Invalid value for configuration property "session.timeout.ms"' \
     "$CAMJOIN" "${START[@]}" -X session.timeout.ms=abc
-expect "-X cooperative assignor (refused)" 2 \
-    'kafka property partition.assignment.strategy=cooperative-sticky: cooperative assignors are not supported; use range or roundrobin' \
-    "$CAMJOIN" "${START[@]}" -X partition.assignment.strategy=cooperative-sticky
+expect "-X eager and cooperative assignors mixed (refused)" 2 \
+    'kafka property partition.assignment.strategy=range,cooperative-sticky: eager (range, roundrobin) and cooperative assignors cannot be mixed' \
+    "$CAMJOIN" "${START[@]}" -X partition.assignment.strategy=range,cooperative-sticky
 conf kprops '[kafka.properties]' 'no.such.prop = 1'
 expect "[kafka.properties] unknown property" 2 '~^camjoin: (.*kprops\.conf:2: )?kafka property no\.such\.prop=1: No such configuration property' \
     "$CAMJOIN" -c "$CJ_TMP/kprops.conf" "${START[@]}"
@@ -156,7 +156,9 @@ expect "[kafka.properties] unknown property" 2 '~^camjoin: (.*kprops\.conf:2: )?
 # it must catch what a real start would reject as a configuration error.
 expect "--check-config with -X unknown property" 2 '~^camjoin: .*no\.such\.prop' \
     "$CAMJOIN" --check-config "${REF[@]}" -X no.such.prop=1
-expect "--check-config with a cooperative assignor" 2 '~^camjoin: .*cooperative' \
+expect "--check-config with mixed assignors" 2 '~^camjoin: .*cannot be mixed' \
+    "$CAMJOIN" --check-config "${REF[@]}" -X partition.assignment.strategy=roundrobin,cooperative-sticky
+expect "--check-config with a cooperative assignor (supported)" 0 '~^configuration ok' \
     "$CAMJOIN" --check-config "${REF[@]}" -X partition.assignment.strategy=cooperative-sticky
 expect "--http without a port (daemon start)" 2 'http.listen: expected ADDR:PORT or PORT (e.g. 127.0.0.1:9464), got "notanaddr"' \
     "$CAMJOIN" "${START[@]}" --http notanaddr
