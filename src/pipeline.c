@@ -7,12 +7,15 @@
 #include <time.h>
 
 #include "camjoin/batch.h"
+#include "camjoin/batchq.h"
 #include "camjoin/dedup.h"
 #include "camjoin/event.h"
 #include "camjoin/http.h"
 #include "camjoin/log.h"
 #include "camjoin/metrics.h"
 #include "camjoin/notify.h"
+#include "camjoin/reload.h"
+#include "camjoin/route.h"
 #include "camjoin/sink_pg.h"
 #include "pipeline_int.h"
 
@@ -44,63 +47,10 @@ static void finish(pipeline_t *p);
 
 /* ---- batches ---- */
 
-static batch_t *batch_take(pipeline_t *p)
-{
-    batch_t *b = p->spare;
-    p->spare = NULL;
-    return b ? b : batch_new(p->cfg->topic);
-}
-
-static void batch_recycle(pipeline_t *p, batch_t *b)
-{
-    batch_reset(b);
-    if (p->spare)
-        batch_free(b);
-    else
-        p->spare = b;
-}
-
-batch_t *pipeline_open_batch(pipeline_t *p)
-{
-    if (!p->open && (p->open = batch_take(p)))
-        p->open_since = (int64_t)uv_now(p->loop);
-    return p->open;
-}
-
-int pipeline_seal(pipeline_t *p)
-{
-    if (!p->open || batch_messages(p->open) == 0)
-        return 0;
-    if (p->nsealed == p->capsealed) {
-        size_t n = p->capsealed ? 2 * p->capsealed : 4;
-        batch_t **ns = realloc(p->sealed, n * sizeof *ns);
-        if (!ns)
-            return -1;
-        p->sealed = ns;
-        p->capsealed = n;
-    }
-    p->sealed[p->nsealed++] = p->open;
-    p->open = NULL;
-    p->batches_sealed++;
-    return 0;
-}
-
 /* Drops everything not yet sent; its messages will be read again. */
 void pipeline_drop_buffered(pipeline_t *p)
 {
-    size_t dropped = 0;
-    if (p->open) {
-        dropped += batch_messages(p->open);
-        batch_recycle(p, p->open);
-        p->open = NULL;
-    }
-    for (size_t i = 0; i < p->nsealed; i++) {
-        dropped += batch_messages(p->sealed[i]);
-        batch_recycle(p, p->sealed[i]);
-    }
-    p->batches_done += p->nsealed;
-    p->nsealed = 0;
-    p->buffered -= dropped;
+    size_t dropped = batchq_drop(p->q);
     if (dropped)
         log_info("dropped uncommitted messages; they will be read again",
                  "messages=%zu", dropped);
@@ -137,19 +87,19 @@ static void resume_at_next(pipeline_t *p)
 int pipeline_may_resume(const pipeline_t *p)
 {
     return !p->stopping && !p->reposition &&
-           p->buffered <= (size_t)p->cfg->batch_max_buffered / 2;
+           batchq_buffered(p->q) <= (size_t)p->cfg->batch_max_buffered / 2;
 }
 
 static void backpressure(pipeline_t *p)
 {
     size_t max = (size_t)p->cfg->batch_max_buffered;
-    if (!p->stopping && p->buffered >= max && !source_kafka_paused(p->src)) {
-        log_info("buffer full, pausing partitions", "buffered=%zu", p->buffered);
+    size_t buffered = batchq_buffered(p->q);
+    if (!p->stopping && buffered >= max && !source_kafka_paused(p->src)) {
+        log_info("buffer full, pausing partitions", "buffered=%zu", buffered);
         source_kafka_pause(p->src);
         p->paused_since_ms = uv_now(p->loop);
     } else if (source_kafka_paused(p->src) && pipeline_may_resume(p)) {
-        log_info("buffer drained, resuming partitions", "buffered=%zu",
-                 p->buffered);
+        log_info("buffer drained, resuming partitions", "buffered=%zu", buffered);
         p->paused_since_ms = 0;
         resume_at_next(p);
     }
@@ -168,66 +118,39 @@ static void add_dead(pipeline_t *p, batch_t *b, const source_msg_t *m,
     }
 }
 
-/* event.max_future / event.max_age: NULL when the timestamp is acceptable. */
-static const char *ts_policy(const pipeline_t *p, int64_t ts_us)
-{
-    if (!p->cfg->max_future_ms && !p->cfg->max_age_ms)
-        return NULL;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    int64_t ts_ms = ts_us / 1000;
-    if (p->cfg->max_future_ms && ts_ms > now_ms + p->cfg->max_future_ms)
-        return "event_ts_in_future";
-    if (p->cfg->max_age_ms && ts_ms < now_ms - p->cfg->max_age_ms)
-        return "event_ts_too_old";
-    return NULL;
-}
-
 static void process(pipeline_t *p, batch_t *b, const source_msg_t *m)
 {
-    char reason[EVENT_REASON_MAX];
-    event_t ev;
-    if (event_parse(&ev, m->value, m->len, (size_t)p->cfg->max_message_bytes,
-                    reason) != EVENT_OK) {
-        add_dead(p, b, m, reason);
-        return;
-    }
-    const char *policy = ts_policy(p, ev.event_ts_us);
-    if (policy) {
-        add_dead(p, b, m, policy);
-        goto out;
-    }
-    int d = dedup_check(p->dedup, ev.event_id, ev.event_id_len, m->partition,
-                        m->offset, (int64_t)uv_now(p->loop));
-    if (d == DEDUP_DUPLICATE) {
-        p->st.duplicates++;
-        batch_note_offset(b, m->partition, m->offset);
-        goto out;
-    }
-    const refdata_row_t *row =
-        refdata_lookup(p->ref, ev.camera_id, ev.camera_id_len);
-    if (!row) {
-        p->st.join_misses++;
-        if (p->cfg->on_miss == JOIN_DROP) {
-            batch_note_offset(b, m->partition, m->offset);
-            goto out;
+    const route_rules rules = {
+        .max_message_bytes = (size_t)p->cfg->max_message_bytes,
+        .max_future_ms = p->cfg->max_future_ms, .max_age_ms = p->cfg->max_age_ms,
+        .on_miss = p->cfg->on_miss,
+    };
+    route_result r;
+    route_message(&rules, p->dedup, p->ref, m->value, m->len, m->partition,
+                  m->offset, wall_ms(), (int64_t)uv_now(p->loop), &r);
+    p->st.join_misses += (uint64_t)r.join_miss;
+    switch (r.kind) {
+    case ROUTE_DEAD:
+        add_dead(p, b, m, r.reason);
+        break;
+    case ROUTE_DUPLICATE:
+    case ROUTE_DROPPED: /* no row; the offset is read all the same */
+        p->st.duplicates += r.kind == ROUTE_DUPLICATE;
+        if (batch_note_offset(b, m->partition, m->offset) != 0) {
+            log_error("out of memory noting an offset", NULL);
+            pipeline_stop(p, 1);
         }
-        if (p->cfg->on_miss == JOIN_DEAD_LETTER) {
-            add_dead(p, b, m, "unknown_camera");
-            goto out;
+        break;
+    case ROUTE_ROW:
+        if (batch_add_event(b, &r.ev, r.row, m->partition, m->offset) != 0)
+            add_dead(p, b, m, "unencodable");
+        else if (batch_add_stamp(b, m->timestamp_ms, r.ev.event_ts_us / 1000) != 0) {
+            log_error("out of memory buffering a row", NULL);
+            pipeline_stop(p, 1);
         }
+        break;
     }
-    /* d < 0: the dedup set could not grow; the row is still written (the
-     * primary key catches a duplicate) */
-    if (batch_add_event(b, &ev, row, m->partition, m->offset) != 0)
-        add_dead(p, b, m, "unencodable");
-    else if (batch_add_stamp(b, m->timestamp_ms, ev.event_ts_us / 1000) != 0) {
-        log_error("out of memory buffering a row", NULL);
-        pipeline_stop(p, 1);
-    }
-out:
-    event_clear(&ev);
+    route_clear(&r);
 }
 
 static void on_message(void *ud, const source_msg_t *m)
@@ -236,23 +159,21 @@ static void on_message(void *ud, const source_msg_t *m)
     assignment_pos_t *pt = assignment_active(p->asg, m->partition);
     if (p->stopping || !pt || m->offset < pt->next)
         return; /* not ours (any more), or a re-delivery of a skipped range */
-    if (!p->open) {
-        if (!(p->open = batch_take(p))) {
-            log_error("out of memory allocating a batch", NULL);
-            pipeline_stop(p, 1);
-            return;
-        }
-        p->open_since = (int64_t)uv_now(p->loop);
-        if (!p->st.first_message_ms)
-            p->st.first_message_ms = wall_ms();
+    batch_t *b = batchq_open(p->q, (int64_t)uv_now(p->loop));
+    if (!b) {
+        log_error("out of memory allocating a batch", NULL);
+        pipeline_stop(p, 1);
+        return;
     }
+    if (!p->st.first_message_ms)
+        p->st.first_message_ms = wall_ms();
     if (m->offset > pt->next) /* transaction markers, aborted data, compaction */
         p->st.offsets_skipped += (uint64_t)(m->offset - pt->next);
     pt->next = m->offset + 1;
     p->st.consumed++;
-    p->buffered++;
-    process(p, p->open, m);
-    if (batch_messages(p->open) >= (size_t)p->cfg->batch_max_rows && pipeline_seal(p))
+    batchq_note(p->q);
+    process(p, b, m);
+    if (batch_messages(b) >= (size_t)p->cfg->batch_max_rows && batchq_seal(p->q))
         pipeline_stop(p, 1);
 }
 
@@ -278,7 +199,7 @@ static void on_linger(uv_timer_t *t) { pipeline_flush(t->data); }
 
 static int until_end_reached(pipeline_t *p)
 {
-    if (!p->cfg->until_end || !assignment_settled(p->asg) || p->buffered)
+    if (!p->cfg->until_end || !assignment_settled(p->asg) || batchq_buffered(p->q))
         return 0;
     for (size_t i = 0; i < assignment_count(p->asg); i++) {
         const assignment_pos_t *pos = assignment_peek(p->asg, assignment_at(p->asg, i));
@@ -292,14 +213,15 @@ void pipeline_flush(pipeline_t *p)
 {
     if (p->stopped || !p->sink || sink_pg_pending(p->sink) > 0)
         return;
-    if (!p->nsealed && p->open && batch_messages(p->open)) {
-        int64_t age = (int64_t)uv_now(p->loop) - p->open_since;
+    batch_t *open = batchq_current(p->q), *next;
+    if (!batchq_sealed(p->q) && open && batch_messages(open)) {
+        int64_t age = (int64_t)uv_now(p->loop) - batchq_open_since(p->q);
         if (!p->stopping && !p->reposition && age < p->cfg->batch_max_wait_ms) {
             uv_timer_start(&p->linger, on_linger,
                            (uint64_t)(p->cfg->batch_max_wait_ms - age), 0);
             return;
         }
-        if (pipeline_seal(p)) {
+        if (batchq_seal(p->q)) {
             log_error("out of memory sealing a batch; dropping the buffer "
                       "(it is read again on restart)", NULL);
             p->exit_code = 1;
@@ -308,15 +230,13 @@ void pipeline_flush(pipeline_t *p)
             return;
         }
     }
-    if (p->nsealed) {
-        batch_t *b = p->sealed[0];
-        memmove(p->sealed, p->sealed + 1, --p->nsealed * sizeof *p->sealed);
-        submit(p, b);
+    if ((next = batchq_next(p->q))) {
+        submit(p, next);
         return;
     }
     if (p->stopping)
         finish(p);
-    else if (p->reposition && !p->buffered) {
+    else if (p->reposition && !batchq_buffered(p->q)) {
         /* every message read before the out-of-range is committed: now the
          * stored offsets are exact, and positioning records the gap */
         p->reposition = 0;
@@ -350,8 +270,6 @@ static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
     pipeline_t *p = ud;
     size_t n, msgs = batch_messages(b);
     batch_offset_t *off = batch_offsets(b, &n);
-    p->buffered -= msgs;
-    p->batches_done++;
     if (r == SINK_OK) {
         for (size_t i = 0; i < n; i++)
             if (assignment_committed(p->asg, off[i].partition, off[i].next))
@@ -373,7 +291,7 @@ static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
         if (!p->stopping && assignment_reposition(p->asg) != 0)
             pipeline_stop(p, 1);
     }
-    batch_recycle(p, b);
+    batchq_done(p->q, b); /* recycled */
     pipeline_release_revoked(p);
     backpressure(p);
     pipeline_flush(p);
@@ -402,40 +320,6 @@ static void on_sink_state(void *ud, int up, const char *msg)
 
 /* ---- partition upkeep ---- */
 
-/* The outcome of one upkeep run: the startup one, then every
- * retention.interval (upkeep.h). A failure is logged and retried at the
- * next run; ingestion goes on (rows without a partition land in the
- * default one). */
-static void on_upkeep_done(void *ud, const upkeep_report_t *r)
-{
-    pipeline_t *p = ud;
-    char q[600];
-    if (r->busy) {
-        log_debug("partition upkeep skipped: another process holds its lock", NULL);
-        return;
-    }
-    if (r->unpartitioned && !p->upkeep_plain_warned) {
-        p->upkeep_plain_warned = 1;
-        log_warn("events table is not partitioned: partition upkeep and retention "
-                 "skipped", "table=%s", log_quote(q, sizeof q, p->cfg->table));
-    }
-    if (r->failed)
-        log_warn("partition upkeep failed; retried next interval", "error=%s "
-                 "created=%llu moved_rows=%llu dropped=%llu archived_rows=%llu ms=%.1f",
-                 log_quote(q, sizeof q, r->err), (unsigned long long)r->created,
-                 (unsigned long long)r->moved_rows, (unsigned long long)r->dropped,
-                 (unsigned long long)r->archived_rows, r->ms);
-    else if (!r->unpartitioned)
-        log_info("partition upkeep", "created=%llu moved_rows=%llu dropped=%llu "
-                 "archived_rows=%llu ms=%.1f", (unsigned long long)r->created,
-                 (unsigned long long)r->moved_rows, (unsigned long long)r->dropped,
-                 (unsigned long long)r->archived_rows, r->ms);
-}
-
-void pipeline_get_upkeep(const pipeline_t *p, upkeep_stats_t *out)
-{
-    upkeep_stats(p->upkeep, out);
-}
 
 /* ---- stop, signals, timers ---- */
 
@@ -446,42 +330,11 @@ void pipeline_stop(pipeline_t *p, int code)
     if (p->stopping)
         return;
     p->stopping = 1;
-    log_info("stopping: flushing buffered rows", "buffered=%zu", p->buffered);
+    log_info("stopping: flushing buffered rows", "buffered=%zu", batchq_buffered(p->q));
     notify_stopping("stopping: flushing buffered rows");
     source_kafka_pause(p->src);
     uv_timer_stop(&p->linger);
     pipeline_flush(p);
-}
-
-static void log_stats(pipeline_t *p, const char *msg)
-{
-    const pipeline_stats_t *s = &p->st;
-    int64_t active = s->first_message_ms && s->last_commit_ms > s->first_message_ms
-                         ? s->last_commit_ms - s->first_message_ms : 0;
-    const hist_t *l = p->lat_produce;
-    log_info(msg, "consumed=%llu rows=%llu inserted=%llu duplicates=%llu "
-             "dead_letters=%llu join_misses=%llu batches=%llu fenced=%llu "
-             "restaged=%llu offset_gaps=%llu offsets_skipped=%llu dedup_keys=%zu "
-             "dedup_bytes=%zu active_s=%.3f rate=%.0f "
-             "latency_p50_ms=%.2f latency_p99_ms=%.2f latency_p999_ms=%.2f "
-             "latency_max_ms=%.2f",
-             (unsigned long long)p->st.consumed,
-             (unsigned long long)p->st.rows_committed,
-             (unsigned long long)p->st.rows_inserted,
-             (unsigned long long)p->st.duplicates,
-             (unsigned long long)p->st.dead_letters,
-             (unsigned long long)p->st.join_misses,
-             (unsigned long long)p->st.batches,
-             (unsigned long long)p->st.fenced,
-             (unsigned long long)p->st.restaged,
-             (unsigned long long)p->st.offset_gaps,
-             (unsigned long long)p->st.offsets_skipped, dedup_count(p->dedup),
-             dedup_bytes(p->dedup), (double)active / 1000,
-             active ? (double)s->consumed * 1000 / (double)active : 0.0,
-             (double)hist_quantile_us(l, 0.5) / 1000,
-             (double)hist_quantile_us(l, 0.99) / 1000,
-             (double)hist_quantile_us(l, 0.999) / 1000,
-             (double)hist_max_us(l) / 1000);
 }
 
 /* Closes the consumer, the connection and our handles: the loop runs dry.
@@ -504,7 +357,7 @@ static void on_close(uv_timer_t *t)
     uv_close((uv_handle_t *)&p->watchdog, NULL);
     http_close(p->http);
     p->http = NULL;
-    log_stats(p, "stopped");
+    pipeline_log_stats(p, "stopped");
 }
 
 static void finish(pipeline_t *p)
@@ -515,76 +368,40 @@ static void finish(pipeline_t *p)
     uv_timer_start(&p->closer, on_close, 0, 0);
 }
 
-/* SIGHUP: the CSV is parsed on the thread pool (a million rows take
- * seconds); only the pointer swap happens on the loop, between two events. */
-struct reload_job {
-    uv_work_t req;
-    pipeline_t *p;
-    refdata_t *fresh;
-    char err[512];
-};
-
-static void reload_work(uv_work_t *w)
+/* SIGHUP: the CSV is loaded on the thread pool (reload.c); only the pointer
+ * swap happens here, between two events. */
+static void on_reloaded(void *ud, refdata_t *fresh, const char *err, int more)
 {
-    struct reload_job *j = w->data;
-    if (refdata_load(&j->fresh, j->p->cfg->reference, j->err, sizeof j->err) != 0)
-        j->fresh = NULL;
-}
-
-static void reload_reference(pipeline_t *p);
-
-static void reload_done(uv_work_t *w, int status)
-{
-    struct reload_job *j = w->data;
-    pipeline_t *p = j->p;
+    pipeline_t *p = ud;
     char q[600];
-    p->reloading = 0;
-    if (status != 0 || !j->fresh) {
+    if (!fresh) {
         p->st.reload_failures++;
         log_emit_each(LOG_ERROR, "reference reload failed; keeping the current table",
-                  "error=%s", log_quote(q, sizeof q, status ? "cancelled" : j->err));
+                      "error=%s", log_quote(q, sizeof q, err));
     } else {
         refdata_free(p->ref);
-        p->ref = j->fresh; /* the swap: the next event sees the new table */
+        p->ref = fresh; /* the swap: the next event sees the new table */
         p->ref_loaded_ms = uv_now(p->loop);
         p->st.reloads++;
         log_info("reference table reloaded", "rows=%zu hash=%016llx",
                  refdata_count(p->ref), (unsigned long long)refdata_hash(p->ref));
     }
-    free(j);
-    if (p->reload_again && !p->stopped) { /* a SIGHUP came in meanwhile */
-        p->reload_again = 0;
-        reload_reference(p);
-    } else if (!p->stopping) {
+    if (more && p->stopped)
+        reload_cancel_queued(p->reload);
+    else if (!more && !p->stopping)
         notify_ready(NULL); /* the reload is over, whatever its outcome */
-    }
-}
-
-static void reload_reference(pipeline_t *p)
-{
-    if (p->reloading) {
-        p->reload_again = 1;
-        return;
-    }
-    struct reload_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        p->st.reload_failures++;
-        log_emit_each(LOG_ERROR, "reference reload failed: out of memory", NULL);
-        return;
-    }
-    j->p = p;
-    j->req.data = j;
-    p->reloading = 1;
-    uv_queue_work(p->loop, &j->req, reload_work, reload_done);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     pipeline_t *p = h->data;
     if (signum == SIGHUP) {
-        if (!p->reloading)
+        if (!reload_busy(p->reload))
             notify_reloading();
-        reload_reference(p);
+        if (reload_request(p->reload) != 0) {
+            p->st.reload_failures++;
+            log_emit_each(LOG_ERROR, "reference reload failed: out of memory", NULL);
+        }
         return;
     }
     if (!p->stopping) {
@@ -593,7 +410,7 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     log_warn("second signal: abandoning buffered rows (re-read on restart)",
-             "buffered=%zu", p->buffered);
+             "buffered=%zu", batchq_buffered(p->q));
     p->exit_code = 1;
     pipeline_drop_buffered(p);
     finish(p);
@@ -636,7 +453,7 @@ static void on_tick(uv_timer_t *t)
         pipeline_stop(p, 1);
     if (now - p->last_stats_ms >= STATS_EVERY_MS) {
         if (p->st.consumed != p->last_consumed)
-            log_stats(p, "progress");
+            pipeline_log_stats(p, "progress");
         p->last_consumed = p->st.consumed;
         p->last_stats_ms = now;
     }
@@ -686,6 +503,11 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if (!(p->q = batchq_new(cfg->topic)) ||
+        !(p->reload = reload_new(loop, cfg->reference, on_reloaded, p))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (!(p->src = source_kafka_new(loop, cfg, &scb, p, err, errlen)))
         goto fail;
     if (!(p->sink = sink_pg_new(loop, cfg, &kcb, p))) {
@@ -702,6 +524,8 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
     p->ref_loaded_ms = uv_now(loop);
     return p;
 fail:
+    reload_free(p->reload);
+    batchq_free(p->q);
     sink_pg_free(p->sink);
     source_kafka_free(p->src);
     dedup_free(p->dedup);
@@ -724,13 +548,13 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
     log_info("postgres connected", NULL); /* later reconnects: on_sink_state */
     /* today's partitions before consuming; a failure only costs rows going
      * to the default partition until a later run succeeds */
-    if (!(p->upkeep = upkeep_new(p->loop, p->cfg, on_upkeep_done, p))) {
+    if (!(p->upkeep = upkeep_new(p->loop, p->cfg, pipeline_on_upkeep, p))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     upkeep_report_t ur;
     upkeep_prepare(p->upkeep, &ur);
-    on_upkeep_done(p, &ur);
+    pipeline_on_upkeep(p, &ur);
     if (source_kafka_start(p->src, err, errlen) != 0)
         return -1;
     if (!source_kafka_commits_offsets(p->src))
@@ -755,32 +579,6 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
 
 int pipeline_exit_code(const pipeline_t *p) { return p->exit_code; }
 
-void pipeline_get_health(const pipeline_t *p, pipeline_health_t *h)
-{
-    memset(h, 0, sizeof *h);
-    h->pg_up = p->sink && sink_pg_up(p->sink);
-    h->stopping = p->stopping;
-    h->paused = source_kafka_paused(p->src);
-    h->assigned = assignment_count(p->asg);
-    h->active = assignment_active_count(p->asg);
-    h->buffered = p->buffered;
-    h->dedup_keys = dedup_count(p->dedup);
-    h->dedup_bytes = dedup_bytes(p->dedup);
-    h->reference_rows = refdata_count(p->ref);
-    uint64_t now = uv_now(p->loop);
-    h->reference_age_ms = now - p->ref_loaded_ms;
-    h->paused_ms = p->paused_since_ms && h->paused ? now - p->paused_since_ms : 0;
-    h->max_pause_ms = (uint64_t)p->cfg->ready_max_pause_ms;
-}
-void pipeline_get_stats(const pipeline_t *p, pipeline_stats_t *out) { *out = p->st; }
-
-void pipeline_get_latency(const pipeline_t *p, pipeline_latency_t *out)
-{
-    out->produce_to_commit = p->lat_produce;
-    out->event_to_commit = p->lat_event;
-    out->commit = p->commit_dur;
-}
-
 void pipeline_free(pipeline_t *p)
 {
     if (!p)
@@ -789,10 +587,8 @@ void pipeline_free(pipeline_t *p)
     source_kafka_free(p->src);
     sink_pg_free(p->sink);
     upkeep_close(p->upkeep);
-    pipeline_drop_buffered(p);
-    if (p->spare)
-        batch_free(p->spare);
-    free(p->sealed);
+    batchq_free(p->q);
+    reload_free(p->reload);
     dedup_free(p->dedup);
     hist_free(p->lat_produce);
     hist_free(p->lat_event);

@@ -126,7 +126,7 @@ static int io_resolve(void *ud, uint64_t round, const int32_t *parts, size_t n,
  * the open batch, which commits it with the new stored offset. */
 static int record_gap(pipeline_t *p, int32_t id, int64_t from, int64_t to)
 {
-    batch_t *b = pipeline_open_batch(p);
+    batch_t *b = batchq_open(p->q, (int64_t)uv_now(p->loop));
     /* every gap is logged: never folded into a "repeated" count */
     log_emit_each(LOG_WARN, "messages lost: deleted by retention before camjoin "
                   "read them; recorded as an offset_gap dead letter", "partition=%d "
@@ -136,7 +136,7 @@ static int record_gap(pipeline_t *p, int32_t id, int64_t from, int64_t to)
         log_error("cannot buffer the offset_gap dead letter", "partition=%d", (int)id);
         return -1;
     }
-    p->buffered++;
+    batchq_note(p->q);
     p->st.offset_gaps++;
     p->st.offsets_lost += (uint64_t)(to - from);
     return 0;
@@ -272,19 +272,19 @@ void pipeline_on_revoke(void *ud, const int32_t *partitions, size_t n, int keep)
         return;
     }
     /* cooperative: what was read of them is committed first */
-    if (pipeline_seal(p) != 0) {
+    if (batchq_seal(p->q) != 0) {
         log_error("out of memory sealing a batch", NULL);
         pipeline_stop(p, 1);
         return;
     }
-    p->revoke_barrier = p->batches_sealed;
+    p->revoke_barrier = batchq_sealed_count(p->q);
     pipeline_release_revoked(p);
     pipeline_flush(p);
 }
 
 void pipeline_release_revoked(pipeline_t *p)
 {
-    if (!p->revoke_barrier || p->batches_done < p->revoke_barrier)
+    if (!p->revoke_barrier || batchq_done_count(p->q) < p->revoke_barrier)
         return;
     int32_t *ids = malloc((assignment_count(p->asg) + 1) * sizeof *ids);
     if (!ids) {
@@ -324,13 +324,14 @@ void pipeline_on_eof(void *ud, int32_t partition, int64_t offset)
     if (p->stopping || !pos || offset <= pos->next)
         return;
     p->st.offsets_skipped += (uint64_t)(offset - pos->next);
-    if (!pipeline_open_batch(p)) {
+    batch_t *b = batchq_open(p->q, (int64_t)uv_now(p->loop));
+    if (!b) {
         pipeline_stop(p, 1);
         return;
     }
     pos->next = offset;
-    p->buffered++;
-    if (batch_note_offset(p->open, partition, offset - 1) != 0) {
+    batchq_note(p->q);
+    if (batch_note_offset(b, partition, offset - 1) != 0) {
         log_error("out of memory noting an offset", NULL);
         pipeline_stop(p, 1);
         return;

@@ -8,10 +8,12 @@
 
 #include "camjoin/assignment.h"
 #include "camjoin/batch.h"
+#include "camjoin/batchq.h"
 #include "camjoin/dedup.h"
 #include "camjoin/histogram.h"
 #include "camjoin/http.h"
 #include "camjoin/pipeline.h"
+#include "camjoin/reload.h"
 #include "camjoin/sink_pg.h"
 #include "camjoin/upkeep.h"
 
@@ -27,21 +29,14 @@ struct pipeline {
     struct req *reqs;        /* requests of the assignment under way (owned) */
     int reposition;          /* a fetch went out of range: drain, then resolve */
     uint64_t warm_start_ms;  /* uv_now when the last warm-up started */
-    uint64_t batches_sealed; /* batches sealed since the start … */
-    uint64_t batches_done;   /* … and those committed, rolled back or dropped */
     uint64_t revoke_barrier; /* revoking partitions are released once
-                                batches_done reaches this; 0: none waiting */
+                                batchq_done_count reaches this; 0: none */
 
-    batch_t *open;           /* filling */
-    batch_t **sealed;        /* FIFO, waiting for the connection */
-    size_t nsealed, capsealed;
-    batch_t *spare;          /* one recycled batch */
-    size_t buffered;         /* messages not yet committed */
-    int64_t open_since;      /* uv_now when the open batch got its first message */
+    batchq_t *q;             /* open, sealed and spare batches; buffered count */
 
     int kafka_dirty;         /* committed positions not yet told to Kafka */
     int stopping, stopped, exit_code;
-    int reloading, reload_again; /* SIGHUP reload on the thread pool */
+    reload_t *reload;        /* SIGHUP: the reference CSV on the thread pool */
     uv_signal_t sig[3];
     uv_timer_t tick, linger, closer;
     uint64_t last_stats_ms, last_consumed;
@@ -60,8 +55,6 @@ struct pipeline {
 };
 
 /* pipeline.c */
-batch_t *pipeline_open_batch(pipeline_t *p);   /* the open batch, created if needed */
-int pipeline_seal(pipeline_t *p);              /* the open batch joins the sealed FIFO */
 void pipeline_drop_buffered(pipeline_t *p);    /* uncommitted batches: read again */
 void pipeline_flush(pipeline_t *p);            /* send the next batch if the sink is idle */
 void pipeline_stop(pipeline_t *p, int code);   /* graceful stop with this exit code */
@@ -90,5 +83,9 @@ void pipeline_count_invalid(pipeline_t *p, const char *reason);
 /* READY=1 with a first STATUS=, and the watchdog timer if systemd set one */
 void pipeline_notify_start(pipeline_t *p);
 void pipeline_notify_status(pipeline_t *p); /* STATUS=, from the tick */
+/* the "progress" and "stopped" lines: counters and latency quantiles */
+void pipeline_log_stats(const pipeline_t *p, const char *msg);
+/* the outcome of an upkeep run (upkeep_new's callback), logged */
+void pipeline_on_upkeep(void *ud, const upkeep_report_t *r);
 
 #endif

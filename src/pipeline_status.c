@@ -1,7 +1,8 @@
 /*
  * pipeline_status — what the pipeline tells its operators, besides logs:
- * invalid messages counted by reason, consumer lag per partition, and the
- * systemd conversation (READY, STATUS, WATCHDOG, RELOADING, STOPPING).
+ * invalid messages counted by reason, consumer lag per partition, the
+ * systemd conversation (READY, STATUS, WATCHDOG, RELOADING, STOPPING), and
+ * the periodic log lines (progress, stopped, partition upkeep).
  * Private to the pipeline module; /metrics reads the results through
  * pipeline.h.
  *
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "camjoin/log.h"
 #include "camjoin/notify.h"
 #include "camjoin/source_kafka.h"
 #include "pipeline_int.h"
@@ -125,4 +127,100 @@ void pipeline_notify_start(pipeline_t *p)
         status_text(p, s, sizeof s);
         notify_ready(s);
     }
+}
+
+/* ---- log lines ---- */
+
+void pipeline_log_stats(const pipeline_t *p, const char *msg)
+{
+    const pipeline_stats_t *s = &p->st;
+    int64_t active = s->first_message_ms && s->last_commit_ms > s->first_message_ms
+                         ? s->last_commit_ms - s->first_message_ms : 0;
+    const hist_t *l = p->lat_produce;
+    log_info(msg, "consumed=%llu rows=%llu inserted=%llu duplicates=%llu "
+             "dead_letters=%llu join_misses=%llu batches=%llu fenced=%llu "
+             "restaged=%llu offset_gaps=%llu offsets_skipped=%llu dedup_keys=%zu "
+             "dedup_bytes=%zu active_s=%.3f rate=%.0f "
+             "latency_p50_ms=%.2f latency_p99_ms=%.2f latency_p999_ms=%.2f "
+             "latency_max_ms=%.2f",
+             (unsigned long long)p->st.consumed,
+             (unsigned long long)p->st.rows_committed,
+             (unsigned long long)p->st.rows_inserted,
+             (unsigned long long)p->st.duplicates,
+             (unsigned long long)p->st.dead_letters,
+             (unsigned long long)p->st.join_misses,
+             (unsigned long long)p->st.batches,
+             (unsigned long long)p->st.fenced,
+             (unsigned long long)p->st.restaged,
+             (unsigned long long)p->st.offset_gaps,
+             (unsigned long long)p->st.offsets_skipped, dedup_count(p->dedup),
+             dedup_bytes(p->dedup), (double)active / 1000,
+             active ? (double)s->consumed * 1000 / (double)active : 0.0,
+             (double)hist_quantile_us(l, 0.5) / 1000,
+             (double)hist_quantile_us(l, 0.99) / 1000,
+             (double)hist_quantile_us(l, 0.999) / 1000,
+             (double)hist_max_us(l) / 1000);
+}
+
+/* The outcome of one upkeep run: the startup one, then every
+ * retention.interval (upkeep.h). A failure is logged and retried at the
+ * next run; ingestion goes on (rows without a partition land in the
+ * default one). */
+void pipeline_on_upkeep(void *ud, const upkeep_report_t *r)
+{
+    pipeline_t *p = ud;
+    char q[600];
+    if (r->busy) {
+        log_debug("partition upkeep skipped: another process holds its lock", NULL);
+        return;
+    }
+    if (r->unpartitioned && !p->upkeep_plain_warned) {
+        p->upkeep_plain_warned = 1;
+        log_warn("events table is not partitioned: partition upkeep and retention "
+                 "skipped", "table=%s", log_quote(q, sizeof q, p->cfg->table));
+    }
+    if (r->failed)
+        log_warn("partition upkeep failed; retried next interval", "error=%s "
+                 "created=%llu moved_rows=%llu dropped=%llu archived_rows=%llu ms=%.1f",
+                 log_quote(q, sizeof q, r->err), (unsigned long long)r->created,
+                 (unsigned long long)r->moved_rows, (unsigned long long)r->dropped,
+                 (unsigned long long)r->archived_rows, r->ms);
+    else if (!r->unpartitioned)
+        log_info("partition upkeep", "created=%llu moved_rows=%llu dropped=%llu "
+                 "archived_rows=%llu ms=%.1f", (unsigned long long)r->created,
+                 (unsigned long long)r->moved_rows, (unsigned long long)r->dropped,
+                 (unsigned long long)r->archived_rows, r->ms);
+}
+
+/* ---- what /metrics and /healthz read (pipeline.h) ---- */
+
+void pipeline_get_health(const pipeline_t *p, pipeline_health_t *h)
+{
+    memset(h, 0, sizeof *h);
+    h->pg_up = p->sink && sink_pg_up(p->sink);
+    h->stopping = p->stopping;
+    h->paused = source_kafka_paused(p->src);
+    h->assigned = assignment_count(p->asg);
+    h->active = assignment_active_count(p->asg);
+    h->buffered = batchq_buffered(p->q);
+    h->dedup_keys = dedup_count(p->dedup);
+    h->dedup_bytes = dedup_bytes(p->dedup);
+    h->reference_rows = refdata_count(p->ref);
+    uint64_t now = uv_now(p->loop);
+    h->reference_age_ms = now - p->ref_loaded_ms;
+    h->paused_ms = p->paused_since_ms && h->paused ? now - p->paused_since_ms : 0;
+    h->max_pause_ms = (uint64_t)p->cfg->ready_max_pause_ms;
+}
+void pipeline_get_stats(const pipeline_t *p, pipeline_stats_t *out) { *out = p->st; }
+
+void pipeline_get_latency(const pipeline_t *p, pipeline_latency_t *out)
+{
+    out->produce_to_commit = p->lat_produce;
+    out->event_to_commit = p->lat_event;
+    out->commit = p->commit_dur;
+}
+
+void pipeline_get_upkeep(const pipeline_t *p, upkeep_stats_t *out)
+{
+    upkeep_stats(p->upkeep, out);
 }
