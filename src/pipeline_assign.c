@@ -67,7 +67,10 @@ void pipeline_resolve(pipeline_t *p)
         pt->state = P_RESOLVING;
     }
     p->offsets_gen = p->gen;
-    sink_pg_read_offsets(p->sink);
+    if (sink_pg_read_offsets(p->sink, pipeline_on_offsets, p) != 0) {
+        log_error("out of memory queueing a read of the stored offsets", NULL);
+        pipeline_stop(p, 1);
+    }
 }
 
 struct resolve_ctx {
@@ -112,7 +115,11 @@ void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
     if (p->cfg->dedup_warm_up) {
         p->warm_gen = p->gen;
         p->warm_start_ms = uv_now(p->loop);
-        sink_pg_warm(p->sink, p->assigned, p->nassigned);
+        if (sink_pg_warm(p->sink, p->assigned, p->nassigned, pipeline_on_warm_row,
+                         pipeline_on_warm_done, p) != 0) {
+            log_error("out of memory queueing the dedup warm-up", NULL);
+            pipeline_stop(p, 1);
+        }
         return;
     }
     start_resolve(p);
