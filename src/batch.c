@@ -264,7 +264,7 @@ static int note_offset(batch_t *b, int32_t partition, int64_t offset)
         }
         b->last = b->n_offsets++;
         o = &b->offsets[b->last];
-        *o = (batch_offset_t){partition, BATCH_OFFSET_NONE, offset + 1};
+        *o = (batch_offset_t){partition, offset + 1};
     }
     if (offset + 1 > o->next)
         o->next = offset + 1;

@@ -14,6 +14,7 @@
 #include "camjoin/log.h"
 #include "camjoin/metrics.h"
 #include "camjoin/notify.h"
+#include "camjoin/pg_conn.h"
 #include "camjoin/reload.h"
 #include "camjoin/route.h"
 #include "camjoin/sink_pg.h"
@@ -186,13 +187,24 @@ static void on_drained(void *ud)
 
 /* ---- flushing and commits ---- */
 
-static void submit(pipeline_t *p, batch_t *b)
+static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
+                        size_t inserted, double commit_ms);
+
+/* The fence: each partition's offset as stored now. Returns 0, or -1 when
+ * out of memory (the batch is still ours). */
+static int submit(pipeline_t *p, batch_t *b)
 {
     size_t n;
-    batch_offset_t *off = batch_offsets(b, &n);
+    const batch_offset_t *off = batch_offsets(b, &n);
+    int64_t *expected = malloc((n ? n : 1) * sizeof *expected);
+    if (!expected)
+        return -1;
     for (size_t i = 0; i < n; i++)
-        off[i].expected = assignment_stored(p->asg, off[i].partition);
-    sink_pg_submit(p->sink, b); /* owned by the sink until on_txn_done */
+        expected[i] = assignment_stored(p->asg, off[i].partition);
+    /* on success the batch is the sink's until on_txn_done; expected is copied */
+    int rc = sink_pg_submit(p->sink, b, expected, on_txn_done, p);
+    free(expected);
+    return rc;
 }
 
 static void on_linger(uv_timer_t *t) { pipeline_flush(t->data); }
@@ -231,7 +243,14 @@ void pipeline_flush(pipeline_t *p)
         }
     }
     if ((next = batchq_next(p->q))) {
-        submit(p, next);
+        if (submit(p, next) != 0) {
+            log_error("out of memory queueing a batch for postgres; dropping "
+                      "the buffer (it is read again on restart)", NULL);
+            batchq_done(p->q, next); /* its messages are read again */
+            p->exit_code = 1;
+            pipeline_drop_buffered(p);
+            finish(p);
+        }
         return;
     }
     if (p->stopping)
@@ -473,11 +492,6 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
         .on_eof = pipeline_on_eof, .on_out_of_range = pipeline_on_out_of_range,
         .on_error = on_source_error,
     };
-    static const sink_pg_callbacks kcb = {
-        .on_txn_done = on_txn_done, .on_offsets = pipeline_on_offsets,
-        .on_warm_row = pipeline_on_warm_row, .on_warm_done = pipeline_on_warm_done,
-        .on_state = on_sink_state,
-    };
     pipeline_t *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "out of memory");
@@ -492,7 +506,7 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
                 strcmp(cfg->kafka_props[i].value, "latest") == 0 ||
                 strcmp(cfg->kafka_props[i].value, "largest") == 0 ||
                 strcmp(cfg->kafka_props[i].value, "end") == 0;
-    if (sink_pg_check_conninfo(cfg->pg_conninfo, err, errlen) != 0 ||
+    if (pg_conn_check_conninfo(cfg->pg_conninfo, err, errlen) != 0 ||
         (cfg->http_listen[0] && http_check_listen(cfg->http_listen, err, errlen)))
         goto fail;
     p->lat_produce = hist_new(LATENCY_BOUNDS_S, NELEM(LATENCY_BOUNDS_S));
@@ -510,7 +524,7 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
     }
     if (!(p->src = source_kafka_new(loop, cfg, &scb, p, err, errlen)))
         goto fail;
-    if (!(p->sink = sink_pg_new(loop, cfg, &kcb, p))) {
+    if (!(p->sink = sink_pg_new(loop, cfg, on_sink_state, p))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

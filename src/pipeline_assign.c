@@ -72,14 +72,22 @@ void pipeline_free_requests(pipeline_t *p)
 
 /* ---- requests ---- */
 
+static void on_offsets(void *ud, const int32_t *parts, const int64_t *next, size_t n);
+static void on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
+                        int64_t offset);
+static void on_warm_done(void *ud, size_t rows);
+
 static int io_read_offsets(void *ud, uint64_t round)
 {
     pipeline_t *p = ud;
     struct req *r = req_new(p, round);
     if (!r)
         return -1;
-    sink_pg_read_offsets(p->sink, r); /* r comes back in pipeline_on_offsets */
-    return 0;
+    if (sink_pg_read_offsets(p->sink, on_offsets, r) != 0) {
+        req_free(r);
+        return -1;
+    }
+    return 0; /* r comes back in on_offsets */
 }
 
 static int io_warm(void *ud, uint64_t round, const int32_t *parts, size_t n)
@@ -89,8 +97,11 @@ static int io_warm(void *ud, uint64_t round, const int32_t *parts, size_t n)
     if (!r)
         return -1;
     p->warm_start_ms = uv_now(p->loop);
-    sink_pg_warm(p->sink, parts, n, r); /* r: rows, then pipeline_on_warm_done */
-    return 0;
+    if (sink_pg_warm(p->sink, parts, n, on_warm_row, on_warm_done, r) != 0) {
+        req_free(r);
+        return -1;
+    }
+    return 0; /* r: the rows, then on_warm_done */
 }
 
 static void on_resolved(void *ud, const source_resolved_t *res)
@@ -205,8 +216,7 @@ const assignment_io pipeline_assignment_io = {
 
 /* ---- answers from the sink ---- */
 
-void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
-                         size_t n)
+static void on_offsets(void *ud, const int32_t *parts, const int64_t *next, size_t n)
 {
     struct req *r = ud;
     pipeline_t *p = r->p;
@@ -218,8 +228,8 @@ void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
 
 /* A dedup entry for each event of the window on these partitions, with its
  * position, so a re-read of it is not mistaken for a duplicate. */
-void pipeline_on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
-                          int64_t offset)
+static void on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
+                        int64_t offset)
 {
     struct req *r = ud;
     pipeline_t *p = r->p;
@@ -227,7 +237,7 @@ void pipeline_on_warm_row(void *ud, const char *id, size_t len, int32_t partitio
         dedup_check(p->dedup, id, len, partition, offset, (int64_t)uv_now(p->loop));
 }
 
-void pipeline_on_warm_done(void *ud, size_t rows)
+static void on_warm_done(void *ud, size_t rows)
 {
     struct req *r = ud;
     pipeline_t *p = r->p;

@@ -66,14 +66,9 @@ int pipeline_may_resume(const pipeline_t *p);  /* back-pressure and re-positioni
 extern const assignment_io pipeline_assignment_io;
 void pipeline_on_revoke(void *ud, const int32_t *partitions, size_t n, int keep);
 void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n);
-void pipeline_on_offsets(void *ud, const int32_t *parts, const int64_t *next,
-                         size_t n);
 void pipeline_on_eof(void *ud, int32_t partition, int64_t offset);
 void pipeline_on_out_of_range(void *ud, int32_t partition, int64_t offset,
                               const char *msg);
-void pipeline_on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
-                          int64_t offset);
-void pipeline_on_warm_done(void *ud, size_t rows);
 /* revoking partitions whose batches are all done are forgotten */
 void pipeline_release_revoked(pipeline_t *p);
 void pipeline_free_requests(pipeline_t *p); /* at pipeline_free */

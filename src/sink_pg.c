@@ -1,134 +1,66 @@
-/* sink_pg — see include/camjoin/sink_pg.h. */
+/* sink_pg — see include/camjoin/sink_pg.h.
+ *
+ * The sink is one state machine (states and transitions: sink_txn.h). This
+ * file does the libpq and libuv part: it turns what happens on the socket
+ * into the events sink_txn_next() decides on, and then does what the
+ * decision says: the actions on the operation at the head of the queue,
+ * and the next state's entry (send its statement, arm the retry timer).
+ * Every state change goes through sink_pg_set_state(), which asserts that
+ * the transition is one sink_txn_legal() knows. The statement in flight on
+ * the socket (sending, COPY data, collecting results): sink_io.c. What
+ * belongs to whom: sink_pg_int.h.
+ *
+ * A callback may queue a request (and so send a statement) before it
+ * returns: the state is always set before a callback runs, and nothing
+ * after one assumes the state it had before.
+ */
 #include "camjoin/sink_pg.h"
 
+#include <assert.h>
 #include <libpq-fe.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "camjoin/event.h"
 #include "camjoin/log.h"
-#include "sink_sql.h"
+#include "camjoin/pg_conn.h"
+#include "sink_pg_int.h"
 
-#define COPY_CHUNK (256 * 1024)
-#define MAX_RESULTS 16
 #define BACKOFF_MIN_MS 100
 #define CONNECT_TIMEOUT_MS 10000
 
-enum op_kind { OP_TXN, OP_OFFSETS, OP_WARM };
-enum conn_state { C_DOWN, C_CONNECTING, C_SETUP, C_READY };
-/* What the statement in flight is; decides what step_done() does next. */
-enum step { S_NONE, S_SETUP, S_VERIFY, S_WRITE, S_COMMIT, S_ROLLBACK, S_OFFSETS,
-            S_WARM };
-
-struct op {
-    enum op_kind kind;
-    batch_t *batch;      /* OP_TXN; owned until on_txn_done */
-    int verify;          /* a previous attempt's outcome is unknown */
-    int staged;          /* met existing rows: write it through staging */
-    int32_t *partitions; /* OP_WARM; owned */
-    size_t npartitions;
-    void *req_ud;        /* OP_OFFSETS, OP_WARM: handed to their callbacks */
-    struct op *next;
-};
-
-struct sink_pg {
-    uv_loop_t *loop;
-    const camjoin_config *cfg;
-    sink_pg_callbacks cb;
-    void *ud;
-
-    PGconn *conn;
-    enum conn_state state;
-    uv_poll_t *poll;     /* heap: re-created for every socket */
-    int poll_fd;
-    uv_timer_t retry;
-    int64_t backoff_ms;
-
-    /* escaped once, at open: literals, identifiers */
-    char *group_lit, *topic_lit, *table_id, *index_id;
-    struct op *head, *tail;
-    size_t ntxn;
-
-    /* the statement in flight */
-    enum step step;
-    sink_write_plan plan;  /* of the S_WRITE statement (also its COPY data) */
-    size_t copy_idx, copy_off;
-    int copying, copy_ended;
-    int copy_out;        /* a COPY TO STDOUT is streaming rows to us */
-    size_t warm_rows;
-    int nres, failed;
-    int64_t tuples[MAX_RESULTS];
-    char errmsg[512];
-    PGresult *rows;      /* TUPLES_OK result kept for step_done */
-    int fenced;          /* the ROLLBACK in flight is for a failed fence */
-    int retry_pending;   /* a failed statement waits out its backoff */
-    uint64_t txn_start_ns;
-    char sqlstate[6];    /* of the first failed result */
-    int conflict;        /* the ROLLBACK in flight follows a unique violation */
-    int staging;         /* batches go staged until one meets no conflict */
-    uint64_t restaged;
-
-    strbuf_t sql;
-};
-
-static void start_connect(sink_pg_t *s);
-static void on_io(uv_poll_t *h, int status, int events);
+static void on_timer(uv_timer_t *t);
 static void run_next(sink_pg_t *s);
 
-/* ---- small helpers ---- */
+/* ---- states ---- */
 
-static void first_line(char *dst, size_t size, const char *msg)
+void sink_pg_set_state(sink_pg_t *s, sink_state from, sink_state to)
 {
-    snprintf(dst, size, "%s", msg && *msg ? msg : "unknown error");
-    dst[strcspn(dst, "\r\n")] = '\0';
+    assert(s->state == from);
+    assert(sink_txn_legal(from, to));
+    (void)from;
+    s->state = to;
 }
 
-static void poll_close_cb(uv_handle_t *h) { free(h); }
-
-static void poll_drop(sink_pg_t *s)
+/* sink_txn_next() for the current state and the operation at the head. */
+sink_txn_step sink_pg_decide(const sink_pg_t *s, sink_txn_input *in)
 {
-    if (!s->poll)
-        return;
-    uv_poll_stop(s->poll);
-    uv_close((uv_handle_t *)s->poll, poll_close_cb);
-    s->poll = NULL;
-    s->poll_fd = -1;
+    in->head = s->head ? s->head->kind : SK_OP_NONE;
+    sink_txn_step d = sink_txn_next(s->state, in);
+    assert(d.next != SK_INVALID);
+    return d;
 }
 
-/* Watches the connection's socket, re-creating the handle if it changed. */
-static int poll_watch(sink_pg_t *s, int events)
+/* libuv refuses only a closing handle or a NULL callback, and the timer
+ * closes in sink_pg_free() alone. */
+static void arm(sink_pg_t *s, uint64_t ms)
 {
-    int fd = PQsocket(s->conn);
-    if (fd < 0)
-        return -1;
-    if (s->poll && s->poll_fd != fd)
-        poll_drop(s);
-    if (!s->poll) {
-        if (!(s->poll = malloc(sizeof *s->poll)))
-            return -1;
-        uv_poll_init(s->loop, s->poll, fd);
-        s->poll->data = s;
-        s->poll_fd = fd;
-    }
-    return uv_poll_start(s->poll, events, on_io);
+    int rc = uv_timer_start(&s->retry, on_timer, ms, 0);
+    assert(rc == 0);
+    (void)rc;
 }
 
 /* ---- connection lifecycle ---- */
-
-static void conn_lost(sink_pg_t *s, const char *why);
-
-/* poll_watch, treating a failure as a lost connection. Returns -1 then. */
-static int watch(sink_pg_t *s, int events)
-{
-    if (poll_watch(s, events) == 0)
-        return 0;
-    conn_lost(s, "postgres: cannot watch the socket");
-    return -1;
-}
-
-static void on_retry(uv_timer_t *t) { start_connect(t->data); }
 
 /* Exponential backoff: 100 ms doubling up to postgres.retry_max. */
 static uint64_t backoff_next(sink_pg_t *s)
@@ -141,328 +73,76 @@ static uint64_t backoff_next(sink_pg_t *s)
     return (uint64_t)s->backoff_ms;
 }
 
-static void conn_lost(sink_pg_t *s, const char *why)
+/* Enters DOWN from `from`: drops the connection, arms the reconnect. */
+static void go_down(sink_pg_t *s, sink_state from, const char *why)
 {
     char msg[600];
-    snprintf(msg, sizeof msg, "%s", why);
-    poll_drop(s);
-    if (s->rows) {
-        PQclear(s->rows);
-        s->rows = NULL;
-    }
-    if (s->conn) {
-        PQfinish(s->conn);
-        s->conn = NULL;
-    }
-    int was_up = s->state == C_READY;
-    s->state = C_DOWN;
-    s->retry_pending = 0;
-    s->conflict = 0;
-    if (s->head && s->head->kind == OP_TXN && s->step != S_NONE)
-        s->head->verify = 1; /* it may have committed: check before redoing */
-    s->step = S_NONE;
+    snprintf(msg, sizeof msg, "%s", why); /* why may be in st */
+    int was_up = sink_txn_up(from);
+    sink_pg_set_state(s, from, SK_DOWN);
+    sink_io_drop(s);
+    PQclear(s->st.rows);
+    s->st.rows = NULL;
+    PQfinish(s->conn);
+    s->conn = NULL;
     uint64_t delay = backoff_next(s);
     if (was_up || delay == BACKOFF_MIN_MS)
-        s->cb.on_state(s->ud, 0, msg);
+        s->on_state(s->ud, 0, msg);
     else
         log_debug("postgres reconnect failed", "retry_ms=%llu",
                   (unsigned long long)delay);
-    uv_timer_start(&s->retry, on_retry, delay, 0);
+    arm(s, delay);
 }
 
-static void conn_lost_pq(sink_pg_t *s, const char *what)
+void sink_pg_lost(sink_pg_t *s, const char *why)
+{
+    sink_txn_input in = {.ev = SK_EV_LOST};
+    sink_txn_step d = sink_pg_decide(s, &in);
+    if (d.act & SK_ACT_MARK_VERIFY)
+        s->head->verify = 1; /* it may have committed: check before redoing */
+    go_down(s, s->state, why);
+}
+
+void sink_pg_lost_pq(sink_pg_t *s, const char *what)
 {
     char m[512], msg[600];
-    first_line(m, sizeof m, s->conn ? PQerrorMessage(s->conn) : NULL);
+    pg_conn_first_line(m, sizeof m, s->conn ? PQerrorMessage(s->conn) : NULL);
     snprintf(msg, sizeof msg, "%s: %s", what, m);
-    conn_lost(s, msg);
+    sink_pg_lost(s, msg);
 }
 
-static void on_notice(void *arg, const char *msg)
-{
-    (void)arg;
-    char q[512];
-    log_debug("postgres notice", "detail=%s", log_quote(q, sizeof q, msg));
-}
-
-static int conninfo_sets(const PQconninfoOption *given, const char *key)
-{
-    for (const PQconninfoOption *o = given; o && o->keyword; o++)
-        if (o->val && strcmp(o->keyword, key) == 0)
-            return 1;
-    return 0;
-}
-
-/* Conninfo = the user's string (expanded as dbname) plus our defaults for
- * every key the user did not set: fail fast on a dead server. `app` is the
- * application_name: a default when `force_app` is 0, else it wins. */
-static PGconn *connect_params(const char *conninfo, const char *app, int force_app,
-                              int async)
-{
-    static const char *const defaults[][2] = {
-        {"connect_timeout", "5"},   {"keepalives", "1"},
-        {"keepalives_idle", "10"},  {"keepalives_interval", "3"},
-        {"keepalives_count", "3"},  {"tcp_user_timeout", "10000"},
-        {"application_name", NULL}, /* `app` */
-    };
-    enum { NDEF = sizeof defaults / sizeof defaults[0] };
-    const char *keys[NDEF + 2], *vals[NDEF + 2];
-    size_t n = 0;
-    PQconninfoOption *given = NULL;
-    if (conninfo && *conninfo) {
-        keys[n] = "dbname";
-        vals[n++] = conninfo;
-        given = PQconninfoParse(conninfo, NULL);
-    }
-    for (size_t i = 0; i < NDEF; i++) {
-        int is_app = !defaults[i][1];
-        if ((is_app && force_app) || !conninfo_sets(given, defaults[i][0])) {
-            keys[n] = defaults[i][0]; /* later keywords win over the conninfo's */
-            vals[n++] = is_app ? app : defaults[i][1];
-        }
-    }
-    keys[n] = vals[n] = NULL;
-    PQconninfoFree(given);
-    PGconn *c = async ? PQconnectStartParams(keys, vals, 1)
-                      : PQconnectdbParams(keys, vals, 1);
-    if (c)
-        PQsetNoticeProcessor(c, on_notice, NULL);
-    return c;
-}
-
-static void ignore_notice(void *arg, const char *msg) { (void)arg, (void)msg; }
-
-PGconn *sink_pg_connect(const char *conninfo, const char *app)
-{
-    PGconn *c = connect_params(conninfo, app, 1, 0);
-    if (c) /* it runs off the loop thread, where nothing may log */
-        PQsetNoticeProcessor(c, ignore_notice, NULL);
-    return c;
-}
-
-static void send_query(sink_pg_t *s, enum step step, const char *sql)
-{
-    s->step = step;
-    s->nres = s->failed = 0;
-    s->copying = s->copy_ended = s->copy_out = 0;
-    s->copy_idx = s->copy_off = 0;
-    s->errmsg[0] = s->sqlstate[0] = '\0';
-    if (!PQsendQuery(s->conn, sql)) {
-        conn_lost_pq(s, "postgres send");
-        return;
-    }
-    int f = PQflush(s->conn);
-    if (f < 0)
-        conn_lost_pq(s, "postgres flush");
-    else
-        watch(s, UV_READABLE | (f ? UV_WRITABLE : 0));
-}
-
-static void on_connect_io(sink_pg_t *s)
-{
-    switch (PQconnectPoll(s->conn)) {
-    case PGRES_POLLING_READING:
-        watch(s, UV_READABLE);
-        return;
-    case PGRES_POLLING_WRITING:
-        watch(s, UV_WRITABLE);
-        return;
-    case PGRES_POLLING_OK:
-        if (PQsetnonblocking(s->conn, 1) != 0) {
-            conn_lost_pq(s, "postgres nonblocking");
-            return;
-        }
-        s->state = C_SETUP;
-        send_query(s, S_SETUP, sink_sql_setup);
-        return;
-    default:
-        conn_lost_pq(s, "postgres connect");
-    }
-}
-
-static void on_connect_timeout(uv_timer_t *t)
-{
-    conn_lost(t->data, "postgres connect: timed out");
-}
-
+/* Enters CONNECTING. PQconnectPoll has no timeout of its own: connect and
+ * session setup must finish within CONNECT_TIMEOUT_MS, or the attempt
+ * counts as failed. */
 static void start_connect(sink_pg_t *s)
 {
-    s->conn = connect_params(s->cfg->pg_conninfo, "camjoin", 0, 1);
+    sink_pg_set_state(s, SK_DOWN, SK_CONNECTING);
+    s->conn = pg_conn_open(s->cfg->pg_conninfo, "camjoin", PG_CONN_ASYNC);
     if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
-        conn_lost_pq(s, "postgres connect");
+        sink_pg_lost_pq(s, "postgres connect");
         return;
     }
-    s->state = C_CONNECTING;
-    /* PQconnectPoll has no timeout of its own: connect and session setup
-     * must finish within this, or the attempt counts as failed */
-    uv_timer_start(&s->retry, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
-    watch(s, UV_WRITABLE);
+    arm(s, CONNECT_TIMEOUT_MS);
+    if (sink_io_watch(s, UV_WRITABLE) != 0)
+        sink_pg_lost(s, "postgres: cannot watch the socket");
 }
 
-/* ---- the statement in flight: COPY streaming and result collection ---- */
-
-/* Pushes COPY data until done or the socket is full. Returns 0, or -1 when
- * the connection failed (already handled). */
-static int copy_push(sink_pg_t *s)
+static void on_timer(uv_timer_t *t)
 {
-    const char *data = s->plan.copy[s->copy_idx];
-    size_t len = s->plan.copy_len[s->copy_idx];
-    while (s->copy_off < len) {
-        size_t n = len - s->copy_off < COPY_CHUNK ? len - s->copy_off : COPY_CHUNK;
-        int r = PQputCopyData(s->conn, data + s->copy_off, (int)n);
-        if (r < 0)
-            goto lost;
-        if (r == 1)
-            s->copy_off += n;
-        int f = PQflush(s->conn);
-        if (f < 0)
-            goto lost;
-        if (f == 1 || r == 0) /* socket full: continue when writable */
-            return watch(s, UV_READABLE | UV_WRITABLE);
+    sink_pg_t *s = t->data;
+    sink_state from = s->state;
+    sink_txn_input in = {.ev = SK_EV_TIMER};
+    sink_txn_step d = sink_pg_decide(s, &in);
+    if (d.next == SK_CONNECTING) {
+        start_connect(s);
+    } else if (d.next == SK_IDLE) { /* the backoff of a failed TXN is over */
+        sink_pg_set_state(s, from, SK_IDLE);
+        run_next(s);
+    } else {
+        if (d.act & SK_ACT_MARK_VERIFY)
+            s->head->verify = 1;
+        go_down(s, from, "postgres connect: timed out");
     }
-    if (!s->copy_ended) {
-        if (PQputCopyEnd(s->conn, NULL) != 1)
-            goto lost;
-        s->copy_ended = 1;
-    }
-    int f = PQflush(s->conn);
-    if (f < 0)
-        goto lost;
-    if (f == 0)
-        s->copying = 0; /* all sent: now wait for the COPY's result */
-    return watch(s, UV_READABLE | (f ? UV_WRITABLE : 0));
-lost:
-    conn_lost_pq(s, "postgres copy");
-    return -1;
-}
-
-static void step_done(sink_pg_t *s);
-
-/* One warm-up row: hex(event_id) TAB partition TAB offset. */
-static void warm_row(sink_pg_t *s, const char *line, int len)
-{
-    char id[EVENT_ID_MAX], *end;
-    const char *tab = memchr(line, '\t', (size_t)len);
-    size_t hex = tab ? (size_t)(tab - line) : 0, n = hex / 2;
-    if (!tab || hex % 2 || n == 0 || n > sizeof id)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        char pair[3] = {line[2 * i], line[2 * i + 1], '\0'};
-        id[i] = (char)strtol(pair, NULL, 16);
-    }
-    long part = strtol(tab + 1, &end, 10);
-    long long off = *end == '\t' ? strtoll(end + 1, NULL, 10) : -1;
-    if (off < 0)
-        return;
-    s->warm_rows++;
-    s->cb.on_warm_row(s->head->req_ud, id, n, (int32_t)part, (int64_t)off);
-}
-
-/* Drains a COPY TO STDOUT. Returns 1 while it must wait for more input. */
-static int copy_out_pull(sink_pg_t *s)
-{
-    char *buf;
-    int n;
-    while ((n = PQgetCopyData(s->conn, &buf, 1)) > 0) {
-        warm_row(s, buf, n);
-        PQfreemem(buf);
-    }
-    if (n == 0)
-        return 1;
-    s->copy_out = 0; /* -1: done, the COPY's result follows; -2: error */
-    return 0;
-}
-
-static void collect(sink_pg_t *s)
-{
-    while (s->step != S_NONE && !s->copying) {
-        if (s->copy_out && copy_out_pull(s))
-            return;
-        if (PQisBusy(s->conn))
-            return;
-        PGresult *r = PQgetResult(s->conn);
-        if (!r) {
-            step_done(s);
-            return;
-        }
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_COPY_OUT) {
-            PQclear(r);
-            s->copy_out = 1;
-            continue;
-        }
-        if (st == PGRES_COPY_IN) {
-            PQclear(r);
-            if (s->step != S_WRITE || s->copy_idx >= s->plan.ncopy) {
-                /* not ours: refuse it */
-                PQputCopyEnd(s->conn, "camjoin: unexpected COPY");
-                continue;
-            }
-            if (s->copy_ended) { /* second COPY of the statement */
-                s->copy_idx++;
-                s->copy_off = 0;
-                s->copy_ended = 0;
-            }
-            s->copying = 1;
-            if (copy_push(s) != 0)
-                return;
-            continue;
-        }
-        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-            if (s->nres < MAX_RESULTS) {
-                const char *t = PQcmdTuples(r);
-                s->tuples[s->nres] = *t ? atoll(t) : 0;
-            }
-            if (st == PGRES_TUPLES_OK && !s->rows) {
-                s->rows = r; /* kept for step_done */
-                r = NULL;
-            }
-        } else if (!s->failed) {
-            const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-            s->failed = 1;
-            first_line(s->errmsg, sizeof s->errmsg, PQresultErrorMessage(r));
-            snprintf(s->sqlstate, sizeof s->sqlstate, "%s", code ? code : "");
-        }
-        s->nres++;
-        PQclear(r);
-    }
-}
-
-static void on_io(uv_poll_t *h, int status, int events)
-{
-    sink_pg_t *s = h->data;
-    if (status < 0) {
-        conn_lost(s, "postgres socket error");
-        return;
-    }
-    if (s->state == C_CONNECTING) {
-        on_connect_io(s);
-        return;
-    }
-    if (events & UV_WRITABLE) {
-        if (s->copying) {
-            if (copy_push(s) != 0)
-                return;
-        } else {
-            int f = PQflush(s->conn);
-            if (f < 0) {
-                conn_lost_pq(s, "postgres flush");
-                return;
-            }
-            if (watch(s, UV_READABLE | (f ? UV_WRITABLE : 0)) != 0)
-                return;
-        }
-    }
-    if (events & UV_READABLE) {
-        if (!PQconsumeInput(s->conn)) {
-            conn_lost_pq(s, "postgres connection lost");
-            return;
-        }
-    }
-    if (s->step != S_NONE)
-        collect(s);
-    else if (PQstatus(s->conn) == CONNECTION_BAD)
-        conn_lost_pq(s, "postgres connection lost");
 }
 
 /* ---- operations ---- */
@@ -473,85 +153,63 @@ static void op_pop(sink_pg_t *s)
     s->head = o->next;
     if (!s->head)
         s->tail = NULL;
-    if (o->kind == OP_TXN)
+    if (o->kind == SK_OP_TXN)
         s->ntxn--;
     free(o->partitions);
+    free(o->expected);
     free(o);
 }
 
-static struct op *op_push(sink_pg_t *s, enum op_kind kind, batch_t *b)
+static void op_push(sink_pg_t *s, struct op *o)
 {
-    struct op *o = calloc(1, sizeof *o);
-    if (!o) { /* cannot queue: keep the process honest and loud */
-        log_error("out of memory queueing a postgres operation", NULL);
-        abort();
-    }
-    o->kind = kind;
-    o->batch = b;
     if (s->tail)
         s->tail->next = o;
     else
         s->head = o;
     s->tail = o;
-    if (kind == OP_TXN)
+    if (o->kind == SK_OP_TXN)
         s->ntxn++;
-    return o;
+    run_next(s);
 }
 
-static void send_offsets_query(sink_pg_t *s, enum step step)
-{
-    sink_sql_offsets(&s->sql, s->group_lit, s->topic_lit);
-    if (s->sql.oom) {
-        conn_lost(s, "out of memory");
-        return;
-    }
-    send_query(s, step, s->sql.data);
-}
-
-static void send_write(sink_pg_t *s, struct op *o)
-{
-    int staged = s->cfg->write_mode == WRITE_STAGED || s->staging || o->staged;
-    sink_sql_write(&s->sql, o->batch, s->table_id, s->group_lit, s->topic_lit,
-                   staged, &s->plan);
-    if (s->sql.oom) {
-        conn_lost(s, "out of memory");
-        return;
-    }
-    s->txn_start_ns = uv_hrtime();
-    send_query(s, S_WRITE, s->sql.data);
-}
-
+/* Enters the head operation's first statement, from IDLE. */
 static void run_next(sink_pg_t *s)
 {
     struct op *o = s->head;
-    if (!o || s->state != C_READY || s->step != S_NONE || s->retry_pending)
+    if (!o || s->state != SK_IDLE)
         return;
-    if (o->kind == OP_OFFSETS) {
-        send_offsets_query(s, S_OFFSETS);
-    } else if (o->kind == OP_WARM) {
-        s->warm_rows = 0;
+    sink_txn_input in = {.ev = SK_EV_RUN, .verify = o->verify};
+    sink_state next = sink_pg_decide(s, &in).next;
+    if (next == SK_OFFSETS || next == SK_VERIFY) {
+        sink_sql_offsets(&s->sql, s->group_lit, s->topic_lit);
+    } else if (next == SK_WARM) {
         sink_sql_warm(&s->sql, s->table_id, o->partitions, o->npartitions,
                       s->cfg->dedup_window_ms);
-        if (s->sql.oom)
-            conn_lost(s, "out of memory");
-        else
-            send_query(s, S_WARM, s->sql.data);
+    } else {
+        int staged = s->cfg->write_mode == WRITE_STAGED || s->staging || o->staged;
+        sink_sql_write(&s->sql, o->batch, o->expected, s->table_id, s->group_lit,
+                       s->topic_lit, staged, &s->txn.plan);
+        s->txn.start_ns = uv_hrtime();
     }
-    else if (o->verify)
-        send_offsets_query(s, S_VERIFY);
+    if (s->sql.oom)
+        sink_pg_lost(s, "out of memory");
     else
-        send_write(s, o);
+        sink_io_send(s, SK_IDLE, next, s->sql.data);
 }
 
+/* Pops the TXN at the head and hands its batch back to the owner. */
 static void txn_finish(sink_pg_t *s, enum sink_result r, size_t inserted)
 {
-    batch_t *b = s->head->batch;
-    double ms = (double)(uv_hrtime() - s->txn_start_ns) / 1e6;
+    struct op *o = s->head;
+    batch_t *b = o->batch;
+    sink_pg_txn_cb cb = o->on_txn;
+    void *ud = o->ud;
+    double ms = (double)(uv_hrtime() - s->txn.start_ns) / 1e6;
     op_pop(s);
-    s->cb.on_txn_done(s->ud, b, r, inserted, ms); /* batch back to the owner */
+    cb(ud, b, r, inserted, ms); /* batch back to the owner */
 }
 
-/* Stored offsets from s->rows: looks up partition p, -1 when absent. */
+/* The stored offset of partition p in an offsets result, -1 when absent. */
 static int64_t stored_offset(const PGresult *rows, int32_t p)
 {
     for (int i = 0; i < PQntuples(rows); i++)
@@ -560,211 +218,167 @@ static int64_t stored_offset(const PGresult *rows, int32_t p)
     return BATCH_OFFSET_NONE;
 }
 
-static void verify_done(sink_pg_t *s)
+static sink_verdict verify_verdict(sink_pg_t *s, const PGresult *rows)
 {
-    size_t n, same_next = 0, same_expected = 0;
-    batch_offset_t *off = batch_offsets(s->head->batch, &n);
+    size_t n, at_expected = 0, at_next = 0;
+    const batch_offset_t *off = batch_offsets(s->head->batch, &n);
     for (size_t i = 0; i < n; i++) {
-        int64_t v = stored_offset(s->rows, off[i].partition);
-        same_next += v == off[i].next;
-        same_expected += v == off[i].expected;
+        int64_t v = stored_offset(rows, off[i].partition);
+        at_next += v == off[i].next;
+        at_expected += v == s->head->expected[i];
     }
-    s->head->verify = 0;
-    /* "not committed" first: when next == expected (a replay below the
-     * stored offset) both hold, and running the batch again is harmless
-     * (ON CONFLICT for rows and dead letters, the fence rewrites the value) */
-    if (same_expected == n) {
+    sink_verdict v = sink_txn_verdict(n, at_expected, at_next);
+    if (v == SK_NOT_COMMITTED)
         log_info("unknown commit outcome resolved: not committed, retrying",
                  "messages=%zu", batch_messages(s->head->batch));
-    } else if (same_next == n) {
+    else if (v == SK_COMMITTED)
         log_info("unknown commit outcome resolved: committed", "messages=%zu",
                  batch_messages(s->head->batch));
-        txn_finish(s, SINK_OK, batch_rows(s->head->batch));
-    } else {
-        txn_finish(s, SINK_FENCED, 0);
-    }
+    return v;
 }
 
-static void offsets_done(sink_pg_t *s)
+/* OFFSETS done: from OFFSETS to IDLE, the offsets to the owner. */
+static void offsets_done(sink_pg_t *s, const PGresult *rows)
 {
-    int n = PQntuples(s->rows);
+    int n = PQntuples(rows);
     int32_t *parts = malloc(sizeof *parts * (size_t)(n ? n : 1));
     int64_t *next = malloc(sizeof *next * (size_t)(n ? n : 1));
     if (!parts || !next) {
         free(parts);
         free(next);
-        conn_lost(s, "out of memory");
+        sink_pg_lost(s, "out of memory");
         return;
     }
     for (int i = 0; i < n; i++) {
-        parts[i] = atoi(PQgetvalue(s->rows, i, 0));
-        next[i] = atoll(PQgetvalue(s->rows, i, 1));
+        parts[i] = atoi(PQgetvalue(rows, i, 0));
+        next[i] = atoll(PQgetvalue(rows, i, 1));
     }
-    void *ud = s->head->req_ud;
+    sink_pg_offsets_cb cb = s->head->on_offsets;
+    void *ud = s->head->ud;
+    sink_pg_set_state(s, SK_OFFSETS, SK_IDLE);
     op_pop(s);
-    s->cb.on_offsets(ud, parts, next, (size_t)n);
+    cb(ud, parts, next, (size_t)n);
     free(parts);
     free(next);
-}
-
-/* A statement finished (every result collected). Decide the next one. */
-static void on_retry_op(uv_timer_t *t)
-{
-    sink_pg_t *s = t->data;
-    s->retry_pending = 0;
     run_next(s);
 }
 
-static void step_done(sink_pg_t *s)
+/* The WRITE's results: did every fence hold; what it inserted. */
+static int write_results(sink_pg_t *s)
 {
-    enum step step = s->step;
+    const sink_write_plan *w = &s->txn.plan;
+    const int64_t *t = s->st.tuples;
+    s->txn.inserted = w->idx_insert >= 0 ? (size_t)t[w->idx_insert] : 0;
+    s->txn.dead = w->idx_dead >= 0 ? (size_t)t[w->idx_dead] : 0;
+    return (w->idx_upd < 0 || t[w->idx_upd] == w->n_upd) &&
+           (w->idx_ins < 0 || t[w->idx_ins] == w->n_ins);
+}
+
+/* The statement in flight finished (every result collected): decide. */
+void sink_pg_step_done(sink_pg_t *s)
+{
+    sink_state from = s->state;
     if (PQstatus(s->conn) == CONNECTION_BAD) {
-        conn_lost_pq(s, "postgres connection lost"); /* step still set */
+        sink_pg_lost_pq(s, "postgres connection lost"); /* still in flight */
         return;
     }
-    s->step = S_NONE;
-    if (s->failed && step == S_WRITE && !s->plan.staged &&
-        strcmp(s->sqlstate, "23505") == 0) {
-        /* unique violation on the direct COPY: redo the batch staged */
-        if (!s->staging)
-            log_info("batch met rows that exist already; writing through "
-                     "staging tables until a batch meets none", "error=\"%s\"",
-                     s->errmsg);
-        s->conflict = 1;
-        s->fenced = 0;
-        send_query(s, S_ROLLBACK, "ROLLBACK");
-        goto out;
+    PGresult *rows = s->st.rows; /* ours from here */
+    s->st.rows = NULL;
+    batch_t *b = s->head && s->head->kind == SK_OP_TXN ? s->head->batch : NULL;
+    sink_txn_input in = {.ev = s->st.failed ? SK_EV_FAILED : SK_EV_DONE,
+                         .err = sink_txn_classify(s->st.sqlstate),
+                         .staged = s->txn.plan.staged};
+    if (!s->st.failed && from == SK_WRITE)
+        in.fences_held = write_results(s);
+    else if (!s->st.failed && from == SK_COMMIT)
+        in.complete = s->txn.inserted == batch_rows(b) && s->txn.dead == batch_dead(b);
+    else if (!s->st.failed && from == SK_VERIFY)
+        in.verdict = verify_verdict(s, rows);
+    sink_txn_step d = sink_pg_decide(s, &in);
+
+    if (d.next == SK_ROLLBACK_CONFLICT && !s->staging)
+        log_info("batch met rows that exist already; writing through "
+                 "staging tables until a batch meets none", "error=\"%s\"",
+                 s->st.errmsg);
+    else if (s->st.failed && d.next != SK_ROLLBACK_CONFLICT && from != SK_ROLLBACK_CONFLICT &&
+             from != SK_ROLLBACK_FENCED && from != SK_ROLLBACK_RETRY)
+        log_warn("postgres statement failed", "step=%s error=\"%s\"",
+                 sink_txn_state_name(from), s->st.errmsg);
+
+    if (d.next == SK_DOWN) { /* setup, verify, offsets or warm-up failed */
+        PQclear(rows);
+        go_down(s, from, s->st.errmsg);
+        return;
     }
-    if (s->failed && step != S_ROLLBACK) {
-        log_warn("postgres statement failed", "step=%d error=\"%s\"", (int)step,
-                 s->errmsg);
-        if (step == S_WRITE || step == S_COMMIT) {
-            s->fenced = 0;
-            send_query(s, S_ROLLBACK, "ROLLBACK");
-        } else {
-            /* setup, verify or offsets read failed: reconnect and retry */
-            conn_lost(s, s->errmsg);
+    switch (d.next) {
+    case SK_COMMIT:
+        sink_io_send(s, from, SK_COMMIT, "COMMIT");
+        break;
+    case SK_ROLLBACK_CONFLICT:
+    case SK_ROLLBACK_FENCED:
+    case SK_ROLLBACK_RETRY:
+        sink_io_send(s, from, d.next, "ROLLBACK");
+        break;
+    case SK_BACKOFF: /* a statement failed: retry the same batch after a pause */
+        sink_pg_set_state(s, from, SK_BACKOFF);
+        arm(s, backoff_next(s));
+        break;
+    default: /* SK_IDLE */
+        if (from == SK_OFFSETS) {
+            offsets_done(s, rows);
+            break;
         }
-        goto out;
-    }
-    switch (step) {
-    case S_SETUP:
-        uv_timer_stop(&s->retry); /* the connect timeout */
-        s->state = C_READY;
-        s->backoff_ms = 0;
-        s->cb.on_state(s->ud, 1, NULL);
-        break;
-    case S_VERIFY:
-        verify_done(s);
-        break;
-    case S_OFFSETS:
-        offsets_done(s);
-        break;
-    case S_WARM: {
-        size_t rows = s->warm_rows;
-        void *ud = s->head->req_ud;
-        op_pop(s);
-        s->cb.on_warm_done(ud, rows);
-        break;
-    }
-    case S_WRITE: {
-        const sink_write_plan *w = &s->plan;
-        int ok = (w->idx_upd < 0 || s->tuples[w->idx_upd] == w->n_upd) &&
-                 (w->idx_ins < 0 || s->tuples[w->idx_ins] == w->n_ins);
-        s->fenced = !ok;
-        send_query(s, ok ? S_COMMIT : S_ROLLBACK, ok ? "COMMIT" : "ROLLBACK");
-        goto out;
-    }
-    case S_COMMIT: {
-        const sink_write_plan *w = &s->plan;
-        batch_t *b = s->head->batch;
-        size_t inserted = w->idx_insert >= 0 ? (size_t)s->tuples[w->idx_insert] : 0;
-        size_t dead = w->idx_dead >= 0 ? (size_t)s->tuples[w->idx_dead] : 0;
-        s->backoff_ms = 0;
-        if (w->staged && inserted == batch_rows(b) && dead == batch_dead(b))
+        if (d.act & SK_ACT_UP) {
+            uv_timer_stop(&s->retry); /* the connect timeout */
+            s->backoff_ms = 0;
+        }
+        if (d.act & SK_ACT_RESET_BACKOFF)
+            s->backoff_ms = 0;
+        if (d.act & SK_ACT_STAGING_OFF)
             s->staging = 0; /* no conflict any more: back to direct COPY */
-        txn_finish(s, SINK_OK, inserted);
-        break;
-    }
-    case S_ROLLBACK:
-        if (s->conflict) {
-            s->conflict = 0;
+        if (d.act & SK_ACT_CLEAR_VERIFY)
+            s->head->verify = 0;
+        if (d.act & SK_ACT_RESTAGE) { /* redone staged at once, by run_next */
             s->head->staged = 1;
             s->staging = 1;
             s->restaged++;
-            break; /* run_next redoes it at once */
         }
-        if (s->fenced) {
+        sink_pg_set_state(s, from, SK_IDLE);
+        if (d.act & SK_ACT_UP) {
+            s->on_state(s->ud, 1, NULL);
+        } else if (d.act & SK_ACT_FINISH_OK) {
+            txn_finish(s, SINK_OK, from == SK_VERIFY ? batch_rows(b) : s->txn.inserted);
+        } else if (d.act & SK_ACT_FINISH_FENCED) {
             txn_finish(s, SINK_FENCED, 0);
-            break;
+        } else if (d.act & SK_ACT_DELIVER) { /* the warm-up */
+            sink_pg_warm_done_cb cb = s->head->on_warm;
+            void *ud = s->head->ud;
+            size_t n = s->st.warm_rows;
+            op_pop(s);
+            cb(ud, n);
         }
-        /* a statement failed: retry the same batch after a pause */
-        s->retry_pending = 1;
-        uv_timer_start(&s->retry, on_retry_op, backoff_next(s), 0);
-        return;
-    default:
-        break;
+        run_next(s);
     }
-out:
-    if (s->rows) {
-        PQclear(s->rows);
-        s->rows = NULL;
-    }
-    run_next(s);
+    PQclear(rows);
 }
 
 /* ---- public API ---- */
 
 sink_pg_t *sink_pg_new(uv_loop_t *loop, const camjoin_config *cfg,
-                       const sink_pg_callbacks *cb, void *ud)
+                       sink_pg_state_cb on_state, void *ud)
 {
     sink_pg_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->loop = loop;
     s->cfg = cfg;
-    s->cb = *cb;
+    s->on_state = on_state;
     s->ud = ud;
     s->poll_fd = -1;
+    s->state = SK_DOWN;
     uv_timer_init(loop, &s->retry);
     s->retry.data = s;
     return s;
-}
-
-static char *escape(PGconn *c, const char *v, int ident)
-{
-    char *e = ident ? PQescapeIdentifier(c, v, strlen(v))
-                    : PQescapeLiteral(c, v, strlen(v));
-    char *copy = e ? strdup(e) : NULL; /* libpq memory → ours */
-    PQfreemem(e);
-    return copy;
-}
-
-int sink_pg_check_conninfo(const char *conninfo, char *err, size_t errlen)
-{
-    char *msg = NULL;
-    if (!conninfo || !*conninfo)
-        return 0;
-    PQconninfoOption *o = PQconninfoParse(conninfo, &msg);
-    if (o) {
-        PQconninfoFree(o);
-        return 0;
-    }
-    /* libpq quotes the whole string, password included: keep its reason only */
-    char why[256];
-    first_line(why, sizeof why, msg ? msg : "out of memory");
-    char *cut = strstr(why, " in URI");
-    if (!cut)
-        cut = strstr(why, ": \"");
-    if (cut)
-        *cut = '\0';
-    size_t n = strlen(why);
-    while (n && (why[n - 1] == ' ' || why[n - 1] == ':'))
-        why[--n] = '\0';
-    snprintf(err, errlen, "postgres.conninfo: not a valid connection string or "
-             "URI (%s)", why);
-    PQfreemem(msg);
-    return -1;
 }
 
 /* 1 when every object of the schema exists already. */
@@ -783,18 +397,18 @@ static int schema_present(sink_pg_t *s)
 int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
 {
     char m[512];
-    s->conn = connect_params(s->cfg->pg_conninfo, "camjoin", 0, 0);
+    s->conn = pg_conn_open(s->cfg->pg_conninfo, "camjoin", 0);
     if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-        first_line(m, sizeof m, s->conn ? PQerrorMessage(s->conn) : "out of memory");
+        pg_conn_first_line(m, sizeof m, s->conn ? PQerrorMessage(s->conn) : "out of memory");
         snprintf(err, errlen, "PostgreSQL unreachable: %s", m);
         goto fail;
     }
-    s->group_lit = escape(s->conn, s->cfg->group, 0);
-    s->topic_lit = escape(s->conn, s->cfg->topic, 0);
-    s->table_id = escape(s->conn, s->cfg->table, 1);
+    s->group_lit = pg_conn_escape(s->conn, s->cfg->group, 0);
+    s->topic_lit = pg_conn_escape(s->conn, s->cfg->topic, 0);
+    s->table_id = pg_conn_escape(s->conn, s->cfg->table, 1);
     char index[512];
     snprintf(index, sizeof index, "%s_ingested_at_idx", s->cfg->table);
-    s->index_id = escape(s->conn, index, 1);
+    s->index_id = pg_conn_escape(s->conn, index, 1);
     char *ddl = s->table_id && s->index_id
                     ? sink_pg_schema_sql(s->table_id, s->index_id) : NULL;
     if (!s->group_lit || !s->topic_lit || !ddl) {
@@ -821,7 +435,7 @@ int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
         PGresult *r = PQexec(s->conn, steps[i]);
         ExecStatusType st = PQresultStatus(r);
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            first_line(m, sizeof m, PQresultErrorMessage(r));
+            pg_conn_first_line(m, sizeof m, PQresultErrorMessage(r));
             snprintf(err, errlen, "PostgreSQL %s failed: %s",
                      i == SESSION_STEP ? "session setup (temporary staging tables)"
                                        : "schema setup", m);
@@ -836,47 +450,68 @@ int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "PostgreSQL: cannot switch to nonblocking mode");
         goto fail;
     }
-    s->state = C_READY;
-    if (poll_watch(s, UV_READABLE) != 0) { /* notices a server going away */
+    if (sink_io_watch(s, UV_READABLE) != 0) { /* notices a server going away */
         snprintf(err, errlen, "PostgreSQL: cannot watch the socket");
         goto fail;
     }
+    sink_txn_input in = {.ev = SK_EV_OPENED};
+    sink_pg_set_state(s, SK_DOWN, sink_pg_decide(s, &in).next);
     return 0;
 fail:
-    if (s->conn) {
-        PQfinish(s->conn);
-        s->conn = NULL;
-    }
+    sink_io_drop(s);
+    PQfinish(s->conn);
+    s->conn = NULL;
     return -1;
 }
 
-void sink_pg_submit(sink_pg_t *s, batch_t *b)
+int sink_pg_submit(sink_pg_t *s, batch_t *b, const int64_t *expected,
+                   sink_pg_txn_cb done, void *ud)
 {
-    op_push(s, OP_TXN, b);
-    run_next(s);
-}
-
-void sink_pg_read_offsets(sink_pg_t *s, void *ud)
-{
-    op_push(s, OP_OFFSETS, NULL)->req_ud = ud;
-    run_next(s);
-}
-
-void sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n, void *ud)
-{
-    struct op *o = op_push(s, OP_WARM, NULL);
-    o->req_ud = ud;
-    o->partitions = malloc((n ? n : 1) * sizeof *o->partitions);
-    if (!o->partitions) {
-        log_error("out of memory queueing a postgres operation", NULL);
-        abort();
+    size_t n;
+    batch_offsets(b, &n);
+    struct op *o = calloc(1, sizeof *o);
+    int64_t *e = malloc((n ? n : 1) * sizeof *e);
+    if (!o || !e) {
+        free(o);
+        free(e);
+        return -1;
     }
-    memcpy(o->partitions, partitions, n * sizeof *partitions);
-    o->npartitions = n;
-    run_next(s);
+    memcpy(e, expected, n * sizeof *e);
+    *o = (struct op){.kind = SK_OP_TXN, .batch = b, .expected = e, .on_txn = done,
+                     .ud = ud};
+    op_push(s, o);
+    return 0;
 }
+
+int sink_pg_read_offsets(sink_pg_t *s, sink_pg_offsets_cb done, void *ud)
+{
+    struct op *o = calloc(1, sizeof *o);
+    if (!o)
+        return -1;
+    *o = (struct op){.kind = SK_OP_OFFSETS, .on_offsets = done, .ud = ud};
+    op_push(s, o);
+    return 0;
+}
+
+int sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n,
+                 sink_pg_row_cb row, sink_pg_warm_done_cb done, void *ud)
+{
+    struct op *o = calloc(1, sizeof *o);
+    int32_t *p = malloc((n ? n : 1) * sizeof *p);
+    if (!o || !p) {
+        free(o);
+        free(p);
+        return -1;
+    }
+    memcpy(p, partitions, n * sizeof *partitions);
+    *o = (struct op){.kind = SK_OP_WARM, .partitions = p, .npartitions = n,
+                     .on_row = row, .on_warm = done, .ud = ud};
+    op_push(s, o);
+    return 0;
+}
+
 size_t sink_pg_pending(const sink_pg_t *s) { return s->ntxn; }
-int sink_pg_up(const sink_pg_t *s) { return s->state == C_READY; }
+int sink_pg_up(const sink_pg_t *s) { return sink_txn_up(s->state); }
 uint64_t sink_pg_restaged(const sink_pg_t *s) { return s->restaged; }
 
 static void sink_closed(uv_handle_t *h) { free(h->data); }
@@ -885,14 +520,12 @@ void sink_pg_free(sink_pg_t *s)
 {
     if (!s)
         return;
-    poll_drop(s);
+    sink_io_drop(s);
     uv_timer_stop(&s->retry);
     uv_close((uv_handle_t *)&s->retry, sink_closed);
-    if (s->rows)
-        PQclear(s->rows);
-    s->rows = NULL;
-    if (s->conn)
-        PQfinish(s->conn);
+    PQclear(s->st.rows);
+    s->st.rows = NULL;
+    PQfinish(s->conn);
     s->conn = NULL;
     while (s->head) {
         batch_free(s->head->batch);

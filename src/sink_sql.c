@@ -448,17 +448,18 @@ void sink_sql_offsets(strbuf_t *q, const char *group, const char *topic)
 
 /* The fence, for partitions that have a stored offset: an UPDATE that must
  * touch exactly one row per partition (next_offset = expected). */
-static void add_update(strbuf_t *q, const batch_offset_t *off, size_t n,
-                       const char *group, const char *topic)
+static void add_update(strbuf_t *q, const batch_offset_t *off,
+                       const int64_t *expected, size_t n, const char *group,
+                       const char *topic)
 {
     const char *sep = "";
     strbuf_addf(q, "UPDATE camjoin_offsets o SET next_offset = v.n, "
                    "updated_at = now() FROM (VALUES ");
     for (size_t i = 0; i < n; i++) {
-        if (off[i].expected == BATCH_OFFSET_NONE)
+        if (expected[i] == BATCH_OFFSET_NONE)
             continue;
         strbuf_addf(q, "%s(%d, %lld::bigint, %lld::bigint)", sep,
-                    (int)off[i].partition, (long long)off[i].expected,
+                    (int)off[i].partition, (long long)expected[i],
                     (long long)off[i].next);
         sep = ",";
     }
@@ -469,14 +470,15 @@ static void add_update(strbuf_t *q, const batch_offset_t *off, size_t n,
 
 /* The fence for partitions without a row: the INSERT must add every row
  * (a conflict means another consumer got there first). */
-static void add_insert(strbuf_t *q, const batch_offset_t *off, size_t n,
-                       const char *group, const char *topic)
+static void add_insert(strbuf_t *q, const batch_offset_t *off,
+                       const int64_t *expected, size_t n, const char *group,
+                       const char *topic)
 {
     const char *sep = "";
     strbuf_addf(q, "INSERT INTO camjoin_offsets (consumer_group, topic, "
                    "kafka_partition, next_offset) VALUES ");
     for (size_t i = 0; i < n; i++) {
-        if (off[i].expected != BATCH_OFFSET_NONE)
+        if (expected[i] != BATCH_OFFSET_NONE)
             continue;
         strbuf_addf(q, "%s(%s, %s, %d, %lld)", sep, group, topic,
                     (int)off[i].partition, (long long)off[i].next);
@@ -485,8 +487,8 @@ static void add_insert(strbuf_t *q, const batch_offset_t *off, size_t n,
     strbuf_addf(q, " ON CONFLICT DO NOTHING;");
 }
 
-void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
-                    const char *group, const char *topic, int staged,
+void sink_sql_write(strbuf_t *q, batch_t *b, const int64_t *expected,
+                    const char *table, const char *group, const char *topic, int staged,
                     sink_write_plan *plan)
 {
     size_t nrows = batch_rows(b), ndead = batch_dead(b), noff;
@@ -541,14 +543,14 @@ void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
     }
 offsets:
     for (size_t i = 0; i < noff; i++)
-        plan->n_upd += off[i].expected != BATCH_OFFSET_NONE;
+        plan->n_upd += expected[i] != BATCH_OFFSET_NONE;
     plan->n_ins = (int)noff - plan->n_upd;
     if (plan->n_upd) {
-        add_update(q, off, noff, group, topic);
+        add_update(q, off, expected, noff, group, topic);
         plan->idx_upd = res++;
     }
     if (plan->n_ins) {
-        add_insert(q, off, noff, group, topic);
+        add_insert(q, off, expected, noff, group, topic);
         plan->idx_ins = res++;
     }
 }

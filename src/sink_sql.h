@@ -41,15 +41,17 @@ typedef struct sink_write_plan {
 
 /* The whole write of a batch as one simple-query string: BEGIN, the rows and
  * dead letters, and the fenced offset advance. COMMIT is sent separately,
- * once the fences are seen to hold. `table`, `group` and `topic` are escaped.
+ * once the fences are seen to hold. expected[i] is the fence of
+ * batch_offsets(b)[i]: the offset camjoin_offsets holds now, or
+ * BATCH_OFFSET_NONE for no row. `table`, `group` and `topic` are escaped.
  *
  * Direct (`staged` 0): COPY straight into the target tables — the fast path,
  * about half the server's work, but a row that already exists (a replay, a
  * duplicate older than the dedup window) fails the whole statement with a
  * unique violation. Staged (`staged` 1): COPY into the session's temporary
  * staging tables, then INSERT … SELECT … ON CONFLICT DO NOTHING. */
-void sink_sql_write(strbuf_t *q, batch_t *b, const char *table,
-                    const char *group, const char *topic, int staged,
+void sink_sql_write(strbuf_t *q, batch_t *b, const int64_t *expected,
+                    const char *table, const char *group, const char *topic, int staged,
                     sink_write_plan *plan);
 
 /* One row, one boolean: does every object of the schema exist (tables,

@@ -6,8 +6,8 @@
  *   - event rows, in the column order BATCH_EVENT_COLUMNS;
  *   - dead letters, in the column order BATCH_DEAD_COLUMNS;
  *   - for each Kafka partition it touched, the offset to store next
- *     (last offset noted + 1) and the offset the store is expected to hold
- *     now (the fence, filled in by the pipeline when the batch is sealed).
+ *     (last offset noted + 1). The offset the store must hold now (the
+ *     fence) is not the batch's: the pipeline passes it to sink_pg_submit().
  *
  * Format of each stream: the 19-byte header (signature "PGCOPY\n\377\r\n\0",
  * int32 flags 0, int32 header-extension length 0), written by batch_new()
@@ -74,7 +74,6 @@ typedef struct batch batch_t;
 
 typedef struct batch_offset {
     int32_t partition;
-    int64_t expected;   /* value camjoin_offsets holds now, or BATCH_OFFSET_NONE */
     int64_t next;       /* value to store: last noted offset + 1 */
 } batch_offset_t;
 
@@ -113,7 +112,7 @@ const char *batch_event_data(const batch_t *b, size_t *len);
 const char *batch_dead_data(const batch_t *b, size_t *len);
 
 /* Per-partition offsets, in first-touched order; the array is owned by the
- * batch and may be modified (the pipeline sets `expected`). */
+ * batch. */
 batch_offset_t *batch_offsets(batch_t *b, size_t *n);
 
 /* Latency bookkeeping, kept beside the rows: for each written message, when

@@ -31,21 +31,36 @@
  * batch's `next` → it committed (SINK_OK, nothing re-sent); all equal to
  * `expected` → it did not, run it again; anything else → SINK_FENCED.
  *
+ * The states of the connection and of the statement in flight, and every
+ * transition between them: src/sink_txn.h.
+ *
  * Startup (sink_pg_open) is the one blocking part, before the loop runs: it
  * connects, so that a wrong address fails fast with exit 1, and creates
  * whatever part of the schema is missing, idempotently, under an advisory
  * lock (several instances may start together). When everything exists no
  * DDL runs at all, so a role without CREATE privilege works. The connection
- * then switches to nonblocking mode.
+ * then switches to nonblocking mode. Connection defaults, escaping and the
+ * conninfo check: camjoin/pg_conn.h.
  *
- * Ownership: sink_pg_submit() takes the batch; it comes back in on_txn_done,
- * whatever the result. Offsets arrays passed to on_offsets live during the
- * callback only.
+ * Requests: each carries its own callback and user data, called once on
+ * the loop thread when it is done (never from inside the request call).
+ * The only callback given to sink_pg_new() is on_state, for the connection
+ * going up or down. Errors: a request that cannot be queued (out of memory)
+ * returns -1; nothing was queued, the caller keeps what it passed and its
+ * callbacks are never called. Out of memory later, while a statement is
+ * built or a result is read, counts as a failed attempt: the connection is
+ * dropped and the operation retried after the backoff, like any failure.
+ *
+ * Ownership: sink_pg_submit() takes the batch (on success); it comes back in
+ * the request's done callback, whatever the result. The `expected` array and
+ * the partitions of sink_pg_warm() are copied. Offsets arrays passed to an
+ * offsets callback live during the callback only.
+ *
+ * Threads: the loop thread only.
  */
 #ifndef CAMJOIN_SINK_PG_H
 #define CAMJOIN_SINK_PG_H
 
-#include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -57,52 +72,45 @@ typedef struct sink_pg sink_pg_t;
 
 enum sink_result { SINK_OK = 0, SINK_FENCED = 1 };
 
-typedef struct sink_pg_callbacks {
-    /* `inserted` = event rows actually inserted (the rest hit ON CONFLICT) */
-    void (*on_txn_done)(void *ud, batch_t *b, enum sink_result r,
-                        size_t inserted, double commit_ms);
-    /* stored next offsets for this group/topic (absent partitions omitted) */
-    void (*on_offsets)(void *ud, const int32_t *partitions,
-                       const int64_t *next, size_t n);
-    /* dedup warm-up: one event of the window (id not NUL-terminated) … */
-    void (*on_warm_row)(void *ud, const char *event_id, size_t len,
-                        int32_t partition, int64_t offset);
-    /* … and the end of the warm-up, with the number of rows */
-    void (*on_warm_done)(void *ud, size_t rows);
-    /* connection went up (1) or down (0); `msg` says why when down */
-    void (*on_state)(void *ud, int up, const char *msg);
-} sink_pg_callbacks;
+/* TXN done: the batch comes back; `inserted` = event rows actually
+ * inserted (the rest hit ON CONFLICT). */
+typedef void (*sink_pg_txn_cb)(void *ud, batch_t *b, enum sink_result r,
+                               size_t inserted, double commit_ms);
+/* OFFSETS done: the stored next offsets for this group/topic (absent
+ * partitions omitted). */
+typedef void (*sink_pg_offsets_cb)(void *ud, const int32_t *partitions,
+                                   const int64_t *next, size_t n);
+/* WARM: one event of the window (id not NUL-terminated) … */
+typedef void (*sink_pg_row_cb)(void *ud, const char *event_id, size_t len,
+                               int32_t partition, int64_t offset);
+/* … and the end of the warm-up, with the number of rows. */
+typedef void (*sink_pg_warm_done_cb)(void *ud, size_t rows);
+/* The connection went up (1) or down (0: it is retried); `msg` says why when
+ * down. */
+typedef void (*sink_pg_state_cb)(void *ud, int up, const char *msg);
 
-/* A blocking connection for a side job on the thread pool (partition
- * upkeep), with the sink's connection defaults (connect_timeout, TCP
- * keepalives, tcp_user_timeout) for every key the conninfo leaves out, and
- * application_name `app` whatever the conninfo says. Server notices are
- * discarded (the job runs off the loop thread, where nothing may log).
- * Returns what PQconnectdbParams returns (check PQstatus); the caller owns
- * it. */
-PGconn *sink_pg_connect(const char *conninfo, const char *app);
-
-/* Checks that conninfo parses (a configuration error otherwise); the message
- * never repeats the string, which may hold a password. */
-int sink_pg_check_conninfo(const char *conninfo, char *err, size_t errlen);
-
+/* cfg is kept (it must outlive the sink). NULL when out of memory. */
 sink_pg_t *sink_pg_new(uv_loop_t *loop, const camjoin_config *cfg,
-                       const sink_pg_callbacks *cb, void *ud);
+                       sink_pg_state_cb on_state, void *ud);
 
 /* Blocking: connect, create the schema, prepare the session. Returns 0, or
  * -1 with a one-line message in err. Call before running the loop. */
 int sink_pg_open(sink_pg_t *s, char *err, size_t errlen);
 
-/* Queues a transaction for the batch (ownership passes to the sink). */
-void sink_pg_submit(sink_pg_t *s, batch_t *b);
-/* Queues a read of the stored offsets. */
-void sink_pg_read_offsets(sink_pg_t *s, void *ud); /* ud: to on_offsets */
+/* Queues a transaction for the batch (ownership passes to the sink).
+ * expected[i] is the offset camjoin_offsets must hold now for partition
+ * batch_offsets(b)[i].partition (BATCH_OFFSET_NONE: no row yet): the fence.
+ * Returns 0, or -1 (out of memory: nothing queued, the batch stays yours). */
+int sink_pg_submit(sink_pg_t *s, batch_t *b, const int64_t *expected,
+                   sink_pg_txn_cb done, void *ud);
+/* Queues a read of the stored offsets. Returns 0, or -1 (out of memory). */
+int sink_pg_read_offsets(sink_pg_t *s, sink_pg_offsets_cb done, void *ud);
 /* Queues the dedup warm-up: streams (COPY TO STDOUT) the event_ids of these
- * partitions ingested within dedup.window to on_warm_row, then calls
- * on_warm_done. Retried after a reconnect like any operation, so rows may
- * arrive twice; dedup_check() makes that harmless. */
-void sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n,
-                  void *ud); /* ud: to on_warm_row, on_warm_done */
+ * partitions ingested within dedup.window to `row`, then calls `done`.
+ * Retried after a reconnect like any operation, so rows may arrive twice;
+ * dedup_check() makes that harmless. Returns 0, or -1 (out of memory). */
+int sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n,
+                 sink_pg_row_cb row, sink_pg_warm_done_cb done, void *ud);
 
 /* Transactions queued or running. */
 size_t sink_pg_pending(const sink_pg_t *s);
@@ -112,7 +120,8 @@ uint64_t sink_pg_restaged(const sink_pg_t *s);
 
 /* Closes the connection (an unfinished transaction rolls back on the
  * server, and its rows are read again from Kafka on the next start) and the
- * handles; batches still queued are freed. Run the loop once more afterwards
+ * handles; batches still queued are freed, and no callback is called
+ * again. Run the loop once more afterwards
  * so the handles finish closing. */
 void sink_pg_free(sink_pg_t *s);
 

@@ -545,27 +545,23 @@ static void test_offsets(void **state)
     assert_int_equal(batch_note_offset(b, 2, 102), 0);
 
     static const batch_offset_t want[] = {
-        {0, BATCH_OFFSET_NONE, 12},
-        {1, BATCH_OFFSET_NONE, 8},
-        {2, BATCH_OFFSET_NONE, 103},
+        {0, 12},
+        {1, 8},
+        {2, 103},
     };
     size_t n;
     batch_offset_t *off = batch_offsets(b, &n);
     assert_int_equal(n, ARRAY_LEN(want));
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(off[i].partition, want[i].partition);
-        assert_int_equal(off[i].expected, want[i].expected);
         assert_int_equal(off[i].next, want[i].next);
     }
     assert_int_equal(batch_rows(b), 2);
     assert_int_equal(batch_dead(b), 1);
     assert_int_equal(batch_messages(b), 8);
 
-    /* The pipeline fills in the fence; the batch keeps it. */
-    off[1].expected = 3;
     assert_int_equal(batch_note_offset(b, 1, 8), 0);
     off = batch_offsets(b, &n);
-    assert_int_equal(off[1].expected, 3);
     assert_int_equal(off[1].next, 9);
 }
 
@@ -584,7 +580,6 @@ static void test_offsets_many_partitions(void **state)
         int32_t p = parts - 1 - (int32_t)i; /* first-touched order */
         assert_int_equal(off[i].partition, p);
         assert_int_equal(off[i].next, (int64_t)p * 1000 + 3);
-        assert_int_equal(off[i].expected, BATCH_OFFSET_NONE);
     }
     assert_int_equal(batch_messages(b), 3 * (size_t)parts);
 }
@@ -624,7 +619,6 @@ static void test_reset(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(off[0].partition, 4);
     assert_int_equal(off[0].next, 4);
-    assert_int_equal(off[0].expected, BATCH_OFFSET_NONE);
 
     struct tuple t[2];
     assert_int_equal(batch_add_event(b, &ev, NULL, 4, 41), 0);

@@ -1,0 +1,107 @@
+/* pg_conn — see include/camjoin/pg_conn.h.
+ *
+ * The defaults are added as later keywords of PQconnectdbParams (which
+ * win over what the expanded dbname says), so each is added only when the
+ * user's conninfo does not set that key: the user's value always wins,
+ * except application_name under PG_CONN_FORCE_APP (upkeep's connection is
+ * told apart from the sink's in pg_stat_activity that way). */
+#include "camjoin/pg_conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "camjoin/log.h"
+
+void pg_conn_first_line(char *dst, size_t size, const char *msg)
+{
+    snprintf(dst, size, "%s", msg && *msg ? msg : "unknown error");
+    dst[strcspn(dst, "\r\n")] = '\0';
+}
+
+static void log_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    char q[512];
+    log_debug("postgres notice", "detail=%s", log_quote(q, sizeof q, msg));
+}
+
+static void drop_notice(void *arg, const char *msg) { (void)arg, (void)msg; }
+
+static int conninfo_sets(const PQconninfoOption *given, const char *key)
+{
+    for (const PQconninfoOption *o = given; o && o->keyword; o++)
+        if (o->val && strcmp(o->keyword, key) == 0)
+            return 1;
+    return 0;
+}
+
+PGconn *pg_conn_open(const char *conninfo, const char *app, unsigned flags)
+{
+    static const char *const defaults[][2] = {
+        {"connect_timeout", "5"},   {"keepalives", "1"},
+        {"keepalives_idle", "10"},  {"keepalives_interval", "3"},
+        {"keepalives_count", "3"},  {"tcp_user_timeout", "10000"},
+        {"application_name", NULL}, /* `app` */
+    };
+    enum { NDEF = sizeof defaults / sizeof defaults[0] };
+    const char *keys[NDEF + 2], *vals[NDEF + 2];
+    size_t n = 0;
+    PQconninfoOption *given = NULL;
+    if (conninfo && *conninfo) {
+        keys[n] = "dbname";
+        vals[n++] = conninfo;
+        given = PQconninfoParse(conninfo, NULL);
+    }
+    for (size_t i = 0; i < NDEF; i++) {
+        int is_app = !defaults[i][1];
+        if ((is_app && (flags & PG_CONN_FORCE_APP)) ||
+            !conninfo_sets(given, defaults[i][0])) {
+            keys[n] = defaults[i][0]; /* later keywords win over the conninfo's */
+            vals[n++] = is_app ? app : defaults[i][1];
+        }
+    }
+    keys[n] = vals[n] = NULL;
+    PQconninfoFree(given);
+    PGconn *c = flags & PG_CONN_ASYNC ? PQconnectStartParams(keys, vals, 1)
+                                      : PQconnectdbParams(keys, vals, 1);
+    if (c)
+        PQsetNoticeProcessor(c, flags & PG_CONN_QUIET ? drop_notice : log_notice, NULL);
+    return c;
+}
+
+int pg_conn_check_conninfo(const char *conninfo, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (!conninfo || !*conninfo)
+        return 0;
+    PQconninfoOption *o = PQconninfoParse(conninfo, &msg);
+    if (o) {
+        PQconninfoFree(o);
+        return 0;
+    }
+    /* libpq quotes the whole string, password included: keep its reason only */
+    char why[256];
+    pg_conn_first_line(why, sizeof why, msg ? msg : "out of memory");
+    char *cut = strstr(why, " in URI");
+    if (!cut)
+        cut = strstr(why, ": \"");
+    if (cut)
+        *cut = '\0';
+    size_t n = strlen(why);
+    while (n && (why[n - 1] == ' ' || why[n - 1] == ':'))
+        why[--n] = '\0';
+    snprintf(err, errlen, "postgres.conninfo: not a valid connection string or "
+             "URI (%s)", why);
+    PQfreemem(msg);
+    return -1;
+}
+
+char *pg_conn_escape(PGconn *c, const char *v, int ident)
+{
+    char *e = ident ? PQescapeIdentifier(c, v, strlen(v))
+                    : PQescapeLiteral(c, v, strlen(v));
+    char *copy = e ? strdup(e) : NULL; /* libpq memory -> ours */
+    PQfreemem(e);
+    return copy;
+}
