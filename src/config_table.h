@@ -12,7 +12,7 @@
 
 #include "camjoin/config.h"
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#include "camjoin/base.h" /* ARRAY_LEN */
 #define KAFKA_PROPS "kafka.properties"
 
 enum value_type { T_STRING, T_INT, T_DURATION, T_SIZE, T_ENUM };

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "camjoin/base.h"
+
 #define US_PER_SEC INT64_C(1000000)
 #define US_PER_DAY (86400 * US_PER_SEC)
 /* 9999-12-31T23:59:59.999999Z: the last representable instant. */
@@ -296,7 +298,7 @@ static enum event_status get_optional(json_t *root, event_t *ev,
 
 static bool is_known_key(const char *key)
 {
-    for (size_t i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++)
+    for (size_t i = 0; i < ARRAY_LEN(known_keys); i++)
         if (strcmp(key, known_keys[i]) == 0)
             return true;
     return false;

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "camjoin/base.h"
+
 #define LINE_BYTES 8192     /* one rendered line, either format */
 #define KV_BYTES 4096       /* the caller's pairs, formatted */
 #define KV_SPARE 32         /* kept free in the pairs for " repeated=<n>" */
@@ -355,13 +357,6 @@ static void write_line(enum log_level level, const char *msg, const char *kv)
 
 /* ---- repeats ---------------------------------------------------------- */
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static void write_summary(struct repeat_slot *r, const char *why)
 {
     char kv[64];
@@ -389,7 +384,7 @@ static bool repeat_admit(enum log_level level, const char *msg, unsigned long lo
         h = (h ^ (unsigned char)msg[i]) * 1099511628211ULL;
     h = (h ^ (unsigned)level) * 1099511628211ULL;
     struct repeat_slot *r = &repeats[h % REPEAT_SLOTS];
-    int64_t now = monotonic_ms();
+    int64_t now = clock_mono_ms();
     if (r->used && r->level == level && strcmp(r->msg, msg) == 0) {
         if (now - r->written_ms < repeat_ms) {
             r->suppressed++;

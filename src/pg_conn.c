@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "camjoin/base.h"
 #include "camjoin/log.h"
 
 void pg_conn_first_line(char *dst, size_t size, const char *msg)
@@ -44,7 +45,7 @@ PGconn *pg_conn_open(const char *conninfo, const char *app, unsigned flags)
         {"keepalives_count", "3"},  {"tcp_user_timeout", "10000"},
         {"application_name", NULL}, /* `app` */
     };
-    enum { NDEF = sizeof defaults / sizeof defaults[0] };
+    enum { NDEF = ARRAY_LEN(defaults) };
     const char *keys[NDEF + 2], *vals[NDEF + 2];
     size_t n = 0;
     PQconninfoOption *given = NULL;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "camjoin/base.h"
 #include "camjoin/batch.h"
 #include "camjoin/batchq.h"
 #include "camjoin/dedup.h"
@@ -27,21 +28,6 @@ static const double LATENCY_BOUNDS_S[] = {
     300, 3600};
 static const double COMMIT_BOUNDS_S[] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 #define STATS_EVERY_MS 10000
 
 static void finish(pipeline_t *p);
@@ -128,7 +114,7 @@ static void process(pipeline_t *p, batch_t *b, const source_msg_t *m)
     };
     route_result r;
     route_message(&rules, p->dedup, p->ref, m->value, m->len, m->partition,
-                  m->offset, wall_ms(), (int64_t)uv_now(p->loop), &r);
+                  m->offset, clock_wall_ms(), (int64_t)uv_now(p->loop), &r);
     p->st.join_misses += (uint64_t)r.join_miss;
     switch (r.kind) {
     case ROUTE_DEAD:
@@ -167,7 +153,7 @@ static void on_message(void *ud, const source_msg_t *m)
         return;
     }
     if (!p->st.first_message_ms)
-        p->st.first_message_ms = wall_ms();
+        p->st.first_message_ms = clock_wall_ms();
     if (m->offset > pt->next) /* transaction markers, aborted data, compaction */
         p->st.offsets_skipped += (uint64_t)(m->offset - pt->next);
     pt->next = m->offset + 1;
@@ -272,7 +258,7 @@ static void record_latency(pipeline_t *p, const batch_t *b, double commit_ms)
 {
     size_t n;
     const batch_stamp_t *st = batch_stamps(b, &n);
-    int64_t now_us = wall_us();
+    int64_t now_us = clock_wall_us();
     for (size_t i = 0; i < n; i++) {
         if (st[i].produced_ms >= 0)
             hist_record_us(p->lat_produce, now_us - st[i].produced_ms * 1000);
@@ -509,9 +495,9 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
     if (pg_conn_check_conninfo(cfg->pg_conninfo, err, errlen) != 0 ||
         (cfg->http_listen[0] && http_check_listen(cfg->http_listen, err, errlen)))
         goto fail;
-    p->lat_produce = hist_new(LATENCY_BOUNDS_S, NELEM(LATENCY_BOUNDS_S));
-    p->lat_event = hist_new(LATENCY_BOUNDS_S, NELEM(LATENCY_BOUNDS_S));
-    p->commit_dur = hist_new(COMMIT_BOUNDS_S, NELEM(COMMIT_BOUNDS_S));
+    p->lat_produce = hist_new(LATENCY_BOUNDS_S, ARRAY_LEN(LATENCY_BOUNDS_S));
+    p->lat_event = hist_new(LATENCY_BOUNDS_S, ARRAY_LEN(LATENCY_BOUNDS_S));
+    p->commit_dur = hist_new(COMMIT_BOUNDS_S, ARRAY_LEN(COMMIT_BOUNDS_S));
     if (!p->lat_produce || !p->lat_event || !p->commit_dur ||
         !(p->dedup = dedup_new(cfg->dedup_window_ms, 1 << 16))) {
         snprintf(err, errlen, "out of memory");

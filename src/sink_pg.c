@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "camjoin/base.h"
 #include "camjoin/log.h"
 #include "camjoin/pg_conn.h"
 #include "sink_pg_int.h"
@@ -431,7 +432,7 @@ int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
         free(ddl);
         goto fail;
     }
-    for (size_t i = first; i < sizeof steps / sizeof steps[0]; i++) {
+    for (size_t i = first; i < ARRAY_LEN(steps); i++) {
         PGresult *r = PQexec(s->conn, steps[i]);
         ExecStatusType st = PQresultStatus(r);
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {

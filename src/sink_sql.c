@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "camjoin/base.h"
 #include "camjoin/sink_pg.h"
 
 const char sink_sql_setup[] =
@@ -413,7 +414,7 @@ void sink_sql_schema_present(strbuf_t *q, const char *table, const char *index)
     strbuf_addf(q, ") IS NOT NULL AND to_regclass(");
     add_ident_lit(q, index, "");
     strbuf_addf(q, ") IS NOT NULL");
-    for (size_t i = 0; i < sizeof derived / sizeof derived[0]; i++) {
+    for (size_t i = 0; i < ARRAY_LEN(derived); i++) {
         strbuf_addf(q, " AND to_regclass(");
         add_ident_lit(q, table, derived[i]);
         strbuf_addf(q, ") IS NOT NULL");

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "camjoin/base.h"
 #include "camjoin/config.h"
 #include "camjoin/event.h"
 #include "camjoin/log.h"
@@ -261,7 +262,7 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
     if (conf_set(conf, "bootstrap.servers", cfg->brokers, err, errlen) ||
         conf_set(conf, "group.id", cfg->group, err, errlen))
         goto fail_conf;
-    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+    for (size_t i = 0; i < ARRAY_LEN(defaults); i++)
         if (conf_set(conf, defaults[i][0], defaults[i][1], err, errlen))
             goto fail_conf;
     for (size_t i = 0; i < cfg->n_kafka_props; i++)
@@ -664,12 +665,10 @@ int source_replay_parse(const char *spec, replay_spec_t *r, char *err,
     } else if (spec[0] == '@' && spec[1] == '-') {
         /* @-DURATION: that long before now (the start of this run) */
         int64_t ago;
-        struct timespec now;
         r->kind = REPLAY_TIME;
         if (config_parse_duration(spec + 2, &ago) != 0 || ago <= 0)
             goto bad;
-        clock_gettime(CLOCK_REALTIME, &now);
-        r->time_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - ago;
+        r->time_ms = clock_wall_ms() - ago;
         if (r->time_ms < 0)
             r->time_ms = 0;
     } else if (spec[0] == '@') {

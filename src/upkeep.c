@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "camjoin/base.h"
 #include "camjoin/pg_conn.h"
 #include "camjoin/strbuf.h"
 #include "upkeep_int.h"
@@ -47,20 +48,6 @@ struct upkeep {
 };
 
 /* ---- a run (worker thread, or the caller's for prepare) --------------- */
-
-int64_t upkeep_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
-}
 
 void upkeep_run_fail(struct run *x, const char *fmt, ...)
 {
@@ -331,7 +318,7 @@ static void ensure_ahead(struct run *x)
 
 static void run(upkeep_t *u, enum mode mode, upkeep_report_t *r)
 {
-    double t0 = mono_ms();
+    double t0 = (double)clock_mono_us() / 1000;
     memset(r, 0, sizeof *r);
     struct run x = {.cancel = &u->cancel, .cfg = u->cfg, .r = r,
                     .today = upkeep_day_of((int64_t)time(NULL))};
@@ -350,7 +337,7 @@ static void run(upkeep_t *u, enum mode mode, upkeep_report_t *r)
     free(x.tlit);
     strbuf_free(&x.sql);
     PQfinish(x.c); /* releases the advisory lock */
-    r->ms = mono_ms() - t0;
+    r->ms = (double)clock_mono_us() / 1000 - t0;
 }
 
 /* ---- the loop side ---------------------------------------------------- */
@@ -369,7 +356,7 @@ static void account(upkeep_t *u, const upkeep_report_t *r)
     if (r->failed)
         u->st.failures++;
     else
-        u->st.last_success_ms = upkeep_wall_ms();
+        u->st.last_success_ms = clock_wall_ms();
 }
 
 static void maybe_free(upkeep_t *u)

@@ -59,7 +59,6 @@ int upkeep_exec_ok(struct run *x, const char *what);
 /* ROLLBACK, unless the connection is gone. */
 void upkeep_rollback(struct run *x);
 /* The wall clock, ms since the epoch. */
-int64_t upkeep_wall_ms(void);
 
 /* ---- step (c), upkeep_retention.c ---- */
 

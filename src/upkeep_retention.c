@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "camjoin/base.h"
 #include "camjoin/pg_conn.h"
 #include "camjoin/strbuf.h"
 #include "camjoin/upkeep.h"
@@ -147,7 +148,7 @@ static int archive_manifest(struct run *x, struct archive *a, const struct daily
         .table = x->cfg->table, .partition = part, .file = base ? base + 1 : a->data,
         .day = p->day, .rows = a->rows, .bytes = a->bytes, .xxh64 = a->xxh64,
         .columns = cols, .ncolumns = ncols, .min_event_ts = a->min_ts,
-        .max_event_ts = a->max_ts, .created_ms = upkeep_wall_ms(), .version = CAMJOIN_VERSION,
+        .max_event_ts = a->max_ts, .created_ms = clock_wall_ms(), .version = CAMJOIN_VERSION,
     };
     char *text = upkeep_manifest_json(&m);
     if (!text) {
