@@ -77,7 +77,7 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 0;
     }
-    if (source_replay_parse(cfg->replay_from, &replay, err, sizeof err) != 0) {
+    if (replay_parse(cfg->replay_from, &replay, err, sizeof err) != 0) {
         config_free(cfg);
         return fail_usage(err);
     }

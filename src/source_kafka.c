@@ -7,12 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "camjoin/base.h"
 #include "camjoin/config.h"
-#include "camjoin/event.h"
 #include "camjoin/log.h"
 
 #define DRAIN_BATCH 1024
@@ -48,18 +46,26 @@ static int32_t *plist_ids(const rd_kafka_topic_partition_list_t *parts)
     return ids;
 }
 
-static void incremental(source_kafka_t *s, rd_kafka_topic_partition_list_t *l,
-                        int assign)
+static int assign_error(source_kafka_t *s, const char *what, const char *why)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "kafka %s: %s", what, why);
+    s->cb.on_error(s->ud, msg, 0);
+    return -1;
+}
+
+/* One incremental (un)assign; an error is reported, and destroyed. */
+static int incremental(source_kafka_t *s, rd_kafka_topic_partition_list_t *l,
+                       int assign)
 {
     rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(s->rk, l)
                                  : rd_kafka_incremental_unassign(s->rk, l);
-    if (e) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "kafka incremental %s: %s",
-                 assign ? "assign" : "unassign", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-        s->cb.on_error(s->ud, msg, 0);
-    }
+    if (!e)
+        return 0;
+    assign_error(s, assign ? "incremental assign" : "incremental unassign",
+                 rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return -1;
 }
 
 /* Eager: a revoke takes the whole assignment at once, and the assign of the
@@ -369,21 +375,12 @@ plist(const char *topic, const int32_t *parts, const int64_t *offs, size_t n)
     return l;
 }
 
-static int assign_error(source_kafka_t *s, const char *what, const char *why)
-{
-    char msg[256];
-    snprintf(msg, sizeof msg, "kafka %s: %s", what, why);
-    s->cb.on_error(s->ud, msg, 0);
-    return -1;
-}
-
 /* Cooperative: the partitions among these that are assigned already (added
  * paused by on_rebalance, or being re-positioned) leave the assignment first,
  * so that every one restarts at its new offset. */
 static int assign_incremental(source_kafka_t *s, rd_kafka_topic_partition_list_t *l)
 {
     rd_kafka_topic_partition_list_t *cur = NULL, *again;
-    rd_kafka_error_t *e;
     if (rd_kafka_assignment(s->rk, &cur) != RD_KAFKA_RESP_ERR_NO_ERROR || !cur)
         return assign_error(s, "assignment", "cannot read the assignment");
     again = rd_kafka_topic_partition_list_new(l->cnt ? l->cnt : 1);
@@ -391,16 +388,9 @@ static int assign_incremental(source_kafka_t *s, rd_kafka_topic_partition_list_t
         if (rd_kafka_topic_partition_list_find(cur, s->topic, l->elems[i].partition))
             rd_kafka_topic_partition_list_add(again, s->topic, l->elems[i].partition);
     rd_kafka_topic_partition_list_destroy(cur);
-    e = again->cnt ? rd_kafka_incremental_unassign(s->rk, again) : NULL;
+    int rc = again->cnt ? incremental(s, again, 0) : 0;
     rd_kafka_topic_partition_list_destroy(again);
-    if (!e && l->cnt)
-        e = rd_kafka_incremental_assign(s->rk, l);
-    if (e) {
-        assign_error(s, "incremental assign", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-        return -1;
-    }
-    return 0;
+    return rc == 0 && l->cnt ? incremental(s, l, 1) : rc;
 }
 
 int source_kafka_assign(source_kafka_t *s, const int32_t *partitions,
@@ -605,100 +595,4 @@ void source_kafka_free(source_kafka_t *s)
     close(s->pipefd[1]);
     free(s->topic);
     free(s);
-}
-
-/* ---- replay specification ---- */
-
-static int parse_i64(const char *s, const char *end, int64_t *out)
-{
-    int64_t v = 0;
-    if (s == end)
-        return -1;
-    for (; s < end; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (*s - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_partitions(const char *spec, replay_spec_t *r)
-{
-    size_t n = 1;
-    for (const char *c = spec; *c; c++)
-        n += *c == ',';
-    r->partitions = malloc(n * sizeof *r->partitions);
-    r->offsets = malloc(n * sizeof *r->offsets);
-    if (!r->partitions || !r->offsets)
-        return -1;
-    const char *p = spec;
-    for (r->n = 0; r->n < n; r->n++) {
-        const char *comma = strchr(p, ','), *end = comma ? comma : p + strlen(p);
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        int64_t part, off;
-        if (!colon || parse_i64(p, colon, &part) || part > INT32_MAX ||
-            parse_i64(colon + 1, end, &off))
-            return -1;
-        for (size_t i = 0; i < r->n; i++)
-            if (r->partitions[i] == (int32_t)part)
-                return -1;
-        r->partitions[r->n] = (int32_t)part;
-        r->offsets[r->n] = off;
-        p = end + 1;
-    }
-    return 0;
-}
-
-int source_replay_parse(const char *spec, replay_spec_t *r, char *err,
-                        size_t errlen)
-{
-    memset(r, 0, sizeof *r);
-    if (!spec || !*spec)
-        return 0;
-    size_t len = strlen(spec);
-    int64_t us;
-    if (strcmp(spec, "earliest") == 0) {
-        r->kind = REPLAY_EARLIEST;
-    } else if (strcmp(spec, "latest") == 0) {
-        r->kind = REPLAY_LATEST;
-    } else if (spec[0] == '@' && spec[1] == '-') {
-        /* @-DURATION: that long before now (the start of this run) */
-        int64_t ago;
-        r->kind = REPLAY_TIME;
-        if (config_parse_duration(spec + 2, &ago) != 0 || ago <= 0)
-            goto bad;
-        r->time_ms = clock_wall_ms() - ago;
-        if (r->time_ms < 0)
-            r->time_ms = 0;
-    } else if (spec[0] == '@') {
-        r->kind = REPLAY_TIME;
-        if (parse_i64(spec + 1, spec + len, &r->time_ms) != 0) {
-            if (event_parse_rfc3339(spec + 1, len - 1, &us) != 0 || us < 0)
-                goto bad;
-            r->time_ms = us / 1000;
-        }
-    } else if (strchr(spec, ':')) {
-        r->kind = REPLAY_PARTITIONS;
-        if (parse_partitions(spec, r) != 0)
-            goto bad;
-    } else {
-        r->kind = REPLAY_OFFSET;
-        if (parse_i64(spec, spec + len, &r->offset) != 0)
-            goto bad;
-    }
-    return 0;
-bad:
-    replay_spec_clear(r);
-    snprintf(err, errlen,
-             "--replay-from: bad spec \"%s\" (use earliest, latest, OFFSET, "
-             "P:OFFSET[,P:OFFSET...], @RFC3339, @EPOCH_MS or @-DURATION)", spec);
-    return -1;
-}
-
-void replay_spec_clear(replay_spec_t *r)
-{
-    free(r->partitions);
-    free(r->offsets);
-    memset(r, 0, sizeof *r);
 }

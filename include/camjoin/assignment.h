@@ -31,7 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "camjoin/source_kafka.h" /* replay_spec_t, source_resolved_t */
+#include "camjoin/replay.h"
+#include "camjoin/source_kafka.h" /* source_resolved_t */
 
 typedef struct assignment assignment_t;
 

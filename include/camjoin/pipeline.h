@@ -47,6 +47,7 @@
 #include "camjoin/config.h"
 #include "camjoin/histogram.h"
 #include "camjoin/refdata.h"
+#include "camjoin/replay.h"
 #include "camjoin/source_kafka.h"
 #include "camjoin/upkeep.h"
 

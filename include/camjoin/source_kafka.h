@@ -141,32 +141,4 @@ void source_kafka_close(source_kafka_t *s);
 /* Frees; the handles are closed asynchronously, so run the loop once more. */
 void source_kafka_free(source_kafka_t *s);
 
-/* ---- replay specification (--replay-from), a pure parser ---- */
-
-enum replay_kind {
-    REPLAY_NONE = 0,      /* no --replay-from: stored offsets */
-    REPLAY_EARLIEST,
-    REPLAY_LATEST,
-    REPLAY_OFFSET,        /* one offset for every partition */
-    REPLAY_PARTITIONS,    /* P:OFFSET list; partitions not listed use stored */
-    REPLAY_TIME,          /* @TIME */
-};
-
-typedef struct replay_spec {
-    enum replay_kind kind;
-    int64_t offset;        /* REPLAY_OFFSET */
-    int64_t time_ms;       /* REPLAY_TIME, epoch milliseconds */
-    size_t n;              /* REPLAY_PARTITIONS */
-    int32_t *partitions;   /* owned; replay_spec_clear() frees */
-    int64_t *offsets;
-} replay_spec_t;
-
-/* Parses SPEC: earliest | latest | OFFSET | P:OFFSET[,P:OFFSET...] |
- * @RFC3339 | @EPOCH_MS | @-DURATION (e.g. @-1h: an hour before now, the
- * moment of parsing). NULL or "" gives REPLAY_NONE. On error returns -1 and
- * writes a one-line reason naming the spec into err. */
-int source_replay_parse(const char *spec, replay_spec_t *out, char *err,
-                        size_t errlen);
-void replay_spec_clear(replay_spec_t *r);
-
 #endif

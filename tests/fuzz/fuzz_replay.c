@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "camjoin/source_kafka.h"
+#include "camjoin/replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(spec, data, size);
     spec[size] = '\0';
     replay_spec_t r;
-    if (source_replay_parse(spec, &r, err, sizeof err) == 0) {
+    if (replay_parse(spec, &r, err, sizeof err) == 0) {
         if (r.kind == REPLAY_PARTITIONS && (r.n == 0 || !r.partitions))
             __builtin_trap();
         for (size_t i = 0; i < r.n; i++)

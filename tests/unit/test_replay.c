@@ -1,5 +1,5 @@
 /*
- * Unit tests for the --replay-from parser (source_replay_parse): every
+ * Unit tests for the --replay-from parser (replay_parse): every
  * form of the contract, each against the value written out by hand, the
  * relative form against the wall clock read around the call, and the specs
  * it must refuse (with the spec named in the error).
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "camjoin/source_kafka.h"
+#include "camjoin/replay.h"
 
 static int64_t now_ms(void)
 {
@@ -27,7 +27,7 @@ static replay_spec_t parse_ok(const char *spec)
 {
     replay_spec_t r;
     char err[256] = "";
-    assert_int_equal(source_replay_parse(spec, &r, err, sizeof err), 0);
+    assert_int_equal(replay_parse(spec, &r, err, sizeof err), 0);
     assert_string_equal(err, "");
     return r;
 }
@@ -97,7 +97,7 @@ static void test_refused(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         replay_spec_t r;
         char err[256] = "";
-        assert_int_equal(source_replay_parse(bad[i], &r, err, sizeof err), -1);
+        assert_int_equal(replay_parse(bad[i], &r, err, sizeof err), -1);
         assert_int_equal(r.kind, REPLAY_NONE);
         char quoted[64];
         snprintf(quoted, sizeof quoted, "\"%s\"", bad[i]);
