@@ -51,6 +51,20 @@ gen_start ck --topic "$TOPIC" --rate "$RATE" --duration "$DURATION" --seed "$SEE
 GEN=${GEN_PIDS[ck]}
 wait_progress "$TOPIC" "$GROUP" 1 30 "$CJ"   # first commit: the pipeline is flowing
 
+# recovered: one poll of the killer's recovery measure (below; before and
+# t0 are the killer's); also true once the sync-replication phase began:
+# that commit waits for the next termination, which the wait must not hold
+# back.
+recovered() {
+    local after
+    after=$(_offsets_sum "$TOPIC" "$GROUP" 2>/dev/null) || after=$before
+    if ((after > before)); then
+        awk -v a="$t0" -v b="$(now_s)" 'BEGIN { printf "R %.3f\n", b - a }' >>"$CJ_TMP/kills.txt"
+        return 0
+    fi
+    [[ -e "$CJ_TMP/syncrep.on" ]]
+}
+
 # The killer: while the generator runs, sleep 100-500 ms (bash RANDOM seeded
 # with SEED), terminate camjoin's backend(s) and log one line per
 # termination: "<epoch> <state>" where state is the backend's state at that
@@ -59,7 +73,7 @@ wait_progress "$TOPIC" "$GROUP" 1 30 "$CJ"   # first commit: the pipeline is flo
 # offsets advance again (the next COMMIT, over a new connection), appended as
 # "R <seconds>". It stops on its own when the generator or this script ends.
 killer() {
-    local states s t0 before after deadline
+    local states s t0 before
     RANDOM=$SEED
     while kill -0 "$GEN" 2>/dev/null && kill -0 $$ 2>/dev/null; do
         sleep "0.$(printf '%03d' $((100 + RANDOM % 400)))"
@@ -75,19 +89,7 @@ killer() {
         # recovery is measured outside the sync-replication phase only (there
         # the next commit waits for the next termination)
         [[ ! -e "$CJ_TMP/syncrep.on" ]] || continue
-        deadline=$(($(date +%s) + 20))
-        while (($(date +%s) < deadline)); do
-            after=$(_offsets_sum "$TOPIC" "$GROUP" 2>/dev/null) || after=$before
-            if ((after > before)); then
-                awk -v a="$t0" -v b="$(now_s)" 'BEGIN { printf "R %.3f\n", b - a }' >>"$CJ_TMP/kills.txt"
-                break
-            fi
-            kill -0 "$GEN" 2>/dev/null || break
-            # the sync-replication phase began: that commit waits for the
-            # next termination, which this loop must not hold back
-            [[ ! -e "$CJ_TMP/syncrep.on" ]] || break
-            sleep 0.02
-        done
+        wait_for -i 0.02 -p "$GEN" 20 -- recovered || true
     done
 }
 : >"$CJ_TMP/kills.txt"
