@@ -27,20 +27,15 @@ need_bin camjoin camjoin-gen
 # The end-state check reads the whole topic back, so every partition must
 # keep what was produced: nothing deleted by retention (under
 # CAMJOIN_KAFKA=mock: under ~30k events a partition, tools/README.md).
-TOPIC=commitkill-events GROUP=commitkill PARTS=4
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    PARTS=8
-    RATE=${F_COMMIT_KILL_RATE:-4000} DURATION=${F_COMMIT_KILL_DURATION:-45}   # 180k, 22.5k a partition
-else
-    RATE=${F_COMMIT_KILL_RATE:-3000} DURATION=${F_COMMIT_KILL_DURATION:-15}   # 45k
-fi
-SEED=${F_COMMIT_KILL_SEED:-4004}
-SYNC_PHASE=${F_COMMIT_KILL_SYNC_PHASE:-4}   # seconds of the "committed" phase
+TOPIC=commitkill-events GROUP=commitkill
+fault_param PARTS - 4 8
+fault_param RATE F_COMMIT_KILL_RATE 3000 4000
+fault_param DURATION F_COMMIT_KILL_DURATION 15 45   # 45k (full: 180k, 22.5k a partition)
+fault_param SEED F_COMMIT_KILL_SEED 4004
+fault_param SYNC_PHASE F_COMMIT_KILL_SYNC_PHASE 4   # seconds of the "committed" phase
 total=$((RATE * DURATION))
 
-pg_start
-kafka_start "$TOPIC" "$PARTS"
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup
 
 camjoin_start cj "${CJ_ARGS[@]}"
 CJ=$CAMJOIN_PID

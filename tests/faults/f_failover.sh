@@ -25,17 +25,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 need_real_kafka
 need_bin camjoin camjoin-gen
 
-TOPIC=failover-events GROUP=failover-faults PARTS=6
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    PARTS=12 RATE=${F_FAILOVER_RATE:-5000} DURATION=${F_FAILOVER_DURATION:-60}
-else
-    RATE=${F_FAILOVER_RATE:-2000} DURATION=${F_FAILOVER_DURATION:-30}
-fi
+TOPIC=failover-events GROUP=failover-faults
+fault_param PARTS - 6 12
+fault_param RATE F_FAILOVER_RATE 2000 5000
+fault_param DURATION F_FAILOVER_DURATION 30 60
 total=$((RATE * DURATION))
 
-pg_start
-kafka_start_own "$TOPIC" "$PARTS" 3
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup kafka_start_own 3
 part_offset() { psql_val "SELECT coalesce(max(next_offset), -1) FROM camjoin_offsets
                           WHERE consumer_group = '$GROUP' AND topic = '$TOPIC' AND kafka_partition = $1"; }
 part_high() { kafka_end_offsets "$TOPIC" | awk -v p="$1" '$1 == p { print $2 }'; }

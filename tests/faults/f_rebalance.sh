@@ -29,19 +29,13 @@ command -v curl >/dev/null || fail "curl is needed (camjoin /metrics)"
 # The end-state check reads the whole topic back, so every partition must
 # keep what was produced: nothing deleted by retention (under
 # CAMJOIN_KAFKA=mock: under ~30k events a partition, tools/README.md).
-TOPIC=rebalance-events GROUP=rebalance PARTS=6
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    PARTS=12   # 187.5k events, 15.6k a partition
-    RATE=${F_REBALANCE_RATE:-2500}
-else
-    RATE=${F_REBALANCE_RATE:-1000}
-fi
-DURATION=${F_REBALANCE_DURATION:-75}   # the whole sequence takes ~60-65 s
-SEED=${F_REBALANCE_SEED:-6006}
+TOPIC=rebalance-events GROUP=rebalance
+fault_param PARTS - 6 12                  # full: 187.5k events, 15.6k a partition
+fault_param RATE F_REBALANCE_RATE 1000 2500
+fault_param DURATION F_REBALANCE_DURATION 75   # the whole sequence takes ~60-65 s
+fault_param SEED F_REBALANCE_SEED 6006
 
-pg_start
-kafka_start "$TOPIC" "$PARTS"
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup
 
 declare -A PID=() PORT=()
 start() {  # NAME
