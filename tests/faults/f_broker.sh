@@ -21,19 +21,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 need_real_kafka
 need_bin camjoin camjoin-gen
 
-TOPIC=broker-events GROUP=broker-faults PARTS=4
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    PARTS=8 OUTAGE=${F_BROKER_OUTAGE:-20} RATE=${F_BROKER_RATE:-5000}
-else
-    OUTAGE=${F_BROKER_OUTAGE:-8} RATE=${F_BROKER_RATE:-2000}
-fi
+TOPIC=broker-events GROUP=broker-faults
+fault_param PARTS - 4 8
+fault_param OUTAGE F_BROKER_OUTAGE 8 20
+fault_param RATE F_BROKER_RATE 2000 5000
 # ~5 s before the kill, the outage, the restart and recovery (~10 s), a margin
-DURATION=${F_BROKER_DURATION:-$((OUTAGE + 25))}
+fault_param DURATION F_BROKER_DURATION $((OUTAGE + 25))
 total=$((RATE * DURATION))
 
-pg_start
-kafka_start_own "$TOPIC" "$PARTS" 1
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup kafka_start_own 1
 offsets_now() { _offsets_sum "$TOPIC" "$GROUP"; }
 
 fault_start broker 5005 "$(((OUTAGE + 120) * 1000))" "$((RATE * 4))"

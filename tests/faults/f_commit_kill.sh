@@ -27,20 +27,15 @@ need_bin camjoin camjoin-gen
 # The end-state check reads the whole topic back, so every partition must
 # keep what was produced: nothing deleted by retention (under
 # CAMJOIN_KAFKA=mock: under ~30k events a partition, tools/README.md).
-TOPIC=commitkill-events GROUP=commitkill PARTS=4
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    PARTS=8
-    RATE=${F_COMMIT_KILL_RATE:-4000} DURATION=${F_COMMIT_KILL_DURATION:-45}   # 180k, 22.5k a partition
-else
-    RATE=${F_COMMIT_KILL_RATE:-3000} DURATION=${F_COMMIT_KILL_DURATION:-15}   # 45k
-fi
-SEED=${F_COMMIT_KILL_SEED:-4004}
-SYNC_PHASE=${F_COMMIT_KILL_SYNC_PHASE:-4}   # seconds of the "committed" phase
+TOPIC=commitkill-events GROUP=commitkill
+fault_param PARTS - 4 8
+fault_param RATE F_COMMIT_KILL_RATE 3000 4000
+fault_param DURATION F_COMMIT_KILL_DURATION 15 45   # 45k (full: 180k, 22.5k a partition)
+fault_param SEED F_COMMIT_KILL_SEED 4004
+fault_param SYNC_PHASE F_COMMIT_KILL_SYNC_PHASE 4   # seconds of the "committed" phase
 total=$((RATE * DURATION))
 
-pg_start
-kafka_start "$TOPIC" "$PARTS"
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup
 
 camjoin_start cj "${CJ_ARGS[@]}"
 CJ=$CAMJOIN_PID
@@ -51,6 +46,20 @@ gen_start ck --topic "$TOPIC" --rate "$RATE" --duration "$DURATION" --seed "$SEE
 GEN=${GEN_PIDS[ck]}
 wait_progress "$TOPIC" "$GROUP" 1 30 "$CJ"   # first commit: the pipeline is flowing
 
+# recovered: one poll of the killer's recovery measure (below; before and
+# t0 are the killer's); also true once the sync-replication phase began:
+# that commit waits for the next termination, which the wait must not hold
+# back.
+recovered() {
+    local after
+    after=$(_offsets_sum "$TOPIC" "$GROUP" 2>/dev/null) || after=$before
+    if ((after > before)); then
+        awk -v a="$t0" -v b="$(now_s)" 'BEGIN { printf "R %.3f\n", b - a }' >>"$CJ_TMP/kills.txt"
+        return 0
+    fi
+    [[ -e "$CJ_TMP/syncrep.on" ]]
+}
+
 # The killer: while the generator runs, sleep 100-500 ms (bash RANDOM seeded
 # with SEED), terminate camjoin's backend(s) and log one line per
 # termination: "<epoch> <state>" where state is the backend's state at that
@@ -59,7 +68,7 @@ wait_progress "$TOPIC" "$GROUP" 1 30 "$CJ"   # first commit: the pipeline is flo
 # offsets advance again (the next COMMIT, over a new connection), appended as
 # "R <seconds>". It stops on its own when the generator or this script ends.
 killer() {
-    local states s t0 before after deadline
+    local states s t0 before
     RANDOM=$SEED
     while kill -0 "$GEN" 2>/dev/null && kill -0 $$ 2>/dev/null; do
         sleep "0.$(printf '%03d' $((100 + RANDOM % 400)))"
@@ -75,19 +84,7 @@ killer() {
         # recovery is measured outside the sync-replication phase only (there
         # the next commit waits for the next termination)
         [[ ! -e "$CJ_TMP/syncrep.on" ]] || continue
-        deadline=$(($(date +%s) + 20))
-        while (($(date +%s) < deadline)); do
-            after=$(_offsets_sum "$TOPIC" "$GROUP" 2>/dev/null) || after=$before
-            if ((after > before)); then
-                awk -v a="$t0" -v b="$(now_s)" 'BEGIN { printf "R %.3f\n", b - a }' >>"$CJ_TMP/kills.txt"
-                break
-            fi
-            kill -0 "$GEN" 2>/dev/null || break
-            # the sync-replication phase began: that commit waits for the
-            # next termination, which this loop must not hold back
-            [[ ! -e "$CJ_TMP/syncrep.on" ]] || break
-            sleep 0.02
-        done
+        wait_for -i 0.02 -p "$GEN" 20 -- recovered || true
     done
 }
 : >"$CJ_TMP/kills.txt"

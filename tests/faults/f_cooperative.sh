@@ -30,18 +30,13 @@ need_real_kafka
 need_bin camjoin camjoin-gen
 command -v curl >/dev/null || fail "curl is needed (camjoin /metrics)"
 
-TOPIC=coop-events GROUP=coop PARTS=6
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    PARTS=12 RATE=${F_COOPERATIVE_RATE:-2500}
-else
-    RATE=${F_COOPERATIVE_RATE:-1000}
-fi
-DURATION=${F_COOPERATIVE_DURATION:-80}
-SEED=${F_COOPERATIVE_SEED:-7007}
+TOPIC=coop-events GROUP=coop
+fault_param PARTS - 6 12
+fault_param RATE F_COOPERATIVE_RATE 1000 2500
+fault_param DURATION F_COOPERATIVE_DURATION 80   # the sequence takes ~45 s
+fault_param SEED F_COOPERATIVE_SEED 7007
 
-pg_start
-kafka_start "$TOPIC" "$PARTS"
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup
 CJ_ARGS+=(-X partition.assignment.strategy=cooperative-sticky)
 
 declare -A PID=() PORT=()
@@ -61,27 +56,23 @@ still_producing() {
 }
 # settle NAME...: until the named members own all PARTS partitions, each at
 # least one, twice in a row 0.5 s apart; then until the next commit.
-settle() {
-    local n a total ok=0 deadline desc before
-    deadline=$(($(date +%s) + 60))
-    while (($(date +%s) < deadline)); do
-        total=0 desc=""
-        for n in "$@"; do
-            kill -0 "${PID[$n]}" 2>/dev/null || fail "$n (pid ${PID[$n]}) exited"
-            a=$(owned "$n" | wc -l)
-            ((a >= 1)) || total=-100
-            total=$((total + a))
-            desc+="$n=$a "
-        done
-        if ((total == PARTS)); then
-            ok=$((ok + 1))
-            ((ok >= 2)) && break
-        else
-            ok=0
-        fi
-        sleep 0.5
+settled() {  # NAME...: one poll of settle's; sets the caller's ok and desc
+    local n a total=0
+    desc=""
+    for n in "$@"; do
+        kill -0 "${PID[$n]}" 2>/dev/null || fail "$n (pid ${PID[$n]}) exited"
+        a=$(owned "$n" | wc -l)
+        ((a >= 1)) || total=-100
+        total=$((total + a))
+        desc+="$n=$a "
     done
-    ((ok >= 2)) || fail "the group did not settle on $* owning $PARTS partitions within 60 s ($desc)"
+    if ((total == PARTS)); then ok=$((ok + 1)); else ok=0; fi
+    ((ok >= 2))
+}
+settle() {
+    local ok=0 desc="" before
+    wait_for -i 0.5 60 -- settled "$@" ||
+        fail "the group did not settle on $* owning $PARTS partitions within 60 s ($desc)"
     before=$(_offsets_sum "$TOPIC" "$GROUP")
     wait_new_commit "$TOPIC" "$GROUP" "$before" "$(now_s)" 60 "${PID[$1]}"
     log "settled: $desc"
@@ -209,11 +200,9 @@ while ((attempts < 40)); do
 done
 [[ -n "$zstate" ]] || fail "c4 never had a write transaction open in $attempts SIGSTOPs"
 log "c4 stopped with its transaction open (attempt $attempts): $zstate"
-deadline=$(($(date +%s) + 60))
-until [[ "$(owned c1 | wc -l)" == "$PARTS" ]]; do
-    (($(date +%s) < deadline)) || fail "c1 did not take over all $PARTS partitions within 60 s of SIGSTOP"
-    sleep 0.2
-done
+owns_all() { [[ "$(owned "$1" | wc -l)" == "$PARTS" ]]; }
+wait_for -i 0.2 60 -- owns_all c1 ||
+    fail "c1 did not take over all $PARTS partitions within 60 s of SIGSTOP"
 log "c1 owns all $PARTS partitions"
 sleep 2 # c1 commits on c4's former partitions meanwhile
 still_producing "SIGCONT of c4"

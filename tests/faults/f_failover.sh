@@ -25,17 +25,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 need_real_kafka
 need_bin camjoin camjoin-gen
 
-TOPIC=failover-events GROUP=failover-faults PARTS=6
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    PARTS=12 RATE=${F_FAILOVER_RATE:-5000} DURATION=${F_FAILOVER_DURATION:-60}
-else
-    RATE=${F_FAILOVER_RATE:-2000} DURATION=${F_FAILOVER_DURATION:-30}
-fi
+TOPIC=failover-events GROUP=failover-faults
+fault_param PARTS - 6 12
+fault_param RATE F_FAILOVER_RATE 2000 5000
+fault_param DURATION F_FAILOVER_DURATION 30 60
 total=$((RATE * DURATION))
 
-pg_start
-kafka_start_own "$TOPIC" "$PARTS" 3
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup kafka_start_own 3
 part_offset() { psql_val "SELECT coalesce(max(next_offset), -1) FROM camjoin_offsets
                           WHERE consumer_group = '$GROUP' AND topic = '$TOPIC' AND kafka_partition = $1"; }
 part_high() { kafka_end_offsets "$TOPIC" | awk -v p="$1" '$1 == p { print $2 }'; }
@@ -52,34 +48,32 @@ kill -0 "${GEN_PIDS[fo]}" 2>/dev/null || fail "the generator finished before the
 log "kill -9 node $victim, leader of partitions ${led[*]}"
 t_kill=$(now_s)
 kafka_node_kill "$victim" KILL
-deadline=$(($(date +%s) + 60))
-while :; do
-    moved=0
+leaders_moved() {  # every partition of led has a leader other than the victim
+    local p l moved=0
     for p in "${led[@]}"; do
         l=$(kafka_leader "$TOPIC" "$p")
         [[ -n $l && $l != "$victim" && $l -ge 0 ]] && moved=$((moved + 1))
     done
-    ((moved == ${#led[@]})) && break
-    (($(date +%s) < deadline)) || fail "partitions ${led[*]} had no new leader within 60 s"
-    sleep 0.1
-done
+    ((moved == ${#led[@]}))
+}
+wait_for 60 -- leaders_moved || fail "partitions ${led[*]} had no new leader within 60 s"
 t_elected=$(now_s)
 declare -A base=() hbase=() produced=()
 for p in "${led[@]}"; do base[$p]=$(part_offset "$p") hbase[$p]=$(part_high "$p"); done
 election_s=$(awk -v a="$t_kill" -v b="$t_elected" 'BEGIN { printf "%.2f", b - a }')
 log "new leaders after $election_s s"
-deadline=$(($(date +%s) + 90))
-while :; do
-    done_n=0
+committed_past() {  # every partition of led committed past base; notes when each got a message
+    local p done_n=0
     for p in "${led[@]}"; do
         [[ -n ${produced[$p]:-} ]] || (($(part_high "$p") <= hbase[$p])) || produced[$p]=$(now_s)
         (($(part_offset "$p") > base[$p])) && done_n=$((done_n + 1))
     done
-    ((done_n == ${#led[@]})) && break
-    kill -0 "$CJ" 2>/dev/null || fail "camjoin exited after the failover"
-    (($(date +%s) < deadline)) || fail "partitions ${led[*]}: no commit within 90 s of the election"
-    sleep 0.05
-done
+    ((done_n == ${#led[@]}))
+}
+rc=0
+wait_for -i 0.05 -p "$CJ" 90 -- committed_past || rc=$?
+((rc != 2)) || fail "camjoin exited after the failover"
+((rc == 0)) || fail "partitions ${led[*]}: no commit within 90 s of the election"
 t_rec=$(now_s)
 rec=$(awk -v a="$t_elected" -v b="$t_rec" 'BEGIN { printf "%.2f", b - a }')
 t_prod=$t_elected

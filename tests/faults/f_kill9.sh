@@ -28,13 +28,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 need_bin camjoin camjoin-gen
 
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    CYCLES=${F_KILL9_CYCLES:-20} EVENTS=${F_KILL9_EVENTS:-200000} PARTS=${F_KILL9_PARTS:-10}
-else
-    CYCLES=${F_KILL9_CYCLES:-6} EVENTS=${F_KILL9_EVENTS:-40000} PARTS=${F_KILL9_PARTS:-4}
-fi
-SEED=${F_KILL9_SEED:-4242}
-[[ "$SEED" == random ]] && SEED=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+fault_param CYCLES F_KILL9_CYCLES 6 20
+fault_param EVENTS F_KILL9_EVENTS 40000 200000
+fault_param PARTS F_KILL9_PARTS 4 10
+fault_seed F_KILL9_SEED 4242
 echo "f_kill9: seed $SEED (rerun with F_KILL9_SEED=$SEED), $CYCLES cycles, $EVENTS events, $PARTS partitions"
 
 TOPIC=kill9-events GROUP=kill9-ft
@@ -46,9 +43,7 @@ RATE=$(((EVENTS + DURATION - 1) / DURATION))
 DURATION=$(((EVENTS + RATE - 1) / RATE))
 EVENTS=$((RATE * DURATION))
 
-pg_start
-kafka_start "$TOPIC" "$PARTS"
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup
 # Seeds bash's RNG (after the setup, whose free_port also draws from it): the
 # same seed gives the same kill schedule.
 RANDOM=$SEED

@@ -40,11 +40,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 need_bin camjoin camjoin-gen
 
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    OUTAGE=${F_PG_OUTAGE_SECONDS:-30} RATE=${F_PG_OUTAGE_RATE:-2000}
-else
-    OUTAGE=${F_PG_OUTAGE_SECONDS:-10} RATE=${F_PG_OUTAGE_RATE:-3000}
-fi
+fault_param OUTAGE F_PG_OUTAGE_SECONDS 10 30
+fault_param RATE F_PG_OUTAGE_RATE 3000 2000
 MAX_BUFFERED=20000 DRAIN_BUDGET=8192 RSS_BOUND_MIB=200
 BEFORE=6 AFTER=8             # seconds of production before and after the outage
 DURATION=$((BEFORE + OUTAGE + AFTER))
@@ -53,9 +50,7 @@ TOPIC=pgout-events GROUP=pgout-ft PARTS=8
     fail "RATE x OUTAGE ($((RATE * OUTAGE))) must exceed batch.max_buffered ($MAX_BUFFERED) for the pause to happen"
 echo "f_pg_outage: ${OUTAGE} s outage, $RATE events/s for $DURATION s, batch.max_buffered=$MAX_BUFFERED"
 
-pg_start
-kafka_start "$TOPIC" "$PARTS"
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup
 HTTP_PORT=$(free_port)
 metric() {  # NAME: its value from /metrics (empty if unreachable)
     curl -fsS --max-time 2 "http://127.0.0.1:$HTTP_PORT/metrics" 2>/dev/null |

@@ -29,19 +29,13 @@ command -v curl >/dev/null || fail "curl is needed (camjoin /metrics)"
 # The end-state check reads the whole topic back, so every partition must
 # keep what was produced: nothing deleted by retention (under
 # CAMJOIN_KAFKA=mock: under ~30k events a partition, tools/README.md).
-TOPIC=rebalance-events GROUP=rebalance PARTS=6
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    PARTS=12   # 187.5k events, 15.6k a partition
-    RATE=${F_REBALANCE_RATE:-2500}
-else
-    RATE=${F_REBALANCE_RATE:-1000}
-fi
-DURATION=${F_REBALANCE_DURATION:-75}   # the whole sequence takes ~60-65 s
-SEED=${F_REBALANCE_SEED:-6006}
+TOPIC=rebalance-events GROUP=rebalance
+fault_param PARTS - 6 12                  # full: 187.5k events, 15.6k a partition
+fault_param RATE F_REBALANCE_RATE 1000 2500
+fault_param DURATION F_REBALANCE_DURATION 75   # the whole sequence takes ~60-65 s
+fault_param SEED F_REBALANCE_SEED 6006
 
-pg_start
-kafka_start "$TOPIC" "$PARTS"
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup
 
 declare -A PID=() PORT=()
 start() {  # NAME
@@ -59,28 +53,24 @@ still_producing() {
 # partitions, each at least one, twice in a row 0.5 s apart; then until the
 # next commit. Appends the time from T0 to that commit to REC (seconds).
 REC=()
-settle() {
-    local t0=$1 n a total ok=0 deadline desc
-    shift
-    deadline=$(($(date +%s) + 60))
-    while (($(date +%s) < deadline)); do
-        total=0 desc="" a=""
-        for n in "$@"; do
-            kill -0 "${PID[$n]}" 2>/dev/null || fail "$n (pid ${PID[$n]}) exited"
-            a=$(assigned "$n")
-            [[ -n "$a" && "$a" -ge 1 ]] || { a=0; total=-100; }
-            total=$((total + a))
-            desc+="$n=$a "
-        done
-        if ((total == PARTS)); then
-            ok=$((ok + 1))
-            ((ok >= 2)) && break
-        else
-            ok=0
-        fi
-        sleep 0.5
+settled() {  # NAME...: one poll of settle's; sets the caller's ok and desc
+    local n a total=0
+    desc=""
+    for n in "$@"; do
+        kill -0 "${PID[$n]}" 2>/dev/null || fail "$n (pid ${PID[$n]}) exited"
+        a=$(assigned "$n")
+        [[ -n "$a" && "$a" -ge 1 ]] || { a=0; total=-100; }
+        total=$((total + a))
+        desc+="$n=$a "
     done
-    ((ok >= 2)) || fail "the group did not settle on $* owning $PARTS partitions within 60 s ($desc)"
+    if ((total == PARTS)); then ok=$((ok + 1)); else ok=0; fi
+    ((ok >= 2))
+}
+settle() {
+    local t0=$1 ok=0 desc=""
+    shift
+    wait_for -i 0.5 60 -- settled "$@" ||
+        fail "the group did not settle on $* owning $PARTS partitions within 60 s ($desc)"
     wait_new_commit "$TOPIC" "$GROUP" "$(_offsets_sum "$TOPIC" "$GROUP")" "$t0" 60 "${PID[$1]}"
     REC+=("$RECOVERY_S")
     log "settled: $desc; next commit ${RECOVERY_S} s after the change"
@@ -151,22 +141,20 @@ while IFS='|' read -r p o; do zoff[$p]=$o; done < <(psql -XAtq -F'|' -c \
 # commit. When the zombie holds the row locks of the offsets (its UPDATE
 # done, COMMIT not sent), c1's first commit blocks on them: then settle
 # waits for the commit past the SIGCONT below instead.
-deadline=$(($(date +%s) + 60))
-until [[ "$(assigned c1)" == "$PARTS" ]]; do
-    (($(date +%s) < deadline)) || fail "c1 did not take over all $PARTS partitions within 60 s of SIGSTOP"
-    sleep 0.2
-done
+owns_all() { [[ "$(assigned "$1")" == "$PARTS" ]]; }
+wait_for -i 0.2 60 -- owns_all c1 ||
+    fail "c1 did not take over all $PARTS partitions within 60 s of SIGSTOP"
 t_takeover=$(awk -v a="$t_stop" -v b="$(now_s)" 'BEGIN { printf "%.2f", b - a }')
 log "c1 owns all $PARTS partitions ${t_takeover} s after SIGSTOP of c4"
-moved=0
-for ((i = 0; i < 30; i++)); do   # up to 6 s for c1 to commit on c4's former partitions
+moved_past_zombie() {  # sets moved
     moved=$(psql_val "SELECT count(*) FROM camjoin_offsets WHERE consumer_group = '$GROUP'
                       AND topic = '$TOPIC' AND next_offset > CASE kafka_partition
                       $(for p in "${!zoff[@]}"; do printf 'WHEN %d THEN %d ' "$p" "${zoff[$p]}"; done)
-                      ELSE 0 END")
-    ((moved == PARTS)) && break
-    sleep 0.2
-done
+                      ELSE 0 END") || exit
+    ((moved == PARTS))
+}
+moved=0
+wait_for -i 0.2 6 -- moved_past_zombie || true   # up to 6 s for c1 to commit on c4's former partitions
 log "partitions whose stored offset moved past the zombie's view: $moved of $PARTS"
 still_producing "SIGCONT of c4"
 t=$(now_s)

@@ -24,19 +24,14 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 need_bin camjoin camjoin-gen
 
-TOPIC=reqerr-events GROUP=reqerr-faults PARTS=4
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    PARTS=8 RATE=${F_REQERR_RATE:-2500}
-else
-    RATE=${F_REQERR_RATE:-1500}
-fi
+TOPIC=reqerr-events GROUP=reqerr-faults
+fault_param PARTS - 4 8
+fault_param RATE F_REQERR_RATE 1500 2500
 # four injected-error steps (~3 s each, the rebalance ~7 s) and a margin
-DURATION=${F_REQERR_DURATION:-30}
+fault_param DURATION F_REQERR_DURATION 30
 total=$((RATE * DURATION))
 
-pg_start
-kafka_start_mock "$TOPIC" "$PARTS" --brokers 1
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup kafka_start_mock --brokers 1
 
 still_producing() {
     kill -0 "${GEN_PIDS[reqerr]}" 2>/dev/null ||

@@ -26,14 +26,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 need_bin camjoin camjoin-gen
 
-if [[ "${FAULTS_SCALE:-}" == full ]]; then
-    CYCLES=${F_SIGTERM_CYCLES:-10} EVENTS=${F_SIGTERM_EVENTS:-60000}
-else
-    CYCLES=${F_SIGTERM_CYCLES:-4} EVENTS=${F_SIGTERM_EVENTS:-20000}
-fi
+fault_param CYCLES F_SIGTERM_CYCLES 4 10
+fault_param EVENTS F_SIGTERM_EVENTS 20000 60000
 PARTS=4
-SEED=${F_SIGTERM_SEED:-1515}
-[[ "$SEED" == random ]] && SEED=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+fault_seed F_SIGTERM_SEED 1515
 echo "f_sigterm: seed $SEED (rerun with F_SIGTERM_SEED=$SEED), $CYCLES restarts, $EVENTS events"
 
 TOPIC=sigterm-events GROUP=sigterm-ft
@@ -44,9 +40,7 @@ RATE=$(((EVENTS + DURATION - 1) / DURATION))
 DURATION=$(((EVENTS + RATE - 1) / RATE))
 EVENTS=$((RATE * DURATION))
 
-pg_start
-kafka_start "$TOPIC" "$PARTS"
-camjoin_args "$TOPIC" "$GROUP"
+fault_setup
 RANDOM=$SEED   # after the setup (free_port draws from the same RNG)
 
 camjoin_start run1 "${CJ_ARGS[@]}"

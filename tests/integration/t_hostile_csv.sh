@@ -129,14 +129,12 @@ produce_phase() {  # PHASE N: N events, alternating the moved and the kept camer
     wait_offsets "$TOPIC" "$GROUP" "$produced" 30 "$pid"
 }
 metric() { curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+log_has() { (($(grep -c -- "$1" "$CJ_TMP/reload.log" || true) >= $2)); }
 wait_log() {  # PATTERN COUNT: until the daemon's log has COUNT matching lines
-    local i
-    for ((i = 0; i < 100; i++)); do
-        (($(grep -c -- "$1" "$CJ_TMP/reload.log" || true) >= $2)) && return 0
-        kill -0 "$pid" 2>/dev/null || fail "camjoin exited while waiting for '$1'"
-        sleep 0.1
-    done
-    fail "camjoin did not log '$1' ($2 times) within 10 s"
+    local rc=0
+    wait_for -p "$pid" 10 -- log_has "$1" "$2" || rc=$?
+    ((rc != 2)) || fail "camjoin exited while waiting for '$1'"
+    ((rc == 0)) || fail "camjoin did not log '$1' ($2 times) within 10 s"
 }
 PHASE_N=${T_HOSTILE_CSV_EVENTS:-200}
 

@@ -49,11 +49,10 @@ wait_progress "$TOPIC" "$GROUP" 0 30 "$pid"
 code() { curl -s -o "$CJ_TMP/body" -w '%{http_code}' -m 2 "$@" || true; }
 
 # /readyz turns 200 once the partitions are assigned and positioned
-for ((i = 0; i < 150; i++)); do
-    [[ $(code "$URL/readyz") == 200 ]] && break
-    kill -0 "$pid" 2>/dev/null || fail "camjoin exited before it was ready"
-    sleep 0.1
-done
+ready() { [[ $(code "$URL/readyz") == 200 ]]; }
+rc=0
+wait_for -p "$pid" 15 -- ready || rc=$?
+((rc != 2)) || fail "camjoin exited before it was ready"
 assert_eq "/readyz status once assigned" 200 "$(code "$URL/readyz")"
 assert_eq "/readyz body" ready "$(cat "$CJ_TMP/body")"
 assert_eq "/healthz status" 200 "$(code "$URL/healthz")"
@@ -165,13 +164,9 @@ pg_down
 gen metrics2 --topic "$TOPIC" --count 900 --seed 4343 --id-prefix lag
 declare -A END1
 while read -r p end; do END1[$p]=$end; done < <(kafka_end_offsets "$TOPIC")
+scrape_holds() { curl -fsS -m 2 "$URL/metrics" >"$M" 2>/dev/null && awk "$1" "$M"; }
 scrape_until() {  # AWK_CONDITION DESCRIPTION: re-scrape until it holds (20 s)
-    local i
-    for ((i = 0; i < 100; i++)); do
-        curl -fsS -m 2 "$URL/metrics" >"$M" 2>/dev/null && awk "$1" "$M" && return 0
-        sleep 0.2
-    done
-    fail "within 20 s: $2 (last scrape in $M)"
+    wait_for -i 0.2 20 -- scrape_holds "$1" || fail "within 20 s: $2 (last scrape in $M)"
 }
 scrape_until '/^camjoin_postgres_up / { up = $2 } /^camjoin_partition_high_watermark/ { h += $2 }
               END { exit !(up == 0 && h == '"$((sent + 900))"') }' \

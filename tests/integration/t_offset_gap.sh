@@ -122,10 +122,8 @@ pg_lock_hold t_gap_lock
 start3=$(kafka_end_offsets "$TOPIC" | awk '$1 == 0 { print $2 }')
 seq 1 30000 | awk '{ printf "w3-%d\t{\"event_id\":\"w3-%d\",\"camera_id\":\"cam-x\",\"event_ts\":1796180400000,\"event_type\":\"person\"}\n", $1, $1 }' |
     kcat -b "$KAFKA_BROKERS" -P -t "$TOPIC" -p 0 -K $'\t' 2>"$CJ_TMP/w3.err" || fail "kcat: $(cat "$CJ_TMP/w3.err")"
-for ((i = 0; i < 100; i++)); do
-    [[ $(metric camjoin_partitions_paused) == "$PARTS" ]] && break
-    sleep 0.1
-done
+all_paused() { [[ $(metric camjoin_partitions_paused) == "$PARTS" ]]; }
+wait_for 10 -- all_paused || true
 assert_eq "partitions paused by back-pressure" "$PARTS" "$(metric camjoin_partitions_paused)"
 l3=$((start3 + 20000))   # a drain pass reads at most ~8k before the pause
 kafka_delete_records "$TOPIC" 0 "$l3"

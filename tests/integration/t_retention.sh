@@ -107,16 +107,15 @@ daily_parts() {
 default_rows() { psql_val "SELECT count(*) FROM ${T}_default"; }
 
 # wait_metric PORT NAME MIN TIMEOUT PID: until the counter is at least MIN
+metric_at_least() {  # PORT NAME MIN: sets the caller's got
+    got=$(camjoin_metric "$1" "$2")
+    [[ -n "$got" ]] && ((got >= $3))
+}
 wait_metric() {
-    local port=$1 name=$2 min=$3 timeout=$4 pid=$5 got="" deadline
-    deadline=$(($(date +%s) + timeout))
-    while (($(date +%s) < deadline)); do
-        got=$(camjoin_metric "$port" "$name")
-        if [[ -n "$got" ]] && ((got >= min)); then return 0; fi
-        kill -0 "$pid" 2>/dev/null || fail "camjoin exited while waiting for $name >= $min"
-        sleep 0.2
-    done
-    fail "$name reached '$got' within ${timeout} s, expected at least $min"
+    local port=$1 name=$2 min=$3 timeout=$4 pid=$5 got="" rc=0
+    wait_for -i 0.2 -p "$pid" "$timeout" -- metric_at_least "$port" "$name" "$min" || rc=$?
+    ((rc != 2)) || fail "camjoin exited while waiting for $name >= $min"
+    ((rc == 0)) || fail "$name reached '$got' within ${timeout} s, expected at least $min"
 }
 scrape() { curl -s -m 2 "http://127.0.0.1:$1/metrics" >"$2" || fail "no /metrics on port $1"; }
 mval() { awk -v n="$2" '$1 == n { print $2; found = 1 } END { if (!found) print "absent" }' "$1"; }

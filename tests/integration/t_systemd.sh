@@ -79,13 +79,12 @@ seq_of() {  # ERE [N]: SEQ of the Nth line whose FIELD matches
     awk -v re="$1" -v n="${2:-1}" '{ f = $0; for (i = 0; i < 4; i++) sub(/^[^ ]+ /, "", f) }
                                    f ~ re && ++k == n { print $1; exit }' "$OUT"
 }
+field_count_reached() { (($(count_field "$1") >= $2)); }
 wait_field() {  # ERE N TIMEOUT: until N lines match
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        (($(count_field "$1") >= $2)) && return 0
-        kill -0 "$CAMJOIN_PID" 2>/dev/null || fail "camjoin exited while waiting for $2 x '$1'"
-        sleep 0.1
-    done
+    local rc=0
+    wait_for -p "$CAMJOIN_PID" "$3" -- field_count_reached "$1" "$2" || rc=$?
+    ((rc != 0)) || return 0
+    ((rc != 2)) || fail "camjoin exited while waiting for $2 x '$1'"
     fail "$(count_field "$1") datagram fields match '$1' within $3 s, expected $2; got: $(fields | sort | uniq -c | head -n 20)"
 }
 
@@ -93,7 +92,7 @@ pg_start
 kafka_start "$TOPIC" "$PARTS"
 "$CAMJOIN_BIN/camjoin-notify-recv" "$SOCK" --watch "$LOG" --timeout 300 >"$OUT" 2>"$CJ_TMP/notify.err" &
 RECV_PID=$!
-for ((i = 0; i < 100; i++)); do [[ -S "$SOCK" ]] && break; sleep 0.05; done
+wait_for -i 0.05 5 -- test -S "$SOCK" || true
 [[ -S "$SOCK" ]] || fail "camjoin-notify-recv did not bind $SOCK"
 
 camjoin_args "$TOPIC" "$GROUP"
