@@ -116,8 +116,6 @@ static void options(FILE *f)
 /* "integer, 1 to 10000000", "one of: keep, drop, dead-letter", ... */
 static void key_type(FILE *f, const struct key_row *r)
 {
-    static const char *const names[] = {
-        [T_STRING] = "string", [T_INT] = "integer", [T_DURATION] = "duration", [T_SIZE] = "size"};
     char lo[32], hi[32], choices[256];
     fputs(".br\nType: ", f);
     if (r->type == T_ENUM) {
@@ -125,11 +123,11 @@ static void key_type(FILE *f, const struct key_row *r)
         fputs("one of ", f);
         esc(f, choices);
     } else if (r->type == T_STRING) {
-        fprintf(f, "string%s", r->min ? ", not empty" : "");
+        fputs(config_type_name(r), f);
     } else {
         config_format_number(r->type, r->min, lo, sizeof lo);
         config_format_number(r->type, r->max, hi, sizeof hi);
-        fprintf(f, "%s, %s to %s", names[r->type], lo, hi);
+        fprintf(f, "%s, %s to %s", config_type_name(r), lo, hi);
     }
     fputs(".\n.br\nDefault: ", f);
     if (*r->def)

@@ -1,11 +1,13 @@
 /*
- * config_table — PRIVATE to the config module (config.c, config_text.c); not
- * installed and not under include/. Everything else uses camjoin/config.h.
+ * config_table — PRIVATE to the config module (config.c, config_text.c,
+ * config_man.c); not installed and not under include/. Everything else uses
+ * camjoin/config.h.
  *
- * It shares the key table and the flag table between the parser (config.c,
- * which defines both tables) and the text generators for --help and
- * --print-config (config_text.c), plus the two value formatters both sides
- * use. The tables are constant and live in config.c; nothing here allocates.
+ * The key table and the flag table (config_table.c) that the parser
+ * (config.c), --help and --print-config (config_text.c) and the man page
+ * (config_man.c) read, and the value types' parsing, formatting and names.
+ * Constant data and pure functions; nothing here allocates. Each of the
+ * three readers calls only into this unit, never into another reader.
  */
 #ifndef CAMJOIN_CONFIG_TABLE_H
 #define CAMJOIN_CONFIG_TABLE_H
@@ -45,6 +47,9 @@ struct run_flag {
     const char *help;
 };
 
+/* bounds for arrays sized at compile time (checked in config_table.c) */
+#define CONFIG_ROWS_MAX 64
+#define CONFIG_RUN_FLAGS_MAX 16
 extern const struct key_row config_rows[];
 extern const size_t config_n_rows;
 extern const struct run_flag config_run_flags[];
@@ -55,10 +60,15 @@ static inline void *config_field(const camjoin_config *cfg, const struct key_row
     return (char *)cfg + r->offset;
 }
 
+/* Digits only, no sign or unit, overflow refused: 0 or -1. */
+int config_parse_uint(const char *s, int64_t *v);
 /* Writes v as the type's text: "10m", "1MiB", "20000". */
 void config_format_number(enum value_type t, int64_t v, char *buf, size_t len);
 /* "keep, drop, dead-letter" (sep ", ") for an ENUM row. */
 void config_join_choices(const struct key_row *r, const char *sep, char *buf, size_t len);
+/* "integer", "string, non-empty", ...: the type of a row, as --help and
+ * the man page name it. */
+const char *config_type_name(const struct key_row *r);
 /* The --help text (config_text.c). */
 void config_print_help(FILE *f);
 

@@ -91,17 +91,15 @@ static void run_flag_help(FILE *f, const struct run_flag *r)
 
 static void key_type_text(const struct key_row *r, char *buf, size_t len)
 {
-    static const char *const type_names[] = {
-        [T_STRING] = "string", [T_INT] = "integer", [T_DURATION] = "duration", [T_SIZE] = "size"};
     char lo[24], hi[24];
     if (r->type == T_ENUM)
         config_join_choices(r, "|", buf, len);
     else if (r->type == T_STRING)
-        snprintf(buf, len, "%s%s", type_names[r->type], r->min ? ", non-empty" : "");
+        snprintf(buf, len, "%s", config_type_name(r));
     else {
         config_format_number(r->type, r->min, lo, sizeof lo);
         config_format_number(r->type, r->max, hi, sizeof hi);
-        snprintf(buf, len, "%s %s..%s", type_names[r->type], lo, hi);
+        snprintf(buf, len, "%s %s..%s", config_type_name(r), lo, hi);
     }
 }
 
