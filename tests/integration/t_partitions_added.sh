@@ -4,7 +4,7 @@
 #
 # camjoin runs live with its default topic.metadata.refresh.interval.ms
 # (10 s; librdkafka's own default is 5 minutes). camjoin-gen produces
-# 12,000 messages over 12 s (duplicates, unknown cameras, malformed ones)
+# 12,000 messages over 24 s (duplicates, unknown cameras, malformed ones)
 # with a 1 s metadata refresh of its own, and after 4 s the topic grows
 # from 2 to 4 partitions (kafka-topics --alter), so from then on keys also
 # land on partitions 2 and 3 — before camjoin knows they exist. Then:
@@ -27,13 +27,17 @@ camjoin_start grow "${CJ_ARGS[@]}"
 pid=$CAMJOIN_PID
 wait_log_count "$CJ_TMP/grow.log" 'msg="partitions assigned" count=2' 1 30 "$pid"
 
-gen_start grow --topic "$TOPIC" --rate 1000 --duration 12 --seed 1212 --dup-ratio 0.05 \
+gen_start grow --topic "$TOPIC" --rate 500 --duration 24 --seed 1212 --dup-ratio 0.05 \
     --unknown-camera-ratio 0.02 --malformed-ratio 0.01 --manifest "$CJ_TMP/grow.csv" \
     -X topic.metadata.refresh.interval.ms=1000
 sleep 4
 kafka_topic_partitions "$TOPIC" 4
 t_grown=$(now_s)
 log "topic grown to 4 partitions"
+# the premise: messages are still being produced once the topic has grown
+# (Kafka's admin tool is a JVM; on a loaded machine it can take seconds)
+kill -0 "${GEN_PIDS[grow]}" 2>/dev/null ||
+    fail "camjoin-gen had finished before the topic grew: partitions 2 and 3 got no messages"
 wait_log_count "$CJ_TMP/grow.log" 'msg="partitions assigned" count=4' 1 30 "$pid"
 log "camjoin assigned 4 partitions $(awk -v a="$t_grown" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }') s after the change"
 gen_wait grow
