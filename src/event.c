@@ -2,24 +2,19 @@
  * event — JSON message value → validated event (see include/camjoin/event.h).
  *
  * The jansson tree is kept in ev->root_ and the event's strings point into
- * it; event_clear() releases it. Timestamps are converted to UTC with the
- * days-from-civil algorithm (H. Hinnant), so nothing depends on TZ or on
- * timegm().
+ * it; event_clear() releases it. Timestamps are parsed by the calendar
+ * module (RFC 3339 on glibc's timegm, whatever TZ says).
  */
 #include "camjoin/event.h"
 
-#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "camjoin/base.h"
+#include "camjoin/calendar.h"
 
-#define US_PER_SEC INT64_C(1000000)
-#define US_PER_DAY (86400 * US_PER_SEC)
-/* 9999-12-31T23:59:59.999999Z: the last representable instant. */
-#define TS_MAX_US INT64_C(253402300799999999)
 
 /* ---- jansson's memory: a bump arena -----------------------------------
  * jansson allocates every node, key and string of a parse separately: about
@@ -57,156 +52,6 @@ static void arena_free(void *p)
 static const char *const known_keys[] = {
     "event_id", "camera_id", "event_ts", "event_type", "confidence", "object_count",
 };
-
-/* ---- calendar ---------------------------------------------------------- */
-
-static bool is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int64_t y, int m)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : days[m - 1];
-}
-
-/* Days since 1970-01-01 of the proleptic Gregorian date y-m-d. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-/* ---- RFC 3339 ---------------------------------------------------------- */
-
-/* Reads exactly n decimal digits at s; returns -1 if any is not a digit. */
-static int read_digits(const char *s, size_t n, int *out)
-{
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* Reads separator `sep` at s[*pos], then `n` digits; advances *pos past them. */
-static int read_field(const char *s, size_t len, size_t *pos, char sep, size_t n,
-                      int *out)
-{
-    if (*pos + 1 + n > len || s[*pos] != sep)
-        return -1;
-    if (read_digits(s + *pos + 1, n, out) < 0)
-        return -1;
-    *pos += 1 + n;
-    return 0;
-}
-
-/* Optional ".d{1,9}" at s[*pos]; microseconds (truncated) into *us. */
-static int read_fraction(const char *s, size_t len, size_t *pos, int64_t *us)
-{
-    *us = 0;
-    if (*pos >= len || s[*pos] != '.')
-        return 0;
-    size_t i = *pos + 1, ndigits = 0;
-    int64_t scale = 100000;
-    while (i < len && s[i] >= '0' && s[i] <= '9') {
-        if (++ndigits > 9)
-            return -1;
-        *us += (s[i] - '0') * scale;
-        scale /= 10;
-        i++;
-    }
-    if (ndigits == 0)
-        return -1;
-    *pos = i;
-    return 0;
-}
-
-/* "Z", "z" or "±hh:mm" ending the string; offset east of UTC in seconds. */
-static int read_offset(const char *s, size_t len, size_t pos, int64_t *off)
-{
-    int hh, mm;
-    if (pos + 1 == len && (s[pos] == 'Z' || s[pos] == 'z')) {
-        *off = 0;
-        return 0;
-    }
-    if (pos + 6 != len || (s[pos] != '+' && s[pos] != '-') || s[pos + 3] != ':' ||
-        read_digits(s + pos + 1, 2, &hh) < 0 || read_digits(s + pos + 4, 2, &mm) < 0 ||
-        hh > 23 || mm > 59)
-        return -1;
-    *off = (int64_t)(s[pos] == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
-    return 0;
-}
-
-int event_parse_rfc3339(const char *s, size_t len, int64_t *ts_us)
-{
-    int y, mo, d, h, mi, sec;
-    int64_t frac_us, off;
-    size_t pos = 4;
-
-    if (len < 20 || read_digits(s, 4, &y) < 0 ||
-        read_field(s, len, &pos, '-', 2, &mo) < 0 ||
-        read_field(s, len, &pos, '-', 2, &d) < 0)
-        return -1;
-    if (s[pos] != 'T' && s[pos] != 't' && s[pos] != ' ')
-        return -1;
-    pos++;
-    if (read_digits(s + pos, 2, &h) < 0)
-        return -1;
-    pos += 2;
-    if (read_field(s, len, &pos, ':', 2, &mi) < 0 ||
-        read_field(s, len, &pos, ':', 2, &sec) < 0 ||
-        read_fraction(s, len, &pos, &frac_us) < 0 ||
-        read_offset(s, len, pos, &off) < 0)
-        return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-        sec > 59)
-        return -1;
-
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
-    int64_t us = secs * US_PER_SEC + frac_us;
-    if (us < 0 || us > TS_MAX_US)
-        return -1;
-    *ts_us = us;
-    return 0;
-}
-
-size_t event_format_ts(int64_t ts_us, char out[32])
-{
-    int64_t days = ts_us / US_PER_DAY, rem = ts_us % US_PER_DAY, y;
-    int m, d;
-    if (rem < 0) {
-        rem += US_PER_DAY;
-        days--;
-    }
-    civil_from_days(days, &y, &m, &d);
-    int64_t secs = rem / US_PER_SEC;
-    int n = snprintf(out, 32, "%04" PRId64 "-%02d-%02d %02d:%02d:%02d.%06d+00", y, m, d,
-                     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60),
-                     (int)(rem % US_PER_SEC));
-    return n < 32 ? (size_t)n : 31; /* only years beyond ±99999 truncate */
-}
 
 /* ---- validation -------------------------------------------------------- */
 
@@ -258,14 +103,14 @@ static enum event_status get_ts(json_t *root, int64_t *us, char reason[EVENT_REA
     if (!v || json_is_null(v))
         return invalid(reason, "missing_field", name);
     if (json_is_string(v)) {
-        if (event_parse_rfc3339(json_string_value(v), json_string_length(v), us) < 0)
+        if (calendar_parse_rfc3339(json_string_value(v), json_string_length(v), us) < 0)
             return invalid(reason, "bad_value", name);
         return EVENT_OK;
     }
     if (!json_is_integer(v))
         return invalid(reason, "bad_type", name);
     json_int_t ms = json_integer_value(v);
-    if (ms < 0 || ms > TS_MAX_US / 1000)
+    if (ms < 0 || ms > CALENDAR_TS_MAX_US / 1000)
         return invalid(reason, "bad_value", name);
     *us = (int64_t)ms * 1000;
     return EVENT_OK;

@@ -2,7 +2,7 @@
  *
  * Numbers are parsed strictly (the whole token, no sign, no overflow), so
  * a typo is refused rather than read as 0. @TIME is epoch milliseconds when
- * it is all digits, RFC 3339 otherwise (event_parse_rfc3339, the same rules
+ * it is all digits, RFC 3339 otherwise (calendar_parse_rfc3339, the same rules
  * as event_ts); @-DURATION uses the configuration's duration syntax.
  */
 #include "camjoin/replay.h"
@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "camjoin/base.h"
+#include "camjoin/calendar.h"
 #include "camjoin/config.h"
-#include "camjoin/event.h"
 
 static int parse_i64(const char *s, const char *end, int64_t *out)
 {
@@ -81,7 +81,7 @@ int replay_parse(const char *spec, replay_spec_t *r, char *err,
     } else if (spec[0] == '@') {
         r->kind = REPLAY_TIME;
         if (parse_i64(spec + 1, spec + len, &r->time_ms) != 0) {
-            if (event_parse_rfc3339(spec + 1, len - 1, &us) != 0 || us < 0)
+            if (calendar_parse_rfc3339(spec + 1, len - 1, &us) != 0 || us < 0)
                 goto bad;
             r->time_ms = us / 1000;
         }

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "camjoin/base.h"
+#include "camjoin/calendar.h"
 #include "camjoin/pg_conn.h"
 #include "camjoin/strbuf.h"
 #include "upkeep_int.h"
@@ -321,7 +322,7 @@ static void run(upkeep_t *u, enum mode mode, upkeep_report_t *r)
     double t0 = (double)clock_mono_us() / 1000;
     memset(r, 0, sizeof *r);
     struct run x = {.cancel = &u->cancel, .cfg = u->cfg, .r = r,
-                    .today = upkeep_day_of((int64_t)time(NULL))};
+                    .today = calendar_day_of((int64_t)time(NULL))};
     if (run_open(&x) && list_parts(&x) == 0) {
         if (mode == RUN_FULL)
             move_default(&x);

@@ -13,33 +13,12 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "camjoin/calendar.h"
 #include "camjoin/strbuf.h"
 #include "camjoin/upkeep.h"
 #include "upkeep_int.h"
 
 /* ---- pure helpers ---------------------------------------------------- */
-
-/* The calendar is glibc's (timegm, gmtime_r; time_t is 64-bit here). */
-int64_t upkeep_days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    struct tm tm = {.tm_year = (int)(y - 1900), .tm_mon = (int)m - 1, .tm_mday = (int)d};
-    return upkeep_day_of((int64_t)timegm(&tm));
-}
-
-void upkeep_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    time_t s = (time_t)(z * 86400);
-    struct tm tm = {0};
-    gmtime_r(&s, &tm);
-    *y = (int64_t)tm.tm_year + 1900;
-    *m = (unsigned)tm.tm_mon + 1;
-    *d = (unsigned)tm.tm_mday;
-}
-
-int64_t upkeep_day_of(int64_t s)
-{
-    return s >= 0 ? s / 86400 : -((-s + 86399) / 86400);
-}
 
 int upkeep_parse_day(const char *s, int64_t *day)
 {
@@ -56,9 +35,9 @@ int upkeep_parse_day(const char *s, int64_t *day)
     }
     if (v[0] < 1 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31)
         return -1;
-    int64_t z = upkeep_days_from_civil(v[0], v[1], v[2]), y;
+    int64_t z = calendar_days(v[0], v[1], v[2]), y;
     unsigned m, d;
-    upkeep_civil_from_days(z, &y, &m, &d);
+    calendar_date(z, &y, &m, &d);
     if (y != v[0] || m != v[1] || d != v[2]) /* 31 April, 29 Feb 2023 */
         return -1;
     *day = z;
@@ -69,7 +48,7 @@ void upkeep_format_day(char *buf, size_t len, int64_t day)
 {
     int64_t y;
     unsigned m, d;
-    upkeep_civil_from_days(day, &y, &m, &d);
+    calendar_date(day, &y, &m, &d);
     /* only a day past year 9999 needs more than 11 bytes: it is cut short,
      * never overflowed (and the result is checked, so -O2's
      * -Wformat-truncation has nothing to warn about) */
@@ -93,7 +72,7 @@ int upkeep_archive_paths(const char *archive_dir, const char *table, int64_t day
         alen--; /* "/srv/a/" -> "/srv/a"; "/" -> "" (the paths start "/T") */
     int64_t y;
     unsigned m, d;
-    upkeep_civil_from_days(day, &y, &m, &d);
+    calendar_date(day, &y, &m, &d);
     if (n)
         snprintf(copy, sizeof copy, ".%u", n);
     int a = snprintf(dir, len, "%.*s/%s/%04lld/%02u", (int)alen, archive_dir, t,
@@ -141,8 +120,8 @@ char *upkeep_manifest_json(const upkeep_manifest_t *m)
     int64_t s = m->created_ms >= 0 ? m->created_ms / 1000 : (m->created_ms - 999) / 1000;
     int64_t ms = m->created_ms - s * 1000, y;
     unsigned mo, d;
-    upkeep_civil_from_days(upkeep_day_of(s), &y, &mo, &d);
-    int64_t sec = s - upkeep_day_of(s) * 86400;
+    calendar_date(calendar_day_of(s), &y, &mo, &d);
+    int64_t sec = s - calendar_day_of(s) * 86400;
     snprintf(created, sizeof created, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ",
              (long long)y, mo, d, (int)(sec / 3600), (int)(sec / 60 % 60),
              (int)(sec % 60), (int)ms);

@@ -76,13 +76,6 @@ enum event_status event_parse(event_t *ev, const void *buf, size_t len,
 /* Releases what a successful event_parse() holds. Safe on a zeroed event. */
 void event_clear(event_t *ev);
 
-/* Formats microseconds since the epoch as "YYYY-MM-DD HH:MM:SS.ffffff+00"
- * (what PostgreSQL's timestamptz input accepts). `out` needs 32 bytes.
- * Returns the length written. */
-size_t event_format_ts(int64_t ts_us, char out[32]);
-
-/* Parses an RFC 3339 timestamp (as accepted for event_ts) into microseconds
- * since the epoch. Returns 0 or -1. Shared with the replay-spec parser. */
-int event_parse_rfc3339(const char *s, size_t len, int64_t *ts_us);
+/* Timestamps: camjoin/calendar.h (calendar_parse_rfc3339, calendar_format_ts). */
 
 #endif

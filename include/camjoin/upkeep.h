@@ -127,12 +127,7 @@ void upkeep_close(upkeep_t *u);
 
 /* ---- pure helpers, exposed for the unit tests ---- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date, and back (glibc's
- * calendar: timegm and gmtime_r). */
-int64_t upkeep_days_from_civil(int64_t y, unsigned m, unsigned d);
-void upkeep_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
-/* The UTC day (days since the epoch) holding this Unix time. */
-int64_t upkeep_day_of(int64_t unix_s);
+/* (days and dates: camjoin/calendar.h) */
 /* Parses "YYYY-MM-DD" (years 0001-9999, a real date): 0, or -1. */
 int upkeep_parse_day(const char *s, int64_t *day);
 /* "YYYY-MM-DD" into buf (at least 11 bytes). */

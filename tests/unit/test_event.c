@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "camjoin/calendar.h"
 #include "camjoin/event.h"
 
 #define NO_LIMIT ((size_t)1 << 20)
@@ -399,7 +400,7 @@ static void test_rfc3339(void **state)
         assert_non_null(copy);
         memcpy(copy, c->s, len);
         int64_t us = -42;
-        int rc = event_parse_rfc3339(copy, len, &us);
+        int rc = calendar_parse_rfc3339(copy, len, &us);
         free(copy);
         if (rc != (c->ok ? 0 : -1))
             fail_msg("%s: rc %d", c->s, rc);
@@ -426,7 +427,7 @@ static void test_format_ts(void **state)
     (void)state;
     for (size_t i = 0; i < ARRAY_LEN(format_cases); i++) {
         char out[32];
-        size_t n = event_format_ts(format_cases[i].us, out);
+        size_t n = calendar_format_ts(format_cases[i].us, out);
         assert_string_equal(out, format_cases[i].text);
         assert_int_equal(n, strlen(format_cases[i].text));
     }
@@ -440,10 +441,10 @@ static void test_format_roundtrip(void **state)
         if (format_cases[i].us < 0)
             continue;
         char out[40];
-        size_t n = event_format_ts(format_cases[i].us, out);
+        size_t n = calendar_format_ts(format_cases[i].us, out);
         memcpy(out + n, ":00", 4);
         int64_t us;
-        assert_int_equal(event_parse_rfc3339(out, n + 3, &us), 0);
+        assert_int_equal(calendar_parse_rfc3339(out, n + 3, &us), 0);
         assert_int_equal(us, format_cases[i].us);
     }
 }

@@ -22,6 +22,7 @@
 #include <xxhash.h>
 
 #include "../../src/upkeep_int.h"
+#include "camjoin/calendar.h"
 #include "camjoin/upkeep.h"
 
 static void test_fixed_points(void **state)
@@ -33,10 +34,10 @@ static void test_fixed_points(void **state)
         {1, 1, 1, -719162},     {9999, 12, 31, 2932896},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        assert_int_equal(upkeep_days_from_civil(t[i].y, t[i].m, t[i].d), t[i].days);
+        assert_int_equal(calendar_days(t[i].y, t[i].m, t[i].d), t[i].days);
         int64_t y;
         unsigned m, d;
-        upkeep_civil_from_days(t[i].days, &y, &m, &d);
+        calendar_date(t[i].days, &y, &m, &d);
         assert_int_equal(y, t[i].y);
         assert_int_equal(m, t[i].m);
         assert_int_equal(d, t[i].d);
@@ -51,7 +52,7 @@ static void test_day_of(void **state)
         {1714521600, 19844}, {1714607999, 19844}, {1714608000, 19845},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        assert_int_equal(upkeep_day_of(t[i][0]), t[i][1]);
+        assert_int_equal(calendar_day_of(t[i][0]), t[i][1]);
 }
 
 static void test_parse_day(void **state)
@@ -75,7 +76,7 @@ static void test_parse_day(void **state)
         if (rc != t[i].rc)
             fail_msg("\"%s\": rc %d, want %d", t[i].s, rc, t[i].rc);
         if (rc == 0)
-            assert_int_equal(day, upkeep_days_from_civil(t[i].y, t[i].m, t[i].d));
+            assert_int_equal(day, calendar_days(t[i].y, t[i].m, t[i].d));
         else
             assert_int_equal(day, 4242); /* untouched */
     }
@@ -87,7 +88,7 @@ static void test_format_day(void **state)
     char buf[16];
     upkeep_format_day(buf, sizeof buf, 19844);
     assert_string_equal(buf, "2024-05-01");
-    upkeep_format_day(buf, sizeof buf, upkeep_days_from_civil(7, 3, 9));
+    upkeep_format_day(buf, sizeof buf, calendar_days(7, 3, 9));
     assert_string_equal(buf, "0007-03-09");
     for (int64_t z = -719162; z <= 2932896; z += 997) {
         int64_t back;
@@ -101,7 +102,7 @@ static void test_archive_paths(void **state)
 {
     (void)state;
     char dir[256], data[256], man[256];
-    int64_t day = upkeep_days_from_civil(2024, 5, 1);
+    int64_t day = calendar_days(2024, 5, 1);
     static const struct { const char *adir, *table; unsigned n; const char *dir, *data, *man; } t[] = {
         {"/srv/arch", "camera_events", 0, "/srv/arch/camera_events/2024/05",
          "/srv/arch/camera_events/2024/05/camera_events_p20240501.csv.gz",
