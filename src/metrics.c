@@ -1,10 +1,12 @@
 /* metrics — see include/camjoin/metrics.h. */
 #include "camjoin/metrics.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "camjoin/base.h"
 #include "camjoin/histogram.h"
 #include "camjoin/pipeline.h"
 #include "camjoin/strbuf.h"
@@ -76,30 +78,73 @@ static void histogram(strbuf_t *t, const char *name, const char *help,
                 (unsigned long long)hist_count(h));
 }
 
+/* A counter: a uint64_t field of a stats struct, exported as is. */
+struct counter {
+    const char *name, *help;
+    size_t field; /* offsetof the uint64_t */
+};
+
+static const struct counter PIPELINE_COUNTERS[] = {
+    {"camjoin_messages_consumed_total", "Kafka messages handed to the pipeline.",
+     offsetof(pipeline_stats_t, consumed)},
+    {"camjoin_rows_committed_total", "Event rows in committed transactions.",
+     offsetof(pipeline_stats_t, rows_committed)},
+    {"camjoin_rows_inserted_total", "Event rows newly inserted (the rest met ON CONFLICT).",
+     offsetof(pipeline_stats_t, rows_inserted)},
+    {"camjoin_duplicates_dropped_total", "Events dropped by the in-memory dedup window.",
+     offsetof(pipeline_stats_t, duplicates)},
+    {"camjoin_dead_letters_total", "Dead letters committed.",
+     offsetof(pipeline_stats_t, dead_letters)},
+    {"camjoin_join_misses_total", "Events whose camera_id is not in the reference table.",
+     offsetof(pipeline_stats_t, join_misses)},
+    {"camjoin_batches_committed_total", "Transactions committed.",
+     offsetof(pipeline_stats_t, batches)},
+    {"camjoin_commits_fenced_total", "Transactions rolled back because another consumer moved the offsets.",
+     offsetof(pipeline_stats_t, fenced)},
+    {"camjoin_batches_restaged_total", "Batches rolled back on a unique violation and redone through staging.",
+     offsetof(pipeline_stats_t, restaged)},
+    {"camjoin_offset_gaps_total", "Offset ranges lost to retention before camjoin read them (each recorded as an offset_gap dead letter).",
+     offsetof(pipeline_stats_t, offset_gaps)},
+    {"camjoin_offsets_lost_total", "Offsets in those ranges.",
+     offsetof(pipeline_stats_t, offsets_lost)},
+    {"camjoin_offsets_skipped_total", "Offsets that carry no message for camjoin: transaction markers, aborted transactions, compaction.",
+     offsetof(pipeline_stats_t, offsets_skipped)},
+    {"camjoin_reference_reloads_total", "Successful reloads of the reference CSV.",
+     offsetof(pipeline_stats_t, reloads)},
+    {"camjoin_reference_reload_failures_total", "Failed reloads of the reference CSV (old table kept).",
+     offsetof(pipeline_stats_t, reload_failures)},
+};
+
+static const struct counter UPKEEP_COUNTERS[] = {
+    {"camjoin_partitions_created_total", "Daily partitions of the events table made by partition upkeep.",
+     offsetof(upkeep_stats_t, created)},
+    {"camjoin_partition_rows_moved_total", "Rows moved out of the default partition into their day's partition.",
+     offsetof(upkeep_stats_t, moved_rows)},
+    {"camjoin_partitions_dropped_total", "Daily partitions dropped by retention.",
+     offsetof(upkeep_stats_t, dropped)},
+    {"camjoin_archived_rows_total", "Rows written to archive files before their partition was dropped.",
+     offsetof(upkeep_stats_t, archived_rows)},
+    {"camjoin_upkeep_runs_total", "Partition upkeep runs completed, the one at startup included.",
+     offsetof(upkeep_stats_t, runs)},
+    {"camjoin_upkeep_failures_total", "Partition upkeep runs that failed (retried at the next interval).",
+     offsetof(upkeep_stats_t, failures)},
+    {"camjoin_upkeep_skipped_total", "Upkeep runs not made: the previous run was still going, or another process held the upkeep lock.",
+     offsetof(upkeep_stats_t, skipped)},
+};
+
+static void counters(strbuf_t *t, const void *stats, const struct counter *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        metric(t, c[i].name, "counter", c[i].help,
+               *(const uint64_t *)((const char *)stats + c[i].field));
+}
+
 /* Partition upkeep and retention (upkeep.h). */
 static void upkeep(const pipeline_t *p, strbuf_t *t)
 {
-    static const char *const C = "counter";
     upkeep_stats_t u;
     pipeline_get_upkeep(p, &u);
-    metric(t, "camjoin_partitions_created_total", C,
-           "Daily partitions of the events table made by partition upkeep.", u.created);
-    metric(t, "camjoin_partition_rows_moved_total", C,
-           "Rows moved out of the default partition into their day's partition.",
-           u.moved_rows);
-    metric(t, "camjoin_partitions_dropped_total", C,
-           "Daily partitions dropped by retention.", u.dropped);
-    metric(t, "camjoin_archived_rows_total", C,
-           "Rows written to archive files before their partition was dropped.",
-           u.archived_rows);
-    metric(t, "camjoin_upkeep_runs_total", C,
-           "Partition upkeep runs completed, the one at startup included.", u.runs);
-    metric(t, "camjoin_upkeep_failures_total", C,
-           "Partition upkeep runs that failed (retried at the next interval).",
-           u.failures);
-    metric(t, "camjoin_upkeep_skipped_total", C,
-           "Upkeep runs not made: the previous run was still going, or another "
-           "process held the upkeep lock.", u.skipped);
+    counters(t, &u, UPKEEP_COUNTERS, ARRAY_LEN(UPKEEP_COUNTERS));
     seconds(t, "camjoin_upkeep_last_success_timestamp_seconds",
             "Unix time of the last successful partition upkeep run (0: none yet).",
             u.last_success_ms > 0 ? (uint64_t)u.last_success_ms : 0);
@@ -111,40 +156,8 @@ static void render(const pipeline_t *p, strbuf_t *t)
     pipeline_health_t h;
     pipeline_get_stats(p, &s);
     pipeline_get_health(p, &h);
-    static const char *const C = "counter", *const G = "gauge";
-    metric(t, "camjoin_messages_consumed_total", C,
-           "Kafka messages handed to the pipeline.", s.consumed);
-    metric(t, "camjoin_rows_committed_total", C,
-           "Event rows in committed transactions.", s.rows_committed);
-    metric(t, "camjoin_rows_inserted_total", C,
-           "Event rows newly inserted (the rest met ON CONFLICT).", s.rows_inserted);
-    metric(t, "camjoin_duplicates_dropped_total", C,
-           "Events dropped by the in-memory dedup window.", s.duplicates);
-    metric(t, "camjoin_dead_letters_total", C,
-           "Dead letters committed.", s.dead_letters);
-    metric(t, "camjoin_join_misses_total", C,
-           "Events whose camera_id is not in the reference table.", s.join_misses);
-    metric(t, "camjoin_batches_committed_total", C,
-           "Transactions committed.", s.batches);
-    metric(t, "camjoin_commits_fenced_total", C,
-           "Transactions rolled back because another consumer moved the offsets.",
-           s.fenced);
-    metric(t, "camjoin_batches_restaged_total", C,
-           "Batches rolled back on a unique violation and redone through staging.",
-           s.restaged);
-    metric(t, "camjoin_offset_gaps_total", C,
-           "Offset ranges lost to retention before camjoin read them (each "
-           "recorded as an offset_gap dead letter).", s.offset_gaps);
-    metric(t, "camjoin_offsets_lost_total", C,
-           "Offsets in those ranges.", s.offsets_lost);
-    metric(t, "camjoin_offsets_skipped_total", C,
-           "Offsets that carry no message for camjoin: transaction markers, "
-           "aborted transactions, compaction.", s.offsets_skipped);
-    metric(t, "camjoin_reference_reloads_total", C,
-           "Successful reloads of the reference CSV.", s.reloads);
-    metric(t, "camjoin_reference_reload_failures_total", C,
-           "Failed reloads of the reference CSV (old table kept).",
-           s.reload_failures);
+    static const char *const G = "gauge";
+    counters(t, &s, PIPELINE_COUNTERS, ARRAY_LEN(PIPELINE_COUNTERS));
     metric(t, "camjoin_reference_rows", G, "Rows in the reference table.",
            h.reference_rows);
     seconds(t, "camjoin_reference_age_seconds",

@@ -64,6 +64,16 @@ static void req_free(struct req *r)
     free(r);
 }
 
+/* An answer came: the request record is freed; NULL when the pipeline is
+ * stopping (answers are ignored then), else the pipeline. */
+static pipeline_t *req_answered(struct req *r, uint64_t *round)
+{
+    pipeline_t *p = r->p;
+    *round = r->round;
+    req_free(r);
+    return p->stopping ? NULL : p;
+}
+
 void pipeline_free_requests(pipeline_t *p)
 {
     while (p->reqs)
@@ -106,11 +116,9 @@ static int io_warm(void *ud, uint64_t round, const int32_t *parts, size_t n)
 
 static void on_resolved(void *ud, const source_resolved_t *res)
 {
-    struct req *r = ud;
-    pipeline_t *p = r->p;
-    uint64_t round = r->round;
-    req_free(r);
-    if (p->stopping)
+    uint64_t round;
+    pipeline_t *p = req_answered(ud, &round);
+    if (!p)
         return;
     if (res->status != 0)
         log_warn("offset resolution failed, retrying", "error=\"%s\"", res->err);
@@ -218,11 +226,9 @@ const assignment_io pipeline_assignment_io = {
 
 static void on_offsets(void *ud, const int32_t *parts, const int64_t *next, size_t n)
 {
-    struct req *r = ud;
-    pipeline_t *p = r->p;
-    uint64_t round = r->round;
-    req_free(r);
-    if (!p->stopping)
+    uint64_t round;
+    pipeline_t *p = req_answered(ud, &round);
+    if (p)
         assignment_offsets(p->asg, round, 0, parts, next, n);
 }
 
@@ -239,11 +245,9 @@ static void on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
 
 static void on_warm_done(void *ud, size_t rows)
 {
-    struct req *r = ud;
-    pipeline_t *p = r->p;
-    uint64_t round = r->round;
-    req_free(r);
-    if (p->stopping)
+    uint64_t round;
+    pipeline_t *p = req_answered(ud, &round);
+    if (!p)
         return;
     log_info("dedup window warmed from postgres", "partitions=%zu events=%zu "
              "ms=%llu", assignment_count(p->asg), rows,
