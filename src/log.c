@@ -56,6 +56,23 @@ int log_level_parse(const char *name)
     return -1;
 }
 
+const char *log_ids(char *buf, size_t size, const int32_t *ids, size_t n)
+{
+    size_t len = 0;
+    if (!size)
+        return buf;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && len < size; i++) {
+        int w = snprintf(buf + len, size - len, "%s%d", i ? "," : "", (int)ids[i]);
+        if (w < 0 || (size_t)w >= size - len) {
+            snprintf(buf + (size > 4 ? size - 4 : 0), size > 4 ? 4 : size, "...");
+            break;
+        }
+        len += (size_t)w;
+    }
+    return buf;
+}
+
 const char *log_quote(char *buf, size_t size, const char *s)
 {
     size_t o = 0;

@@ -19,7 +19,7 @@ static void metric(strbuf_t *t, const char *name, const char *type,
 }
 
 /* One family of a labelled counter or gauge: HELP and TYPE once, then one
- * sample per call of sample(). */
+ * line per sample the caller adds. */
 static void family(strbuf_t *t, const char *name, const char *type, const char *help)
 {
     strbuf_addf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);

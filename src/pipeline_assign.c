@@ -239,8 +239,12 @@ static void on_warm_row(void *ud, const char *id, size_t len, int32_t partition,
 {
     struct req *r = ud;
     pipeline_t *p = r->p;
-    if (assignment_warming(p->asg, r->round, partition))
-        dedup_check(p->dedup, id, len, partition, offset, (int64_t)uv_now(p->loop));
+    if (assignment_warming(p->asg, r->round, partition) &&
+        dedup_check(p->dedup, id, len, partition, offset, (int64_t)uv_now(p->loop)) < 0)
+        /* the window is full or memory ran out: a duplicate of this event
+         * is written, and the table's primary key absorbs it */
+        log_warn("dedup window cannot hold a warm-up entry", "partition=%d",
+                 (int)partition);
 }
 
 static void on_warm_done(void *ud, size_t rows)
@@ -257,28 +261,12 @@ static void on_warm_done(void *ud, size_t rows)
 
 /* ---- the source's news ---- */
 
-/* "0,3,5": the partitions of a log line (truncated with "..." if long) */
-static const char *ids_text(char *buf, size_t size, const int32_t *ids, size_t n)
-{
-    size_t len = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < n && len < size; i++) {
-        int w = snprintf(buf + len, size - len, "%s%d", i ? "," : "", (int)ids[i]);
-        if (w < 0 || (size_t)w >= size - len) {
-            snprintf(buf + (size > 4 ? size - 4 : 0), size > 4 ? 4 : size, "...");
-            break;
-        }
-        len += (size_t)w;
-    }
-    return buf;
-}
-
 void pipeline_on_revoke(void *ud, const int32_t *partitions, size_t n, int keep)
 {
     pipeline_t *p = ud;
     char t[256];
     log_info("partitions revoked", "count=%zu partitions=%s", n,
-             ids_text(t, sizeof t, partitions, n));
+             log_ids(t, sizeof t, partitions, n));
     assignment_revoke(p->asg, partitions, n, keep);
     if (!keep) {
         pipeline_drop_buffered(p);
@@ -296,31 +284,12 @@ void pipeline_on_revoke(void *ud, const int32_t *partitions, size_t n, int keep)
     pipeline_flush(p);
 }
 
-void pipeline_release_revoked(pipeline_t *p)
-{
-    if (!p->revoke_barrier || batchq_done_count(p->q) < p->revoke_barrier)
-        return;
-    int32_t *ids = malloc((assignment_count(p->asg) + 1) * sizeof *ids);
-    if (!ids) {
-        pipeline_stop(p, 1);
-        return;
-    }
-    p->revoke_barrier = 0;
-    size_t n = assignment_release(p->asg, ids);
-    if (n) {
-        char t[256];
-        log_info("revoked partitions released", "count=%zu partitions=%s", n,
-                 ids_text(t, sizeof t, ids, n));
-    }
-    free(ids);
-}
-
 void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n)
 {
     pipeline_t *p = ud;
     char t[256];
     log_info("partitions assigned", "count=%zu partitions=%s", n,
-             ids_text(t, sizeof t, partitions, n));
+             log_ids(t, sizeof t, partitions, n));
     if (assignment_assign(p->asg, partitions, n) != 0) {
         log_error("out of memory in assignment", NULL);
         pipeline_stop(p, 1);

@@ -1,7 +1,16 @@
 /*
- * pipeline_int.h — the pipeline's state, shared by pipeline.c (the flow of
- * messages into batches and commits, shutdown) and pipeline_assign.c
- * (positioning partitions on assignment). Private to the pipeline module.
+ * pipeline_int.h — the pipeline's state, shared by the files of the pipeline
+ * module. Private to the module; loop thread only.
+ *
+ * The files are layered, and calls only go down:
+ *   pipeline.c         wiring and lifecycle: new, start, free, signals, tick
+ *   pipeline_assign.c  the source's news about partitions, and the
+ *                      assignment module's requests to the sink and source
+ *   pipeline_flow.c    messages into batches, batches into transactions,
+ *                      back-pressure, the stop
+ *   pipeline_status.c  counters, lag, logs of progress, systemd's STATUS=
+ * struct pipeline is owned by pipeline.c (pipeline_new/free); each field
+ * says which file writes it where that is not the whole module.
  */
 #ifndef CAMJOIN_PIPELINE_INT_H
 #define CAMJOIN_PIPELINE_INT_H
@@ -33,6 +42,8 @@ struct pipeline {
                                 batchq_done_count reaches this; 0: none */
 
     batchq_t *q;             /* open, sealed and spare batches; buffered count */
+    batch_t *sent;           /* pipeline_flow.c: the batch at the sink (the
+                                sink's until on_txn_done), NULL when none */
 
     int kafka_dirty;         /* committed positions not yet told to Kafka */
     int stopping, stopped, exit_code;
@@ -54,26 +65,35 @@ struct pipeline {
     uint64_t status_ms, status_consumed; /* last STATUS= sent, for its rate */
 };
 
-/* pipeline.c */
-void pipeline_drop_buffered(pipeline_t *p);    /* uncommitted batches: read again */
-void pipeline_flush(pipeline_t *p);            /* send the next batch if the sink is idle */
-void pipeline_stop(pipeline_t *p, int code);   /* graceful stop with this exit code */
-void pipeline_commit_kafka(pipeline_t *p);     /* committed positions to Kafka, if new */
-int pipeline_may_resume(const pipeline_t *p);  /* back-pressure and re-positioning allow fetching */
+/* ---- pipeline_assign.c ---- */
 
-/* pipeline_assign.c: the assignment module's io (sink and source requests),
- * and the source's callbacks about partitions */
+/* the assignment module's io (sink and source requests) */
 extern const assignment_io pipeline_assignment_io;
+/* the source's callbacks about partitions */
 void pipeline_on_revoke(void *ud, const int32_t *partitions, size_t n, int keep);
 void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n);
 void pipeline_on_eof(void *ud, int32_t partition, int64_t offset);
 void pipeline_on_out_of_range(void *ud, int32_t partition, int64_t offset,
                               const char *msg);
-/* revoking partitions whose batches are all done are forgotten */
-void pipeline_release_revoked(pipeline_t *p);
 void pipeline_free_requests(pipeline_t *p); /* at pipeline_free */
 
-/* pipeline_status.c: counts, lag and the systemd conversation */
+/* ---- pipeline_flow.c ---- */
+
+/* the source's callbacks about messages */
+void pipeline_on_message(void *ud, const source_msg_t *m);
+void pipeline_on_drained(void *ud);
+void pipeline_drop_buffered(pipeline_t *p);    /* uncommitted batches: read again */
+void pipeline_flush(pipeline_t *p);            /* send the next batch if the sink is idle */
+void pipeline_stop(pipeline_t *p, int code);   /* graceful stop with this exit code */
+/* the end without a flush: closes everything from the closer timer */
+void pipeline_finish(pipeline_t *p);
+void pipeline_commit_kafka(pipeline_t *p);     /* committed positions to Kafka, if new */
+int pipeline_may_resume(const pipeline_t *p);  /* back-pressure and re-positioning allow fetching */
+/* revoking partitions whose batches are all done are forgotten */
+void pipeline_release_revoked(pipeline_t *p);
+
+/* ---- pipeline_status.c: counts, lag and the systemd conversation ---- */
+
 void pipeline_count_invalid(pipeline_t *p, const char *reason);
 /* READY=1 with a first STATUS=, and the watchdog timer if systemd set one */
 void pipeline_notify_start(pipeline_t *p);

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "camjoin/base.h"
 #include "camjoin/replay.h"
 #include "camjoin/source_kafka.h" /* source_resolved_t */
 
@@ -112,7 +113,7 @@ void assignment_free(assignment_t *a);
  * them; revoke(cooperative = 0) forgets the whole assignment at once (eager
  * revoke, or lost); revoke(cooperative = 1) forgets these partitions, the
  * ACTIVE ones through REVOKING until assignment_release(). */
-int assignment_assign(assignment_t *a, const int32_t *parts, size_t n);
+CJ_MUSTCHECK int assignment_assign(assignment_t *a, const int32_t *parts, size_t n);
 void assignment_revoke(assignment_t *a, const int32_t *parts, size_t n,
                        int cooperative);
 /* REVOKING partitions become IDLE; their ids are written to out (room for
@@ -122,9 +123,9 @@ size_t assignment_release(assignment_t *a, int32_t *out);
 /* Starts a new round for every partition that is ours and not revoking: after
  * a fenced commit (another consumer wrote them: the dedup window lacks what
  * it wrote) or an out-of-range fetch. */
-int assignment_reposition(assignment_t *a);
+CJ_MUSTCHECK int assignment_reposition(assignment_t *a);
 /* Retries the rounds whose requests failed. */
-int assignment_tick(assignment_t *a);
+CJ_MUSTCHECK int assignment_tick(assignment_t *a);
 
 /* Answers. `status` != 0: the request failed; the partitions retry at the tick. */
 void assignment_offsets(assignment_t *a, uint64_t round, int status,

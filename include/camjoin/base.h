@@ -1,6 +1,6 @@
 /*
- * base — the few helpers every module shares: the array length, and one
- * clock. Header-only; no state, any thread.
+ * base — the few helpers every module shares: the array length, the
+ * must-check mark, and one clock. Header-only; no state, any thread.
  *
  * Clocks: `wall` is CLOCK_REALTIME (what timestamps in rows, logs and
  * PostgreSQL mean); `mono` is CLOCK_MONOTONIC (durations, which a clock
@@ -14,6 +14,10 @@
 #include <time.h>
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* On a call whose status must be checked (pgbouncer's _MUSTCHECK): ignoring
+ * the result is a warning, so an error under -Werror. */
+#define CJ_MUSTCHECK __attribute__((warn_unused_result))
 
 static inline int64_t clock_us_(clockid_t id)
 {

@@ -44,13 +44,6 @@
  * event parser already rejects it, and batch_add_event() returns -1 (adding
  * nothing) if one slips through. A field longer than INT32_MAX bytes is
  * refused the same way.
- *
- * Cost: per row, one pass to check and size the variable-length fields
- * (memchr for NUL), one reserve of the row's exact size in a growable buffer
- * that is reused across batches (batch_reset keeps the memory), then
- * fixed-width big-endian stores and memcpy — no formatting, no escaping
- * (callgrind: ~600 instructions per batch_add_event with every column
- * set, against ~18.5k for the former COPY text encoding).
  */
 #ifndef CAMJOIN_BATCH_H
 #define CAMJOIN_BATCH_H
@@ -58,6 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "camjoin/base.h"
 #include "camjoin/event.h"
 #include "camjoin/refdata.h"
 
@@ -85,24 +79,24 @@ void batch_free(batch_t *b);
 /* Appends an event row joined with `ref` (NULL = no match: NULL reference
  * columns) and notes the offset. Returns 0, or -1 on NUL in text, a field
  * over INT32_MAX bytes, or ENOMEM; on -1 the batch is unchanged. */
-int batch_add_event(batch_t *b, const event_t *ev, const refdata_row_t *ref,
+CJ_MUSTCHECK int batch_add_event(batch_t *b, const event_t *ev, const refdata_row_t *ref,
                     int32_t partition, int64_t offset);
 
 /* Appends a dead letter (payload may be NULL = SQL NULL) and notes the
  * offset. Returns 0, or -1 (batch unchanged) on a payload or reason over
  * INT32_MAX bytes or ENOMEM. */
-int batch_add_dead(batch_t *b, int32_t partition, int64_t offset,
+CJ_MUSTCHECK int batch_add_dead(batch_t *b, int32_t partition, int64_t offset,
                    const void *payload, size_t len, const char *reason);
 
 /* Notes an offset that produced no row (a duplicate, a dropped miss). */
-int batch_note_offset(batch_t *b, int32_t partition, int64_t offset);
+CJ_MUSTCHECK int batch_note_offset(batch_t *b, int32_t partition, int64_t offset);
 
 /* Records offsets [from, to) of a partition as lost before they were read
  * (retention): one dead letter at kafka_offset `from` with reason
  * "offset_gap" and the payload {"from_offset":F,"to_offset":T,"offsets":N},
  * and the partition's next offset becomes `to`. Counts as one message.
  * Returns 0, or -1 (batch unchanged) when from >= to or on ENOMEM. */
-int batch_add_gap(batch_t *b, int32_t partition, int64_t from, int64_t to);
+CJ_MUSTCHECK int batch_add_gap(batch_t *b, int32_t partition, int64_t from, int64_t to);
 
 size_t batch_rows(const batch_t *b);      /* event rows */
 size_t batch_dead(const batch_t *b);      /* dead letters */
@@ -123,7 +117,7 @@ batch_offset_t *batch_offsets(batch_t *b, size_t *n);
 typedef struct batch_stamp {
     int64_t produced_ms, event_ms;
 } batch_stamp_t;
-int batch_add_stamp(batch_t *b, int64_t produced_ms, int64_t event_ms);
+CJ_MUSTCHECK int batch_add_stamp(batch_t *b, int64_t produced_ms, int64_t event_ms);
 const batch_stamp_t *batch_stamps(const batch_t *b, size_t *n);
 
 /* Empties the batch, keeping its buffers; both streams are back to just the

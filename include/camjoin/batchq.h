@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "camjoin/base.h"
 #include "camjoin/batch.h"
 
 typedef struct batchq batchq_t;
@@ -36,7 +37,7 @@ void batchq_note(batchq_t *q);
 size_t batchq_buffered(const batchq_t *q);
 
 /* The open batch, if it holds messages, joins the sealed FIFO. */
-int batchq_seal(batchq_t *q);
+CJ_MUSTCHECK int batchq_seal(batchq_t *q);
 size_t batchq_sealed(const batchq_t *q);
 /* Pops the oldest sealed batch (the caller owns it), NULL when none. */
 batch_t *batchq_next(batchq_t *q);

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "camjoin/base.h"
+
 /* 9999-12-31T23:59:59.999999Z: the last instant a timestamp may name. */
 #define CALENDAR_TS_MAX_US INT64_C(253402300799999999)
 
@@ -24,7 +26,7 @@ unsigned calendar_month_days(int64_t y, unsigned m);
 /* Parses an RFC 3339 timestamp (YYYY-MM-DD, 'T', 't' or ' ', hh:mm:ss, an
  * optional fraction, 'Z' or ±hh:mm; a real date, 1970 to 9999) into
  * microseconds since the epoch. Returns 0 or -1. */
-int calendar_parse_rfc3339(const char *s, size_t len, int64_t *ts_us);
+CJ_MUSTCHECK int calendar_parse_rfc3339(const char *s, size_t len, int64_t *ts_us);
 
 /* Formats microseconds since the epoch as "YYYY-MM-DD HH:MM:SS.ffffff+00"
  * (what PostgreSQL's timestamptz input accepts). `out` needs 32 bytes.

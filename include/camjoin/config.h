@@ -34,6 +34,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "camjoin/base.h"
+
 enum join_on_miss { JOIN_KEEP = 0, JOIN_DROP = 1, JOIN_DEAD_LETTER = 2 };
 enum write_mode { WRITE_AUTO = 0, WRITE_STAGED = 1 };
 
@@ -137,9 +139,9 @@ size_t config_mask_conninfo(const char *conninfo, char *buf, size_t len);
 
 /* Parses a duration ("250ms", "10s", "10m", "2h", "0") into milliseconds.
  * Returns 0 or -1. Exposed for tests and for other modules' options. */
-int config_parse_duration(const char *s, int64_t *ms);
+CJ_MUSTCHECK int config_parse_duration(const char *s, int64_t *ms);
 /* Parses a size ("1048576", "512KiB", "1MiB", "2G") into bytes. */
-int config_parse_size(const char *s, int64_t *bytes);
+CJ_MUSTCHECK int config_parse_size(const char *s, int64_t *bytes);
 
 /* After config_parse() has copied what it needs: overwrites, in place, the
  * secrets among the arguments (conninfo passwords, secret -X properties)

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "camjoin/base.h"
+
 typedef struct http http_t;
 
 typedef struct http_response {
@@ -31,7 +33,7 @@ typedef void (*http_handler)(void *ud, const char *path, http_response *res);
 
 /* Checks that `listen` is ADDR:PORT (or PORT) with a numeric address (a configuration
  * error otherwise). Returns 0 or -1 with err set. */
-int http_check_listen(const char *listen, char *err, size_t errlen);
+CJ_MUSTCHECK int http_check_listen(const char *listen, char *err, size_t errlen);
 
 /* Listens on ADDR:PORT ("127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464"); a
  * port alone ("9464" or ":9464") means loopback, 127.0.0.1.

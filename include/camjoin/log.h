@@ -102,6 +102,9 @@ void log_emit_each(enum log_level level, const char *msg, const char *kvfmt, ...
  * truncated with "..." if it does not fit). Returns buf, for use in a
  * log_emit() argument list. */
 const char *log_quote(char *buf, size_t size, const char *s);
+/* Writes ids as "0,3,5" into `buf` (always NUL-terminated, ending in "..."
+ * if they do not fit): partition lists. Returns buf, like log_quote(). */
+const char *log_ids(char *buf, size_t size, const int32_t *ids, size_t n);
 
 #define log_error(...) log_emit(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_emit(LOG_WARN, __VA_ARGS__)

@@ -23,6 +23,8 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "camjoin/base.h"
+
 #define PG_CONN_ASYNC     1u /* PQconnectStartParams: the caller drives PQconnectPoll */
 #define PG_CONN_FORCE_APP 2u /* application_name is `app` whatever the conninfo says */
 #define PG_CONN_QUIET     4u /* discard server notices (else: logged at debug) */
@@ -36,7 +38,7 @@ PGconn *pg_conn_open(const char *conninfo, const char *app, unsigned flags);
 /* Checks that conninfo parses: 0, or -1 with a configuration error in err.
  * The message never repeats the string, which may hold a password. An empty
  * or NULL conninfo is fine (libpq's environment and defaults). */
-int pg_conn_check_conninfo(const char *conninfo, char *err, size_t errlen);
+CJ_MUSTCHECK int pg_conn_check_conninfo(const char *conninfo, char *err, size_t errlen);
 
 /* v escaped as an identifier (ident 1) or a literal (0), in malloc'd memory
  * (not libpq's); NULL when out of memory or v is not valid in the

@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "camjoin/base.h"
+
 typedef struct refdata refdata_t;
 
 typedef struct refdata_row {
@@ -47,7 +49,7 @@ typedef struct refdata_row {
 
 /* Loads `path`. On success *out owns the table; on failure err holds one
  * line ("path:line: reason" or "path: reason") and *out is NULL. */
-int refdata_load(refdata_t **out, const char *path, char *err, size_t errlen);
+CJ_MUSTCHECK int refdata_load(refdata_t **out, const char *path, char *err, size_t errlen);
 
 /* Returns the row for camera_id, or NULL. The row lives as long as the table. */
 const refdata_row_t *refdata_lookup(const refdata_t *r, const char *camera_id,

@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include "camjoin/base.h"
 #include "camjoin/refdata.h"
 
 typedef struct reload reload_t;
@@ -25,7 +26,7 @@ typedef void (*reload_cb)(void *ud, refdata_t *fresh, const char *err, int more)
 reload_t *reload_new(uv_loop_t *loop, const char *path, reload_cb done, void *ud);
 /* Starts a load, or queues one behind the running one. 0, or -1 (out of
  * memory, or the thread pool refused: nothing started). */
-int reload_request(reload_t *r);
+CJ_MUSTCHECK int reload_request(reload_t *r);
 int reload_busy(const reload_t *r);
 /* No more loads after the running one (shutdown; may be called from the
  * callback). */

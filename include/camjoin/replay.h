@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "camjoin/base.h"
+
 enum replay_kind {
     REPLAY_NONE = 0,      /* no --replay-from: stored offsets */
     REPLAY_EARLIEST,
@@ -34,7 +36,7 @@ typedef struct replay_spec {
  * @RFC3339 | @EPOCH_MS | @-DURATION (e.g. @-1h: an hour before now, the
  * moment of parsing). NULL or "" gives REPLAY_NONE. On error returns -1 and
  * writes a one-line reason naming the spec into err. */
-int replay_parse(const char *spec, replay_spec_t *out, char *err,
+CJ_MUSTCHECK int replay_parse(const char *spec, replay_spec_t *out, char *err,
                  size_t errlen);
 void replay_spec_clear(replay_spec_t *r);
 

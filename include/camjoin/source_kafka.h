@@ -43,6 +43,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "camjoin/base.h"
 #include "camjoin/config.h"
 
 typedef struct source_kafka source_kafka_t;
@@ -88,12 +89,12 @@ source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
                                  const source_kafka_callbacks *cb, void *ud,
                                  char *err, size_t errlen);
 /* Creates the consumer (rd_kafka_new), subscribes, starts watching the queue. */
-int source_kafka_start(source_kafka_t *s, char *err, size_t errlen);
+CJ_MUSTCHECK int source_kafka_start(source_kafka_t *s, char *err, size_t errlen);
 
 /* Eager: assigns exactly these partitions at these absolute offsets (the
  * whole assignment). Cooperative: these partitions fetch from these offsets,
  * the others keep theirs. -1 after reporting the error to on_error. */
-int source_kafka_assign(source_kafka_t *s, const int32_t *partitions,
+CJ_MUSTCHECK int source_kafka_assign(source_kafka_t *s, const int32_t *partitions,
                         const int64_t *offsets, size_t n);
 /* 1 when partition.assignment.strategy is cooperative (cooperative-sticky) */
 int source_kafka_cooperative(const source_kafka_t *s);
@@ -106,7 +107,7 @@ void source_kafka_pause(source_kafka_t *s);
  * expected offsets) rather than rd_kafka_resume_partitions(): librdkafka
  * 2.0.2 can skip offsets when batch consumption meets pause/resume (fixed
  * upstream in 2.1.0), and an explicit position cannot skip anything. */
-int source_kafka_resume_at(source_kafka_t *s, const int32_t *partitions,
+CJ_MUSTCHECK int source_kafka_resume_at(source_kafka_t *s, const int32_t *partitions,
                            const int64_t *offsets, size_t n);
 int source_kafka_paused(const source_kafka_t *s);
 
@@ -133,7 +134,7 @@ typedef struct source_resolved {
     const char *err;
 } source_resolved_t;
 typedef void (*source_resolve_cb)(void *ud, const source_resolved_t *r);
-int source_kafka_resolve(source_kafka_t *s, const int32_t *partitions, size_t n,
+CJ_MUSTCHECK int source_kafka_resolve(source_kafka_t *s, const int32_t *partitions, size_t n,
                          int64_t time_ms, source_resolve_cb done, void *ud);
 
 /* Leaves the group (blocking; call once, at shutdown) and stops watching. */

@@ -186,7 +186,7 @@ static void test_stale_replies(void **state)
     struct rec r;
     assignment_t *a = make(&r, NULL, 0, 1);
     const int32_t parts[] = {0, 1};
-    assignment_assign(a, parts, 2);
+    assert_int_equal(assignment_assign(a, parts, 2), 0);
     assert_int_equal(assignment_reposition(a), 0); /* e.g. a fence */
     assert_int_equal(r.reads, 2);
     assert_int_equal(r.read_round, 2);
@@ -206,7 +206,7 @@ static void test_stale_replies(void **state)
     assert_int_equal(assignment_count(a), 0);
     assert_int_equal(assignment_settled(a), 0); /* waits for the next assign */
     /* assigned again: offset reset "latest" for the one with none stored */
-    assignment_assign(a, parts, 2);
+    assert_int_equal(assignment_assign(a, parts, 2), 0);
     assert_int_equal(r.read_round, 3);
     assignment_offsets(a, 3, 0, sp, sn, 1);
     resolve(a, &r, low, high, high);
@@ -224,13 +224,13 @@ static void test_failures_retry_at_tick(void **state)
     assignment_t *a = make(&r, NULL, 0, 0);
     const int32_t parts[] = {4};
     r.fail_read = 1;
-    assignment_assign(a, parts, 1);
+    assert_int_equal(assignment_assign(a, parts, 1), 0);
     assert_int_equal(r.reads, 1);
     r.fail_read = 0;
-    assignment_tick(a);
+    assert_int_equal(assignment_tick(a), 0);
     assert_int_equal(r.reads, 2);
     assert_int_equal(r.read_round, 2);
-    assignment_tick(a); /* nothing stalled any more */
+    assert_int_equal(assignment_tick(a), 0); /* nothing stalled any more */
     assert_int_equal(r.reads, 2);
 
     assignment_offsets(a, 2, 0, NULL, NULL, 0);
@@ -238,7 +238,7 @@ static void test_failures_retry_at_tick(void **state)
     source_resolved_t bad = {.n = 1, .partitions = parts, .status = -1, .err = "x"};
     assignment_resolved(a, 2, &bad);
     assert_int_equal(assignment_state_of(a, 4), ASSIGN_READ_OFFSETS);
-    assignment_tick(a);
+    assert_int_equal(assignment_tick(a), 0);
     assert_int_equal(r.reads, 3);
     assignment_offsets(a, 3, 0, NULL, NULL, 0);
     r.fail_positioned = 1;
@@ -247,7 +247,7 @@ static void test_failures_retry_at_tick(void **state)
     assert_int_equal(r.positions, 1);
     assert_int_equal(assignment_state_of(a, 4), ASSIGN_READ_OFFSETS);
     r.fail_positioned = 0;
-    assignment_tick(a);
+    assert_int_equal(assignment_tick(a), 0);
     assert_int_equal(r.reads, 4);
     assignment_offsets(a, 4, 0, NULL, NULL, 0);
     resolve(a, &r, low, high, high);
@@ -262,7 +262,7 @@ static void position_all(assignment_t *a, struct rec *r, const int32_t *parts, s
     int64_t low[MAXP] = {0}, high[MAXP];
     for (size_t i = 0; i < MAXP; i++)
         high[i] = 100;
-    assignment_assign(a, parts, n);
+    assert_int_equal(assignment_assign(a, parts, n), 0);
     assignment_offsets(a, r->read_round, 0, NULL, NULL, 0);
     resolve(a, r, low, high, high);
 }
@@ -278,7 +278,7 @@ static void test_cooperative_revoke(void **state)
     assert_int_equal(assignment_active_count(a), 3);
     /* partition 5 is added while 1 is revoked */
     const int32_t add[] = {5};
-    assignment_assign(a, add, 1);
+    assert_int_equal(assignment_assign(a, add, 1), 0);
     const int32_t rev[] = {1, 5};
     assignment_revoke(a, rev, 2, 1);
     assert_int_equal(assignment_state_of(a, 1), ASSIGN_REVOKING);
@@ -291,7 +291,7 @@ static void test_cooperative_revoke(void **state)
     assert_int_equal(assignment_stored(a, 1), 60);
     /* a reposition leaves the revoking one alone */
     int reads = r.reads;
-    assignment_reposition(a);
+    assert_int_equal(assignment_reposition(a), 0);
     assert_int_equal(r.reads, reads + 1);
     assert_int_equal(assignment_state_of(a, 1), ASSIGN_REVOKING);
     assert_int_equal(assignment_state_of(a, 0), ASSIGN_READ_OFFSETS);
@@ -323,12 +323,12 @@ static void test_replay_once(void **state)
     const int32_t sp[] = {0, 1};
     const int64_t sn[] = {20, 30};
     const int64_t low[] = {0, 0}, high[] = {50, 50};
-    assignment_assign(a, parts, 2);
+    assert_int_equal(assignment_assign(a, parts, 2), 0);
     assignment_offsets(a, 1, 0, sp, sn, 2);
     resolve(a, &r, low, high, high);
     assert_int_equal(r.starts[0].offset, 20);
     assert_int_equal(r.starts[1].offset, 7);
-    assignment_reposition(a);
+    assert_int_equal(assignment_reposition(a), 0);
     assignment_offsets(a, 2, 0, sp, sn, 2);
     resolve(a, &r, low, high, high);
     assert_int_equal(r.starts[1].offset, 30);
@@ -342,7 +342,7 @@ static void test_replay_time_and_low(void **state)
     replay_spec_t t = {.kind = REPLAY_TIME, .time_ms = 1700000000000};
     assignment_t *a = make(&r, &t, 0, 0);
     const int32_t parts[] = {0, 1};
-    assignment_assign(a, parts, 2);
+    assert_int_equal(assignment_assign(a, parts, 2), 0);
     assignment_offsets(a, 1, 0, NULL, NULL, 0);
     assert_int_equal(r.resolve_time, 1700000000000);
     const int64_t low[] = {0, 0}, high[] = {50, 50}, at[] = {12, 50};
@@ -353,7 +353,7 @@ static void test_replay_time_and_low(void **state)
 
     replay_spec_t o = {.kind = REPLAY_OFFSET, .offset = 3};
     a = make(&r, &o, 0, 0);
-    assignment_assign(a, parts, 2);
+    assert_int_equal(assignment_assign(a, parts, 2), 0);
     assignment_offsets(a, 1, 0, NULL, NULL, 0);
     const int64_t low2[] = {5, 0};
     resolve(a, &r, low2, high, high);

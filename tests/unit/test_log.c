@@ -179,6 +179,19 @@ static void test_quote(void **state)
     assert_string_equal(log_quote(tiny, sizeof tiny, "abcdefghijkl"), "\"abcdef...\"");
 }
 
+static void test_ids(void **state)
+{
+    (void)state;
+    char buf[32], tiny[10];
+    const int32_t ids[] = {0, 3, 5, 12, 130};
+    assert_string_equal(log_ids(buf, sizeof buf, ids, 5), "0,3,5,12,130");
+    assert_string_equal(log_ids(buf, sizeof buf, ids, 0), "");
+    assert_string_equal(log_ids(buf, sizeof buf, ids + 4, 1), "130");
+    /* "10,11,12,13" needs 12 bytes: the last 3 of the 10 become "..." */
+    const int32_t more[] = {10, 11, 12, 13};
+    assert_string_equal(log_ids(tiny, sizeof tiny, more, 4), "10,11,...");
+}
+
 static void test_logfmt(void **state)
 {
     (void)state;
@@ -514,6 +527,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults), /* first: nothing set yet */
         cmocka_unit_test_setup(test_quote, setup),
+        cmocka_unit_test(test_ids),
         cmocka_unit_test_setup(test_logfmt, setup),
         cmocka_unit_test_setup(test_json_values, setup),
         cmocka_unit_test_setup(test_json_malformed, setup),
