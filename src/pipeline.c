@@ -48,15 +48,40 @@ static void on_source_error(void *ud, const char *msg, int fatal)
         pipeline_stop(p, 1);
 }
 
-static void on_sink_state(void *ud, int up, const char *msg)
+/* The sink's news, logged here: the sink itself logs nothing. */
+static void on_sink_news(void *ud, const sink_pg_news *n)
 {
     (void)ud;
     char q[600];
-    if (up)
+    switch (n->kind) {
+    case SINK_NEWS_UP:
         log_info("postgres connected", NULL);
-    else
+        break;
+    case SINK_NEWS_DOWN:
         log_warn("postgres unavailable, retrying", "error=%s",
-                 log_quote(q, sizeof q, msg));
+                 log_quote(q, sizeof q, n->detail));
+        break;
+    case SINK_NEWS_RETRY_FAILED:
+        log_debug("postgres reconnect failed", "retry_ms=%llu", (unsigned long long)n->n);
+        break;
+    case SINK_NEWS_COMMITTED:
+        log_info("unknown commit outcome resolved: committed", "messages=%llu",
+                 (unsigned long long)n->n);
+        break;
+    case SINK_NEWS_NOT_COMMITTED:
+        log_info("unknown commit outcome resolved: not committed, retrying",
+                 "messages=%llu", (unsigned long long)n->n);
+        break;
+    case SINK_NEWS_STAGING:
+        log_info("batch met rows that exist already; writing through staging "
+                 "tables until a batch meets none", "error=%s",
+                 log_quote(q, sizeof q, n->detail));
+        break;
+    case SINK_NEWS_FAILED:
+        log_warn("postgres statement failed", "step=%s error=%s", n->step,
+                 log_quote(q, sizeof q, n->detail));
+        break;
+    }
 }
 
 /* SIGHUP: the CSV is loaded on the thread pool (reload.c); only the pointer
@@ -169,7 +194,7 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
     }
     if (!(p->src = source_kafka_new(loop, cfg, &scb, p, err, errlen)))
         goto fail;
-    if (!(p->sink = sink_pg_new(loop, cfg, on_sink_state, p))) {
+    if (!(p->sink = sink_pg_new(loop, cfg, on_sink_news, p))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -204,7 +229,7 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
         return -1;
     if (sink_pg_open(p->sink, err, errlen) != 0)
         return -1;
-    log_info("postgres connected", NULL); /* later reconnects: on_sink_state */
+    log_info("postgres connected", NULL); /* later reconnects: on_sink_news */
     /* today's partitions before consuming; a failure only costs rows going
      * to the default partition until a later run succeeds */
     if (!(p->upkeep = upkeep_new(p->loop, p->cfg, pipeline_on_upkeep, p))) {

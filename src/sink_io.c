@@ -1,12 +1,11 @@
-/* sink_io — the sink's statement in flight on the socket; see
- * sink_pg_int.h, and include/camjoin/sink_pg.h for the sink as a whole.
+/* sink_io — see sink_io.h.
  *
  * Nonblocking libpq over a uv_poll_t: a statement is sent whole
- * (PQsendQuery), flushed as the socket takes it, its COPY FROM STDIN data
- * pushed in chunks whenever the socket is writable, a COPY TO STDOUT
- * drained row by row, and its results collected as they arrive; when the
- * last one is in, sink_pg_step_done() decides what comes next. Any libpq or
- * libuv failure on the way is a lost connection (sink_pg_lost), with
+ * (PQsendQuery) and flushed as the socket takes it; its COPY FROM STDIN
+ * data is pushed in chunks whenever the socket is writable, a COPY TO
+ * STDOUT is drained line by line, and its results are collected as they
+ * arrive. When the last one is in, `done` goes up; what comes next is the
+ * sink's decision. Any libpq or libuv failure on the way is `lost`, with
  * libpq's message cut to its first line. Why one string a statement: a
  * batch's write is BEGIN, COPYs and the fenced UPDATE/INSERT in one round
  * trip; only COMMIT (once the fences are seen to hold) needs another.
@@ -16,9 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "camjoin/event.h"
 #include "camjoin/pg_conn.h"
-#include "sink_pg_int.h"
+#include "sink_io.h"
 
 #define COPY_CHUNK (256 * 1024)
 
@@ -26,206 +24,245 @@ static void on_io(uv_poll_t *h, int status, int events);
 
 /* ---- the socket ---- */
 
+void sink_io_init(sink_io_t *io, uv_loop_t *loop, const sink_io_events *ev,
+                  void *ud)
+{
+    memset(io, 0, sizeof *io);
+    io->loop = loop;
+    io->ev = ev;
+    io->ud = ud;
+    io->poll_fd = -1;
+}
+
 static void poll_close_cb(uv_handle_t *h) { free(h); }
 
-void sink_io_drop(sink_pg_t *s)
+void sink_io_stop(sink_io_t *io)
 {
-    if (!s->poll)
-        return;
-    uv_poll_stop(s->poll);
-    uv_close((uv_handle_t *)s->poll, poll_close_cb);
-    s->poll = NULL;
-    s->poll_fd = -1;
+    if (io->poll) {
+        uv_poll_stop(io->poll);
+        uv_close((uv_handle_t *)io->poll, poll_close_cb);
+        io->poll = NULL;
+    }
+    io->poll_fd = -1;
+    io->mode = IO_OFF;
+    io->conn = NULL;
+    PQclear(io->st.rows);
+    io->st.rows = NULL;
 }
 
-int sink_io_watch(sink_pg_t *s, int events)
+/* Watches the connection's socket for `events`, re-creating the handle if
+ * the socket changed. Returns 0, or -1 (nothing watched). */
+static int watch_fd(sink_io_t *io, int events)
 {
-    int fd = PQsocket(s->conn);
+    int fd = PQsocket(io->conn);
     if (fd < 0)
         return -1;
-    if (s->poll && s->poll_fd != fd)
-        sink_io_drop(s);
-    if (!s->poll) {
-        if (!(s->poll = malloc(sizeof *s->poll)))
+    if (io->poll && io->poll_fd != fd) {
+        uv_poll_stop(io->poll);
+        uv_close((uv_handle_t *)io->poll, poll_close_cb);
+        io->poll = NULL;
+    }
+    if (!io->poll) {
+        if (!(io->poll = malloc(sizeof *io->poll)))
             return -1;
-        if (uv_poll_init(s->loop, s->poll, fd) != 0) {
-            free(s->poll);
-            s->poll = NULL;
+        if (uv_poll_init(io->loop, io->poll, fd) != 0) {
+            free(io->poll);
+            io->poll = NULL;
             return -1;
         }
-        s->poll->data = s;
-        s->poll_fd = fd;
+        io->poll->data = io;
+        io->poll_fd = fd;
     }
-    return uv_poll_start(s->poll, events, on_io);
+    return uv_poll_start(io->poll, events, on_io);
 }
 
-/* poll_watch, treating a failure as a lost connection. Returns -1 then. */
-static int watch(sink_pg_t *s, int events)
+static void lost(sink_io_t *io, const char *why)
 {
-    if (sink_io_watch(s, events) == 0)
+    io->mode = IO_OFF;
+    io->ev->lost(io->ud, why);
+}
+
+/* `what: ` and libpq's message, first line. */
+static void lost_pq(sink_io_t *io, const char *what)
+{
+    char m[512], msg[600];
+    pg_conn_first_line(m, sizeof m, io->conn ? PQerrorMessage(io->conn) : NULL);
+    snprintf(msg, sizeof msg, "%s: %s", what, m);
+    lost(io, msg);
+}
+
+/* watch_fd, treating a failure as a lost connection. Returns -1 then. */
+static int watch(sink_io_t *io, int events)
+{
+    if (watch_fd(io, events) == 0)
         return 0;
-    sink_pg_lost(s, "postgres: cannot watch the socket");
+    lost(io, "postgres: cannot watch the socket");
     return -1;
 }
 
-void sink_io_send(sink_pg_t *s, sink_state from, sink_state to, const char *sql)
+int sink_io_connect(sink_io_t *io, PGconn *conn)
 {
-    sink_pg_set_state(s, from, to);
-    PQclear(s->st.rows);
-    memset(&s->st, 0, sizeof s->st);
-    if (!PQsendQuery(s->conn, sql)) {
-        sink_pg_lost_pq(s, "postgres send");
-        return;
-    }
-    int f = PQflush(s->conn);
-    if (f < 0)
-        sink_pg_lost_pq(s, "postgres flush");
-    else
-        watch(s, UV_READABLE | (f ? UV_WRITABLE : 0));
+    io->conn = conn;
+    io->mode = IO_CONNECTING;
+    if (watch_fd(io, UV_WRITABLE) == 0)
+        return 0;
+    io->mode = IO_OFF;
+    return -1;
 }
 
-static void on_connect_io(sink_pg_t *s)
+int sink_io_watch_idle(sink_io_t *io, PGconn *conn)
 {
-    switch (PQconnectPoll(s->conn)) {
-    case PGRES_POLLING_READING:
-        watch(s, UV_READABLE);
-        return;
-    case PGRES_POLLING_WRITING:
-        watch(s, UV_WRITABLE);
-        return;
-    case PGRES_POLLING_OK: {
-        if (PQsetnonblocking(s->conn, 1) != 0) {
-            sink_pg_lost_pq(s, "postgres nonblocking");
-            return;
-        }
-        sink_txn_input in = {.ev = SK_EV_CONNECTED};
-        sink_io_send(s, SK_CONNECTING, sink_pg_decide(s, &in).next, sink_sql_setup);
+    io->conn = conn;
+    io->mode = IO_IDLE;
+    if (watch_fd(io, UV_READABLE) == 0)
+        return 0;
+    io->mode = IO_OFF;
+    return -1;
+}
+
+void sink_io_send(sink_io_t *io, const char *sql, const char *const *copy,
+                  const size_t *copy_len, size_t ncopy)
+{
+    PQclear(io->st.rows);
+    memset(&io->st, 0, sizeof io->st);
+    io->copy = copy;
+    io->copy_len = copy_len;
+    io->ncopy = ncopy;
+    io->copy_idx = io->copy_off = 0;
+    io->copying = io->copy_ended = io->copy_out = 0;
+    io->mode = IO_BUSY;
+    if (!PQsendQuery(io->conn, sql)) {
+        lost_pq(io, "postgres send");
         return;
     }
+    int f = PQflush(io->conn);
+    if (f < 0)
+        lost_pq(io, "postgres flush");
+    else
+        watch(io, UV_READABLE | (f ? UV_WRITABLE : 0));
+}
+
+static void on_connect_io(sink_io_t *io)
+{
+    switch (PQconnectPoll(io->conn)) {
+    case PGRES_POLLING_READING:
+        watch(io, UV_READABLE);
+        return;
+    case PGRES_POLLING_WRITING:
+        watch(io, UV_WRITABLE);
+        return;
+    case PGRES_POLLING_OK:
+        if (PQsetnonblocking(io->conn, 1) != 0) {
+            lost_pq(io, "postgres nonblocking");
+            return;
+        }
+        io->mode = IO_IDLE;
+        io->ev->connected(io->ud);
+        return;
     default:
-        sink_pg_lost_pq(s, "postgres connect");
+        lost_pq(io, "postgres connect");
     }
 }
 
 /* ---- the statement in flight: COPY streaming and result collection ---- */
 
 /* Pushes COPY data until done or the socket is full. Returns 0, or -1 when
- * the connection failed (already handled). */
-static int copy_push(sink_pg_t *s)
+ * the connection failed (already reported). */
+static int copy_push(sink_io_t *io)
 {
-    struct stmt *st = &s->st;
-    const char *data = s->txn.plan.copy[st->copy_idx];
-    size_t len = s->txn.plan.copy_len[st->copy_idx];
-    while (st->copy_off < len) {
-        size_t n = len - st->copy_off < COPY_CHUNK ? len - st->copy_off : COPY_CHUNK;
-        int r = PQputCopyData(s->conn, data + st->copy_off, (int)n);
+    const char *data = io->copy[io->copy_idx];
+    size_t len = io->copy_len[io->copy_idx];
+    while (io->copy_off < len) {
+        size_t n = len - io->copy_off < COPY_CHUNK ? len - io->copy_off : COPY_CHUNK;
+        int r = PQputCopyData(io->conn, data + io->copy_off, (int)n);
         if (r < 0)
             goto lost;
         if (r == 1)
-            st->copy_off += n;
-        int f = PQflush(s->conn);
+            io->copy_off += n;
+        int f = PQflush(io->conn);
         if (f < 0)
             goto lost;
         if (f == 1 || r == 0) /* socket full: continue when writable */
-            return watch(s, UV_READABLE | UV_WRITABLE);
+            return watch(io, UV_READABLE | UV_WRITABLE);
     }
-    if (!st->copy_ended) {
-        if (PQputCopyEnd(s->conn, NULL) != 1)
+    if (!io->copy_ended) {
+        if (PQputCopyEnd(io->conn, NULL) != 1)
             goto lost;
-        st->copy_ended = 1;
+        io->copy_ended = 1;
     }
-    int f = PQflush(s->conn);
+    int f = PQflush(io->conn);
     if (f < 0)
         goto lost;
     if (f == 0)
-        st->copying = 0; /* all sent: now wait for the COPY's result */
-    return watch(s, UV_READABLE | (f ? UV_WRITABLE : 0));
+        io->copying = 0; /* all sent: now wait for the COPY's result */
+    return watch(io, UV_READABLE | (f ? UV_WRITABLE : 0));
 lost:
-    sink_pg_lost_pq(s, "postgres copy");
+    lost_pq(io, "postgres copy");
     return -1;
 }
 
-/* One warm-up row: hex(event_id) TAB partition TAB offset. */
-static void warm_row(sink_pg_t *s, const char *line, int len)
-{
-    char id[EVENT_ID_MAX], *end;
-    const char *tab = memchr(line, '\t', (size_t)len);
-    size_t hex = tab ? (size_t)(tab - line) : 0, n = hex / 2;
-    if (!tab || hex % 2 || n == 0 || n > sizeof id)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        char pair[3] = {line[2 * i], line[2 * i + 1], '\0'};
-        id[i] = (char)strtol(pair, NULL, 16);
-    }
-    long part = strtol(tab + 1, &end, 10);
-    long long off = *end == '\t' ? strtoll(end + 1, NULL, 10) : -1;
-    if (off < 0)
-        return;
-    s->st.warm_rows++;
-    s->head->on_row(s->head->ud, id, n, (int32_t)part, (int64_t)off);
-}
-
 /* Drains a COPY TO STDOUT. Returns 1 while it must wait for more input. */
-static int copy_out_pull(sink_pg_t *s)
+static int copy_out_pull(sink_io_t *io)
 {
     char *buf;
     int n;
-    while ((n = PQgetCopyData(s->conn, &buf, 1)) > 0) {
-        warm_row(s, buf, n);
+    while ((n = PQgetCopyData(io->conn, &buf, 1)) > 0) {
+        io->ev->line(io->ud, buf, n);
         PQfreemem(buf);
     }
     if (n == 0)
         return 1;
-    s->st.copy_out = 0; /* -1: done, the COPY's result follows; -2: error */
+    io->copy_out = 0; /* -1: done, the COPY's result follows; -2: error */
     return 0;
 }
 
-static void collect(sink_pg_t *s)
+static void collect(sink_io_t *io)
 {
-    struct stmt *st = &s->st;
-    while (sink_txn_in_flight(s->state) && !st->copying) {
-        if (st->copy_out && copy_out_pull(s))
+    sink_io_stmt *st = &io->st;
+    while (io->mode == IO_BUSY && !io->copying) {
+        if (io->copy_out && copy_out_pull(io))
             return;
-        if (PQisBusy(s->conn))
+        if (PQisBusy(io->conn))
             return;
-        PGresult *r = PQgetResult(s->conn);
+        PGresult *r = PQgetResult(io->conn);
         if (!r) {
-            sink_pg_step_done(s);
+            io->mode = IO_IDLE;
+            io->ev->done(io->ud);
             return;
         }
         ExecStatusType rs = PQresultStatus(r);
         if (rs == PGRES_COPY_OUT) {
             PQclear(r);
-            st->copy_out = 1;
+            io->copy_out = 1;
             continue;
         }
         if (rs == PGRES_COPY_IN) {
             PQclear(r);
-            if (s->state != SK_WRITE || st->copy_idx >= s->txn.plan.ncopy) {
-                /* not ours: refuse it */
-                if (PQputCopyEnd(s->conn, "camjoin: unexpected COPY") < 0) {
-                    sink_pg_lost_pq(s, "postgres copy");
+            if (io->copy_ended) { /* the statement's next COPY */
+                io->copy_idx++;
+                io->copy_off = 0;
+                io->copy_ended = 0;
+            }
+            if (io->copy_idx >= io->ncopy) { /* not ours: refuse it */
+                if (PQputCopyEnd(io->conn, "camjoin: unexpected COPY") < 0) {
+                    lost_pq(io, "postgres copy");
                     return;
                 }
+                io->copy_ended = 1;
                 continue;
             }
-            if (st->copy_ended) { /* second COPY of the statement */
-                st->copy_idx++;
-                st->copy_off = 0;
-                st->copy_ended = 0;
-            }
-            st->copying = 1;
-            if (copy_push(s) != 0)
+            io->copying = 1;
+            if (copy_push(io) != 0)
                 return;
             continue;
         }
         if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
-            if (st->nres < MAX_RESULTS) {
+            if (st->nres < SINK_IO_MAX_RESULTS) {
                 const char *t = PQcmdTuples(r);
                 st->tuples[st->nres] = *t ? atoll(t) : 0;
             }
             if (rs == PGRES_TUPLES_OK && !st->rows) {
-                st->rows = r; /* kept for step_done */
+                st->rows = r; /* kept for the caller */
                 r = NULL;
             }
         } else if (!st->failed) {
@@ -241,37 +278,37 @@ static void collect(sink_pg_t *s)
 
 static void on_io(uv_poll_t *h, int status, int events)
 {
-    sink_pg_t *s = h->data;
+    sink_io_t *io = h->data;
     if (status < 0) {
-        sink_pg_lost(s, "postgres socket error");
+        lost(io, "postgres socket error");
         return;
     }
-    if (s->state == SK_CONNECTING) {
-        on_connect_io(s);
+    if (io->mode == IO_CONNECTING) {
+        on_connect_io(io);
         return;
     }
     if (events & UV_WRITABLE) {
-        if (s->st.copying) {
-            if (copy_push(s) != 0)
+        if (io->copying) {
+            if (copy_push(io) != 0)
                 return;
         } else {
-            int f = PQflush(s->conn);
+            int f = PQflush(io->conn);
             if (f < 0) {
-                sink_pg_lost_pq(s, "postgres flush");
+                lost_pq(io, "postgres flush");
                 return;
             }
-            if (watch(s, UV_READABLE | (f ? UV_WRITABLE : 0)) != 0)
+            if (watch(io, UV_READABLE | (f ? UV_WRITABLE : 0)) != 0)
                 return;
         }
     }
     if (events & UV_READABLE) {
-        if (!PQconsumeInput(s->conn)) {
-            sink_pg_lost_pq(s, "postgres connection lost");
+        if (!PQconsumeInput(io->conn)) {
+            lost_pq(io, "postgres connection lost");
             return;
         }
     }
-    if (sink_txn_in_flight(s->state))
-        collect(s);
-    else if (PQstatus(s->conn) == CONNECTION_BAD)
-        sink_pg_lost_pq(s, "postgres connection lost");
+    if (io->mode == IO_BUSY)
+        collect(io);
+    else if (PQstatus(io->conn) == CONNECTION_BAD)
+        lost_pq(io, "postgres connection lost");
 }

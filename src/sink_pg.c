@@ -5,10 +5,11 @@
  * into the events sink_txn_next() decides on, and then does what the
  * decision says: the actions on the operation at the head of the queue,
  * and the next state's entry (send its statement, arm the retry timer).
- * Every state change goes through sink_pg_set_state(), which asserts that
- * the transition is one sink_txn_legal() knows. The statement in flight on
- * the socket (sending, COPY data, collecting results): sink_io.c. What
- * belongs to whom: sink_pg_int.h.
+ * Every state change goes through set_state(), which asserts that the
+ * transition is one sink_txn_legal() knows. The statement in flight on the
+ * socket (sending, COPY data, collecting results) is sink_io's, a layer
+ * below that reports back through its event table (sink_io.h) and knows
+ * nothing of transactions. What belongs to whom: sink_pg_int.h.
  *
  * A callback may queue a request (and so send a statement) before it
  * returns: the state is always set before a callback runs, and nothing
@@ -23,7 +24,7 @@
 #include <string.h>
 
 #include "camjoin/base.h"
-#include "camjoin/log.h"
+#include "camjoin/event.h"
 #include "camjoin/pg_conn.h"
 #include "sink_pg_int.h"
 
@@ -35,7 +36,9 @@ static void run_next(sink_pg_t *s);
 
 /* ---- states ---- */
 
-void sink_pg_set_state(sink_pg_t *s, sink_state from, sink_state to)
+/* Every state change: asserts that the sink is in `from` and that from → to
+ * is legal (sink_txn_legal). */
+static void set_state(sink_pg_t *s, sink_state from, sink_state to)
 {
     assert(s->state == from);
     assert(sink_txn_legal(from, to));
@@ -44,7 +47,7 @@ void sink_pg_set_state(sink_pg_t *s, sink_state from, sink_state to)
 }
 
 /* sink_txn_next() for the current state and the operation at the head. */
-sink_txn_step sink_pg_decide(const sink_pg_t *s, sink_txn_input *in)
+static sink_txn_step decide(const sink_pg_t *s, sink_txn_input *in)
 {
     in->head = s->head ? s->head->kind : SK_OP_NONE;
     sink_txn_step d = sink_txn_next(s->state, in);
@@ -59,6 +62,24 @@ static void arm(sink_pg_t *s, uint64_t ms)
     int rc = uv_timer_start(&s->retry, on_timer, ms, 0);
     assert(rc == 0);
     (void)rc;
+}
+
+/* Enters statement state `to` from `from` and sends its sql; a WRITE takes
+ * its COPY data along. A failure to send is a lost connection (handled). */
+static void send_stmt(sink_pg_t *s, sink_state from, sink_state to, const char *sql)
+{
+    const sink_write_plan *w = &s->txn.plan;
+    int copies = to == SK_WRITE;
+    set_state(s, from, to);
+    sink_io_send(&s->io, sql, copies ? w->copy : NULL, copies ? w->copy_len : NULL,
+                 copies ? w->ncopy : 0);
+}
+
+static void news(sink_pg_t *s, enum sink_news_kind kind, const char *step,
+                 const char *detail, uint64_t n)
+{
+    const sink_pg_news nw = {.kind = kind, .step = step, .detail = detail, .n = n};
+    s->on_news(s->ud, &nw);
 }
 
 /* ---- connection lifecycle ---- */
@@ -78,38 +99,35 @@ static uint64_t backoff_next(sink_pg_t *s)
 static void go_down(sink_pg_t *s, sink_state from, const char *why)
 {
     char msg[600];
-    snprintf(msg, sizeof msg, "%s", why); /* why may be in st */
+    snprintf(msg, sizeof msg, "%s", why); /* why may be in io.st */
     int was_up = sink_txn_up(from);
-    sink_pg_set_state(s, from, SK_DOWN);
-    sink_io_drop(s);
-    PQclear(s->st.rows);
-    s->st.rows = NULL;
+    set_state(s, from, SK_DOWN);
+    sink_io_stop(&s->io);
     PQfinish(s->conn);
     s->conn = NULL;
     uint64_t delay = backoff_next(s);
     if (was_up || delay == BACKOFF_MIN_MS)
-        s->on_state(s->ud, 0, msg);
+        news(s, SINK_NEWS_DOWN, NULL, msg, 0);
     else
-        log_debug("postgres reconnect failed", "retry_ms=%llu",
-                  (unsigned long long)delay);
+        news(s, SINK_NEWS_RETRY_FAILED, NULL, NULL, delay);
     arm(s, delay);
 }
 
-void sink_pg_lost(sink_pg_t *s, const char *why)
+static void lost(sink_pg_t *s, const char *why)
 {
     sink_txn_input in = {.ev = SK_EV_LOST};
-    sink_txn_step d = sink_pg_decide(s, &in);
+    sink_txn_step d = decide(s, &in);
     if (d.act & SK_ACT_MARK_VERIFY)
         s->head->verify = 1; /* it may have committed: check before redoing */
     go_down(s, s->state, why);
 }
 
-void sink_pg_lost_pq(sink_pg_t *s, const char *what)
+static void lost_pq(sink_pg_t *s, const char *what)
 {
     char m[512], msg[600];
     pg_conn_first_line(m, sizeof m, s->conn ? PQerrorMessage(s->conn) : NULL);
     snprintf(msg, sizeof msg, "%s: %s", what, m);
-    sink_pg_lost(s, msg);
+    lost(s, msg);
 }
 
 /* Enters CONNECTING. PQconnectPoll has no timeout of its own: connect and
@@ -117,15 +135,15 @@ void sink_pg_lost_pq(sink_pg_t *s, const char *what)
  * counts as failed. */
 static void start_connect(sink_pg_t *s)
 {
-    sink_pg_set_state(s, SK_DOWN, SK_CONNECTING);
+    set_state(s, SK_DOWN, SK_CONNECTING);
     s->conn = pg_conn_open(s->cfg->pg_conninfo, "camjoin", PG_CONN_ASYNC);
     if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
-        sink_pg_lost_pq(s, "postgres connect");
+        lost_pq(s, "postgres connect");
         return;
     }
     arm(s, CONNECT_TIMEOUT_MS);
-    if (sink_io_watch(s, UV_WRITABLE) != 0)
-        sink_pg_lost(s, "postgres: cannot watch the socket");
+    if (sink_io_connect(&s->io, s->conn) != 0)
+        lost(s, "postgres: cannot watch the socket");
 }
 
 static void on_timer(uv_timer_t *t)
@@ -133,11 +151,11 @@ static void on_timer(uv_timer_t *t)
     sink_pg_t *s = t->data;
     sink_state from = s->state;
     sink_txn_input in = {.ev = SK_EV_TIMER};
-    sink_txn_step d = sink_pg_decide(s, &in);
+    sink_txn_step d = decide(s, &in);
     if (d.next == SK_CONNECTING) {
         start_connect(s);
     } else if (d.next == SK_IDLE) { /* the backoff of a failed TXN is over */
-        sink_pg_set_state(s, from, SK_IDLE);
+        set_state(s, from, SK_IDLE);
         run_next(s);
     } else {
         if (d.act & SK_ACT_MARK_VERIFY)
@@ -180,7 +198,8 @@ static void run_next(sink_pg_t *s)
     if (!o || s->state != SK_IDLE)
         return;
     sink_txn_input in = {.ev = SK_EV_RUN, .verify = o->verify};
-    sink_state next = sink_pg_decide(s, &in).next;
+    sink_state next = decide(s, &in).next;
+    s->warm_rows = 0;
     if (next == SK_OFFSETS || next == SK_VERIFY) {
         sink_sql_offsets(&s->sql, s->group_lit, s->topic_lit);
     } else if (next == SK_WARM) {
@@ -193,9 +212,9 @@ static void run_next(sink_pg_t *s)
         s->txn.start_ns = uv_hrtime();
     }
     if (s->sql.oom)
-        sink_pg_lost(s, "out of memory");
+        lost(s, "out of memory");
     else
-        sink_io_send(s, SK_IDLE, next, s->sql.data);
+        send_stmt(s, SK_IDLE, next, s->sql.data);
 }
 
 /* Pops the TXN at the head and hands its batch back to the owner. */
@@ -229,12 +248,9 @@ static sink_verdict verify_verdict(sink_pg_t *s, const PGresult *rows)
         at_expected += v == s->head->expected[i];
     }
     sink_verdict v = sink_txn_verdict(n, at_expected, at_next);
-    if (v == SK_NOT_COMMITTED)
-        log_info("unknown commit outcome resolved: not committed, retrying",
-                 "messages=%zu", batch_messages(s->head->batch));
-    else if (v == SK_COMMITTED)
-        log_info("unknown commit outcome resolved: committed", "messages=%zu",
-                 batch_messages(s->head->batch));
+    if (v == SK_NOT_COMMITTED || v == SK_COMMITTED)
+        news(s, v == SK_COMMITTED ? SINK_NEWS_COMMITTED : SINK_NEWS_NOT_COMMITTED,
+             NULL, NULL, batch_messages(s->head->batch));
     return v;
 }
 
@@ -247,7 +263,7 @@ static void offsets_done(sink_pg_t *s, const PGresult *rows)
     if (!parts || !next) {
         free(parts);
         free(next);
-        sink_pg_lost(s, "out of memory");
+        lost(s, "out of memory");
         return;
     }
     for (int i = 0; i < n; i++) {
@@ -256,7 +272,7 @@ static void offsets_done(sink_pg_t *s, const PGresult *rows)
     }
     sink_pg_offsets_cb cb = s->head->on_offsets;
     void *ud = s->head->ud;
-    sink_pg_set_state(s, SK_OFFSETS, SK_IDLE);
+    set_state(s, SK_OFFSETS, SK_IDLE);
     op_pop(s);
     cb(ud, parts, next, (size_t)n);
     free(parts);
@@ -268,7 +284,7 @@ static void offsets_done(sink_pg_t *s, const PGresult *rows)
 static int write_results(sink_pg_t *s)
 {
     const sink_write_plan *w = &s->txn.plan;
-    const int64_t *t = s->st.tuples;
+    const int64_t *t = s->io.st.tuples;
     s->txn.inserted = w->idx_insert >= 0 ? (size_t)t[w->idx_insert] : 0;
     s->txn.dead = w->idx_dead >= 0 ? (size_t)t[w->idx_dead] : 0;
     return (w->idx_upd < 0 || t[w->idx_upd] == w->n_upd) &&
@@ -276,52 +292,49 @@ static int write_results(sink_pg_t *s)
 }
 
 /* The statement in flight finished (every result collected): decide. */
-void sink_pg_step_done(sink_pg_t *s)
+static void step_done(sink_pg_t *s)
 {
     sink_state from = s->state;
     if (PQstatus(s->conn) == CONNECTION_BAD) {
-        sink_pg_lost_pq(s, "postgres connection lost"); /* still in flight */
+        lost_pq(s, "postgres connection lost"); /* still in flight */
         return;
     }
-    PGresult *rows = s->st.rows; /* ours from here */
-    s->st.rows = NULL;
+    PGresult *rows = s->io.st.rows; /* taken: ours from here */
+    s->io.st.rows = NULL;
     batch_t *b = s->head && s->head->kind == SK_OP_TXN ? s->head->batch : NULL;
-    sink_txn_input in = {.ev = s->st.failed ? SK_EV_FAILED : SK_EV_DONE,
-                         .err = sink_txn_classify(s->st.sqlstate),
+    sink_txn_input in = {.ev = s->io.st.failed ? SK_EV_FAILED : SK_EV_DONE,
+                         .err = sink_txn_classify(s->io.st.sqlstate),
                          .staged = s->txn.plan.staged};
-    if (!s->st.failed && from == SK_WRITE)
+    if (!s->io.st.failed && from == SK_WRITE)
         in.fences_held = write_results(s);
-    else if (!s->st.failed && from == SK_COMMIT)
+    else if (!s->io.st.failed && from == SK_COMMIT)
         in.complete = s->txn.inserted == batch_rows(b) && s->txn.dead == batch_dead(b);
-    else if (!s->st.failed && from == SK_VERIFY)
+    else if (!s->io.st.failed && from == SK_VERIFY)
         in.verdict = verify_verdict(s, rows);
-    sink_txn_step d = sink_pg_decide(s, &in);
+    sink_txn_step d = decide(s, &in);
 
     if (d.next == SK_ROLLBACK_CONFLICT && !s->staging)
-        log_info("batch met rows that exist already; writing through "
-                 "staging tables until a batch meets none", "error=\"%s\"",
-                 s->st.errmsg);
-    else if (s->st.failed && d.next != SK_ROLLBACK_CONFLICT && from != SK_ROLLBACK_CONFLICT &&
+        news(s, SINK_NEWS_STAGING, NULL, s->io.st.errmsg, 0);
+    else if (s->io.st.failed && d.next != SK_ROLLBACK_CONFLICT && from != SK_ROLLBACK_CONFLICT &&
              from != SK_ROLLBACK_FENCED && from != SK_ROLLBACK_RETRY)
-        log_warn("postgres statement failed", "step=%s error=\"%s\"",
-                 sink_txn_state_name(from), s->st.errmsg);
+        news(s, SINK_NEWS_FAILED, sink_txn_state_name(from), s->io.st.errmsg, 0);
 
     if (d.next == SK_DOWN) { /* setup, verify, offsets or warm-up failed */
         PQclear(rows);
-        go_down(s, from, s->st.errmsg);
+        go_down(s, from, s->io.st.errmsg);
         return;
     }
     switch (d.next) {
     case SK_COMMIT:
-        sink_io_send(s, from, SK_COMMIT, "COMMIT");
+        send_stmt(s, from, SK_COMMIT, "COMMIT");
         break;
     case SK_ROLLBACK_CONFLICT:
     case SK_ROLLBACK_FENCED:
     case SK_ROLLBACK_RETRY:
-        sink_io_send(s, from, d.next, "ROLLBACK");
+        send_stmt(s, from, d.next, "ROLLBACK");
         break;
     case SK_BACKOFF: /* a statement failed: retry the same batch after a pause */
-        sink_pg_set_state(s, from, SK_BACKOFF);
+        set_state(s, from, SK_BACKOFF);
         arm(s, backoff_next(s));
         break;
     default: /* SK_IDLE */
@@ -344,9 +357,9 @@ void sink_pg_step_done(sink_pg_t *s)
             s->staging = 1;
             s->restaged++;
         }
-        sink_pg_set_state(s, from, SK_IDLE);
+        set_state(s, from, SK_IDLE);
         if (d.act & SK_ACT_UP) {
-            s->on_state(s->ud, 1, NULL);
+            news(s, SINK_NEWS_UP, NULL, NULL, 0);
         } else if (d.act & SK_ACT_FINISH_OK) {
             txn_finish(s, SINK_OK, from == SK_VERIFY ? batch_rows(b) : s->txn.inserted);
         } else if (d.act & SK_ACT_FINISH_FENCED) {
@@ -354,7 +367,7 @@ void sink_pg_step_done(sink_pg_t *s)
         } else if (d.act & SK_ACT_DELIVER) { /* the warm-up */
             sink_pg_warm_done_cb cb = s->head->on_warm;
             void *ud = s->head->ud;
-            size_t n = s->st.warm_rows;
+            size_t n = s->warm_rows;
             op_pop(s);
             cb(ud, n);
         }
@@ -363,19 +376,50 @@ void sink_pg_step_done(sink_pg_t *s)
     PQclear(rows);
 }
 
+/* ---- the socket's events (sink_io) ---- */
+
+static void io_connected(void *ud)
+{
+    sink_pg_t *s = ud;
+    sink_txn_input in = {.ev = SK_EV_CONNECTED};
+    send_stmt(s, SK_CONNECTING, decide(s, &in).next, sink_sql_setup);
+}
+
+static void io_done(void *ud) { step_done(ud); }
+static void io_lost(void *ud, const char *why) { lost(ud, why); }
+
+/* One line of the warm-up's COPY TO STDOUT, to the request's row callback. */
+static void io_line(void *ud, const char *line, int len)
+{
+    sink_pg_t *s = ud;
+    char id[EVENT_ID_MAX];
+    size_t n;
+    int32_t partition;
+    int64_t offset;
+    if (s->state != SK_WARM ||
+        sink_sql_warm_line(line, (size_t)len, id, sizeof id, &n, &partition, &offset) != 0)
+        return;
+    s->warm_rows++;
+    s->head->on_row(s->head->ud, id, n, partition, offset);
+}
+
+static const sink_io_events io_events = {
+    .connected = io_connected, .done = io_done, .lost = io_lost, .line = io_line,
+};
+
 /* ---- public API ---- */
 
 sink_pg_t *sink_pg_new(uv_loop_t *loop, const camjoin_config *cfg,
-                       sink_pg_state_cb on_state, void *ud)
+                       sink_pg_news_cb on_news, void *ud)
 {
     sink_pg_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->loop = loop;
     s->cfg = cfg;
-    s->on_state = on_state;
+    s->on_news = on_news;
     s->ud = ud;
-    s->poll_fd = -1;
+    sink_io_init(&s->io, loop, &io_events, s);
     s->state = SK_DOWN;
     uv_timer_init(loop, &s->retry);
     s->retry.data = s;
@@ -451,15 +495,15 @@ int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "PostgreSQL: cannot switch to nonblocking mode");
         goto fail;
     }
-    if (sink_io_watch(s, UV_READABLE) != 0) { /* notices a server going away */
+    if (sink_io_watch_idle(&s->io, s->conn) != 0) { /* notices a server going away */
         snprintf(err, errlen, "PostgreSQL: cannot watch the socket");
         goto fail;
     }
     sink_txn_input in = {.ev = SK_EV_OPENED};
-    sink_pg_set_state(s, SK_DOWN, sink_pg_decide(s, &in).next);
+    set_state(s, SK_DOWN, decide(s, &in).next);
     return 0;
 fail:
-    sink_io_drop(s);
+    sink_io_stop(&s->io);
     PQfinish(s->conn);
     s->conn = NULL;
     return -1;
@@ -521,11 +565,9 @@ void sink_pg_free(sink_pg_t *s)
 {
     if (!s)
         return;
-    sink_io_drop(s);
+    sink_io_stop(&s->io);
     uv_timer_stop(&s->retry);
     uv_close((uv_handle_t *)&s->retry, sink_closed);
-    PQclear(s->st.rows);
-    s->st.rows = NULL;
     PQfinish(s->conn);
     s->conn = NULL;
     while (s->head) {

@@ -568,3 +568,27 @@ void sink_sql_warm(strbuf_t *q, const char *table, const int32_t *partitions,
         strbuf_addf(q, "%s%d", i ? "," : "", (int)partitions[i]);
     strbuf_addf(q, "%s)) TO STDOUT", n ? "" : "NULL");
 }
+
+int sink_sql_warm_line(const char *line, size_t len, char *id, size_t size,
+                       size_t *id_len, int32_t *partition, int64_t *offset)
+{
+    const char *tab = memchr(line, '\t', len);
+    size_t hex = tab ? (size_t)(tab - line) : 0, n = hex / 2;
+    char *end;
+    if (!tab || hex % 2 || n == 0 || n > size)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char pair[3] = {line[2 * i], line[2 * i + 1], '\0'};
+        id[i] = (char)strtol(pair, NULL, 16);
+    }
+    long part = strtol(tab + 1, &end, 10); /* the NUL stops them */
+    if (*end != '\t' || part < 0 || part > INT32_MAX)
+        return -1;
+    long long off = strtoll(end + 1, &end, 10);
+    if (off < 0 || (*end && *end != '\n'))
+        return -1;
+    *id_len = n;
+    *partition = (int32_t)part;
+    *offset = (int64_t)off;
+    return 0;
+}

@@ -20,6 +20,7 @@
 #ifndef CAMJOIN_SINK_SQL_H
 #define CAMJOIN_SINK_SQL_H
 
+#include "camjoin/base.h"
 #include "camjoin/batch.h"
 #include <stdint.h>
 
@@ -71,5 +72,11 @@ void sink_sql_offsets(strbuf_t *q, const char *group, const char *topic);
  * these partitions ingested within the last window_ms (the dedup warm-up). */
 void sink_sql_warm(strbuf_t *q, const char *table, const int32_t *partitions,
                    size_t n, int64_t window_ms);
+/* Parses one line of that COPY's output, `hex(event_id) TAB partition TAB
+ * offset`, NUL-terminated as libpq's PQgetCopyData() gives it, into id (at
+ * most `size` bytes, *id_len of them), partition and offset. Returns 0, or
+ * -1 for a line that is not one (it is skipped). */
+CJ_MUSTCHECK int sink_sql_warm_line(const char *line, size_t len, char *id, size_t size,
+                       size_t *id_len, int32_t *partition, int64_t *offset);
 
 #endif

@@ -177,15 +177,18 @@ int upkeep_make_dirs(const char *path)
             continue;
         char keep = p[i];
         p[i] = '\0';
-        if (mkdir(p, 0750) == 0) {
+        if (mkdir(p, 0750) == 0) { /* the new name is durable once its parent is synced */
             char *slash = strrchr(p, '/');
+            int rc;
             if (slash && slash != p) {
                 *slash = '\0';
-                upkeep_fsync_dir(p);
+                rc = upkeep_fsync_dir(p);
                 *slash = '/';
             } else {
-                upkeep_fsync_dir(slash ? "/" : ".");
+                rc = upkeep_fsync_dir(slash ? "/" : ".");
             }
+            if (rc != 0)
+                return -1;
         } else if (errno != EEXIST) {
             return -1;
         }

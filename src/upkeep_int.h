@@ -2,9 +2,12 @@
  * upkeep_int.h — what the upkeep module's files share. Private to the
  * module.
  *
- * The run: its state and SQL helpers, defined in upkeep.c (which opens the
- * run and does the partitions) and used by upkeep_retention.c (retention and
- * the archive). A run lives on one thread (the pool's, or the caller's for
+ * The files, and calls only go down: upkeep.c (the loop side, and steps (a)
+ * and (b) of a run, the partitions) calls upkeep_retention.c (step (c),
+ * retention and its archive); both call upkeep_run.c (the run's frame and
+ * its SQL helpers) and upkeep_archive.c (files), which call neither.
+ *
+ * A run lives on one thread (the pool's, or the caller's for
  * upkeep_prepare()) and owns everything in struct run; x->cancel is the one
  * field another thread writes.
  *
@@ -19,11 +22,12 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "camjoin/base.h"
 #include "camjoin/config.h"
 #include "camjoin/strbuf.h"
 #include "camjoin/upkeep.h"
 
-/* ---- the run (upkeep.c) ---- */
+/* ---- the run (upkeep_run.c) ---- */
 
 struct daily {
     int64_t day;
@@ -55,10 +59,14 @@ int upkeep_stopped(struct run *x);
  * plain table) marks the run unpartitioned instead of failed. */
 PGresult *upkeep_exec(struct run *x, ExecStatusType want, const char *what);
 /* upkeep_exec for a statement without rows: 0, or -1. */
-int upkeep_exec_ok(struct run *x, const char *what);
+CJ_MUSTCHECK int upkeep_exec_ok(struct run *x, const char *what);
 /* ROLLBACK, unless the connection is gone. */
 void upkeep_rollback(struct run *x);
-/* The wall clock, ms since the epoch. */
+/* Connects (the sink's conninfo and connection defaults, application_name
+ * camjoin-upkeep), sets the session up, takes the upkeep lock and looks at
+ * T. Returns 1 when partition work may go on; else the report says why (or
+ * says busy, or unpartitioned). */
+int upkeep_run_open(struct run *x);
 
 /* ---- step (c), upkeep_retention.c ---- */
 
@@ -68,16 +76,16 @@ void upkeep_retention(struct run *x);
 
 /* ---- files (upkeep_archive.c) ---- */
 
-int upkeep_fsync_dir(const char *dir);
+CJ_MUSTCHECK int upkeep_fsync_dir(const char *dir);
 /* mkdir -p (mode 0750), fsyncing the parent of each directory it makes. */
-int upkeep_make_dirs(const char *path);
+CJ_MUSTCHECK int upkeep_make_dirs(const char *path);
 /* rename(tmp, final), then fsync dir (final's directory); tmp must have
  * been fsynced already. */
-int upkeep_publish(const char *tmp, const char *final, const char *dir);
+CJ_MUSTCHECK int upkeep_publish(const char *tmp, const char *final, const char *dir);
 /* Creates (or truncates) path with text, fsynced. */
-int upkeep_write_durable(const char *path, const char *text);
+CJ_MUSTCHECK int upkeep_write_durable(const char *path, const char *text);
 /* XXH64, seed 0, of a whole file. */
-int upkeep_hash_file(const char *path, uint64_t *out);
+CJ_MUSTCHECK int upkeep_hash_file(const char *path, uint64_t *out);
 /* 1 present, 0 absent, -1 cannot tell (errno: a path through a regular
  * file, no permission). */
 int upkeep_file_state(const char *path);

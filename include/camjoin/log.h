@@ -41,9 +41,12 @@
  * Info and debug lines are never suppressed, nor are lines written with
  * log_emit_each().
  *
- * Only main.c and the pipeline log. Deep modules return an error code and put
- * their message in a caller-supplied buffer; the layer that decides what to do
- * about the error is the one that logs it.
+ * Who logs: main.c and the pipeline, the layer that decides what to do about
+ * what happened. The other modules return an error code with their message
+ * in a caller-supplied buffer, or report events to their owner (the sink's
+ * news, the upkeep's report), and the pipeline logs them. The two modules
+ * that wrap a library turn its own messages into log lines at the boundary:
+ * source_kafka librdkafka's log lines, pg_conn PostgreSQL's notices.
  *
  * Cost: one vsnprintf, a pass over the pair text in JSON mode, a hash of msg
  * for warn/error, and one write(2) per line; nothing is buffered, so lines

@@ -44,6 +44,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "camjoin/base.h"
 #include "camjoin/config.h"
 #include "camjoin/histogram.h"
 #include "camjoin/refdata.h"
@@ -130,7 +131,7 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
 
 /* Connects to PostgreSQL (blocking, creates the schema), starts the consumer
  * and installs the signal handlers. Returns 0 or -1 with err set. */
-int pipeline_start(pipeline_t *p, char *err, size_t errlen);
+CJ_MUSTCHECK int pipeline_start(pipeline_t *p, char *err, size_t errlen);
 
 /* After uv_run() returns: 0 clean, 1 runtime failure. */
 int pipeline_exit_code(const pipeline_t *p);

@@ -44,8 +44,9 @@
  *
  * Requests: each carries its own callback and user data, called once on
  * the loop thread when it is done (never from inside the request call).
- * The only callback given to sink_pg_new() is on_state, for the connection
- * going up or down. Errors: a request that cannot be queued (out of memory)
+ * The only callback given to sink_pg_new() is on_news: what happened to the
+ * connection and to the transactions, for the owner to log and count; the
+ * sink itself logs nothing. Errors: a request that cannot be queued (out of memory)
  * returns -1; nothing was queued, the caller keeps what it passed and its
  * callbacks are never called. Out of memory later, while a statement is
  * built or a result is read, counts as a failed attempt: the connection is
@@ -65,6 +66,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "camjoin/base.h"
 #include "camjoin/batch.h"
 #include "camjoin/config.h"
 
@@ -85,31 +87,47 @@ typedef void (*sink_pg_row_cb)(void *ud, const char *event_id, size_t len,
                                int32_t partition, int64_t offset);
 /* … and the end of the warm-up, with the number of rows. */
 typedef void (*sink_pg_warm_done_cb)(void *ud, size_t rows);
-/* The connection went up (1) or down (0: it is retried); `msg` says why when
- * down. */
-typedef void (*sink_pg_state_cb)(void *ud, int up, const char *msg);
+/* What the sink reports besides the requests' answers. */
+enum sink_news_kind {
+    SINK_NEWS_UP,            /* connected, the session is ready */
+    SINK_NEWS_DOWN,          /* lost or refused; retried. detail: why */
+    SINK_NEWS_RETRY_FAILED,  /* another reconnect failed. n: the next delay, ms */
+    SINK_NEWS_COMMITTED,     /* a commit's unknown outcome checked: it had
+                                committed. n: the batch's messages */
+    SINK_NEWS_NOT_COMMITTED, /* … it had not: the batch is redone. n: same */
+    SINK_NEWS_STAGING,       /* a batch met existing rows: batches go through
+                                staging until one meets none. detail: the error */
+    SINK_NEWS_FAILED,        /* a statement failed; handled by the state
+                                machine. step: its state; detail: the error */
+};
+typedef struct sink_pg_news {
+    enum sink_news_kind kind;
+    const char *step, *detail; /* valid during the call; NULL when not said */
+    uint64_t n;
+} sink_pg_news;
+typedef void (*sink_pg_news_cb)(void *ud, const sink_pg_news *news);
 
 /* cfg is kept (it must outlive the sink). NULL when out of memory. */
 sink_pg_t *sink_pg_new(uv_loop_t *loop, const camjoin_config *cfg,
-                       sink_pg_state_cb on_state, void *ud);
+                       sink_pg_news_cb on_news, void *ud);
 
 /* Blocking: connect, create the schema, prepare the session. Returns 0, or
  * -1 with a one-line message in err. Call before running the loop. */
-int sink_pg_open(sink_pg_t *s, char *err, size_t errlen);
+CJ_MUSTCHECK int sink_pg_open(sink_pg_t *s, char *err, size_t errlen);
 
 /* Queues a transaction for the batch (ownership passes to the sink).
  * expected[i] is the offset camjoin_offsets must hold now for partition
  * batch_offsets(b)[i].partition (BATCH_OFFSET_NONE: no row yet): the fence.
  * Returns 0, or -1 (out of memory: nothing queued, the batch stays yours). */
-int sink_pg_submit(sink_pg_t *s, batch_t *b, const int64_t *expected,
+CJ_MUSTCHECK int sink_pg_submit(sink_pg_t *s, batch_t *b, const int64_t *expected,
                    sink_pg_txn_cb done, void *ud);
 /* Queues a read of the stored offsets. Returns 0, or -1 (out of memory). */
-int sink_pg_read_offsets(sink_pg_t *s, sink_pg_offsets_cb done, void *ud);
+CJ_MUSTCHECK int sink_pg_read_offsets(sink_pg_t *s, sink_pg_offsets_cb done, void *ud);
 /* Queues the dedup warm-up: streams (COPY TO STDOUT) the event_ids of these
  * partitions ingested within dedup.window to `row`, then calls `done`.
  * Retried after a reconnect like any operation, so rows may arrive twice;
  * dedup_check() makes that harmless. Returns 0, or -1 (out of memory). */
-int sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n,
+CJ_MUSTCHECK int sink_pg_warm(sink_pg_t *s, const int32_t *partitions, size_t n,
                  sink_pg_row_cb row, sink_pg_warm_done_cb done, void *ud);
 
 /* Transactions queued or running. */

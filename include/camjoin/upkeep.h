@@ -79,6 +79,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "camjoin/base.h"
 #include "camjoin/config.h"
 
 typedef struct upkeep upkeep_t;
@@ -129,7 +130,7 @@ void upkeep_close(upkeep_t *u);
 
 /* (days and dates: camjoin/calendar.h) */
 /* Parses "YYYY-MM-DD" (years 0001-9999, a real date): 0, or -1. */
-int upkeep_parse_day(const char *s, int64_t *day);
+CJ_MUSTCHECK int upkeep_parse_day(const char *s, int64_t *day);
 /* "YYYY-MM-DD" into buf (at least 11 bytes). */
 void upkeep_format_day(char *buf, size_t len, int64_t day);
 
@@ -139,7 +140,7 @@ void upkeep_format_day(char *buf, size_t len, int64_t day);
  * A '/' in the table name becomes '_' in the paths, and a leading '.' in
  * the table's path component becomes '_' too. Returns 0, or -1 when a name
  * does not fit its buffer. */
-int upkeep_archive_paths(const char *archive_dir, const char *table, int64_t day,
+CJ_MUSTCHECK int upkeep_archive_paths(const char *archive_dir, const char *table, int64_t day,
                          unsigned n, char *dir, char *data, char *manifest,
                          size_t len);
 

@@ -152,6 +152,43 @@ static void schema_present_names_every_object(void **state)
     free(ddl);
 }
 
+/* The warm-up's COPY lines: hex(event_id) TAB partition TAB offset. */
+static void warm_line_parses_and_refuses(void **state)
+{
+    (void)state;
+    struct { const char *line; int rc; const char *id; int32_t part; int64_t off; } cases[] = {
+        {"6576\t3\t42\n", 0, "ev", 3, 42},              /* "ev" */
+        {"c3a9\t0\t9007199254740993", 0, "\xc3\xa9", 0, 9007199254740993LL},
+        {"6576\t3\t42x", -1, NULL, 0, 0},               /* junk after the offset */
+        {"657\t3\t42", -1, NULL, 0, 0},                 /* odd hex */
+        {"\t3\t42", -1, NULL, 0, 0},                    /* empty id */
+        {"6576\t-1\t42", -1, NULL, 0, 0},               /* negative partition */
+        {"6576\t3", -1, NULL, 0, 0},                     /* no offset */
+        {"6576 3 42", -1, NULL, 0, 0},                    /* no tabs */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char id[8];
+        size_t n = 99;
+        int32_t part = -7;
+        int64_t off = -7;
+        int rc = sink_sql_warm_line(cases[i].line, strlen(cases[i].line), id, sizeof id,
+                                    &n, &part, &off);
+        assert_int_equal(rc, cases[i].rc);
+        if (rc == 0) {
+            assert_int_equal(n, strlen(cases[i].id));
+            assert_memory_equal(id, cases[i].id, n);
+            assert_int_equal(part, cases[i].part);
+            assert_int_equal(off, cases[i].off);
+        }
+    }
+    /* an id longer than the buffer is refused */
+    char small[1];
+    size_t n;
+    int32_t part;
+    int64_t off;
+    assert_int_equal(sink_sql_warm_line("6576\t1\t2", 9, small, sizeof small, &n, &part, &off), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +197,7 @@ int main(void)
         cmocka_unit_test(schema_escapes_odd_names),
         cmocka_unit_test(schema_refuses_unquoted_names),
         cmocka_unit_test(schema_present_names_every_object),
+        cmocka_unit_test(warm_line_parses_and_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
