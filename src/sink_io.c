@@ -100,24 +100,24 @@ static int watch(sink_io_t *io, int events)
     return -1;
 }
 
-int sink_io_connect(sink_io_t *io, PGconn *conn)
+static int start(sink_io_t *io, PGconn *conn, int mode, int events)
 {
     io->conn = conn;
-    io->mode = IO_CONNECTING;
-    if (watch_fd(io, UV_WRITABLE) == 0)
+    io->mode = mode;
+    if (watch_fd(io, events) == 0)
         return 0;
     io->mode = IO_OFF;
     return -1;
 }
 
+int sink_io_connect(sink_io_t *io, PGconn *conn)
+{
+    return start(io, conn, IO_CONNECTING, UV_WRITABLE); /* PQconnectStart's first wait */
+}
+
 int sink_io_watch_idle(sink_io_t *io, PGconn *conn)
 {
-    io->conn = conn;
-    io->mode = IO_IDLE;
-    if (watch_fd(io, UV_READABLE) == 0)
-        return 0;
-    io->mode = IO_OFF;
-    return -1;
+    return start(io, conn, IO_IDLE, UV_READABLE);
 }
 
 void sink_io_send(sink_io_t *io, const char *sql, const char *const *copy,

@@ -17,6 +17,11 @@
 # the termination that ends the wait closes the connection before the client
 # hears the result (PostgreSQL: "The transaction has already committed
 # locally ..."), which is exactly an unknown outcome of a committed batch.
+# The phase starts once camjoin has committed since the last termination
+# (the killer holds off meanwhile), and in it the killer terminates only a
+# backend whose COMMIT waits for the standby: a reconnecting camjoin's
+# session setup also commits, and killing that one instead would leave no
+# batch COMMIT in the phase at all.
 #
 # Sizes: FAULTS_SCALE=full (or F_COMMIT_KILL_RATE / _DURATION) for more.
 # Figures: one `FIGURES f_commit_kill ...` line.
@@ -70,12 +75,16 @@ recovered() {
 killer() {
     local states s t0 before
     RANDOM=$SEED
+    local which
     while kill -0 "$GEN" 2>/dev/null && kill -0 $$ 2>/dev/null; do
         sleep "0.$(printf '%03d' $((100 + RANDOM % 400)))"
+        [[ ! -e "$CJ_TMP/killer.hold" ]] || continue
+        which="application_name = 'camjoin'"
+        [[ ! -e "$CJ_TMP/syncrep.on" ]] || which+=" AND wait_event = 'SyncRep' AND query = 'COMMIT'"
         before=$(_offsets_sum "$TOPIC" "$GROUP" 2>/dev/null) || continue
         t0=$(now_s)
         states=$(psql -XAtq -F'|' -c "SELECT state, pg_terminate_backend(pid) FROM pg_stat_activity
-                                      WHERE application_name = 'camjoin'" 2>/dev/null) || continue
+                                      WHERE $which" 2>/dev/null) || continue
         while IFS='|' read -r s _; do
             [[ -n "$s" ]] && printf '%s %s\n' "$t0" "$s" >>"$CJ_TMP/kills.txt"
         done <<<"$states"
@@ -94,10 +103,16 @@ KILLER=$!
 # Middle phase: COMMITs wait for a standby that never comes (see above).
 sleep "$(awk -v d="$DURATION" 'BEGIN { printf "%.1f", d / 3 }')"
 kill -0 "$GEN" 2>/dev/null || fail "the generator finished before the sync-replication phase"
+touch "$CJ_TMP/killer.hold"
+sleep 1   # a termination under way ends
+before=$(_offsets_sum "$TOPIC" "$GROUP")
+committed_since() { (($(_offsets_sum "$TOPIC" "$GROUP") > before)); }
+wait_for -i 0.05 -p "$CJ" 30 -- committed_since || fail "camjoin did not commit within 30 s of the killer's pause"
 touch "$CJ_TMP/syncrep.on"
 log "sync-replication phase: every COMMIT waits until its backend is terminated"
 psql_val "ALTER SYSTEM SET synchronous_standby_names = 'camjoin_fault_no_such_standby'" >/dev/null
 psql_val "SELECT pg_reload_conf()" >/dev/null
+rm -f "$CJ_TMP/killer.hold"
 sleep "$SYNC_PHASE"
 psql_val "ALTER SYSTEM RESET synchronous_standby_names" >/dev/null
 psql_val "SELECT pg_reload_conf()" >/dev/null
