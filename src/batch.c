@@ -2,15 +2,17 @@
  * batch — binary-COPY-encoded rows and per-partition offsets of one
  * transaction (see include/camjoin/batch.h for the format).
  *
- * Both COPY streams (event rows, dead letters) are `struct buf`: one growable
- * byte buffer, doubled on demand and kept across batch_reset(), which starts
- * with the 19-byte binary COPY header. Adding a row first checks every
- * variable-length field (NUL in text, length representable as int32) and
- * sums the row's exact size, reserves that once, then writes the fields with
- * fixed-width big-endian stores and memcpy — no printf, no per-field growth.
+ * Both COPY streams (event rows, dead letters) are strbufs used as byte
+ * buffers: BUF_INITIAL bytes from batch_new(), doubled on demand and kept
+ * across batch_reset(), each starting with the 19-byte binary COPY header.
+ * Adding a row first checks every variable-length field (NUL in text,
+ * length representable as int32) and sums the row's exact size, reserves
+ * that once, then writes the fields at data + len with fixed-width
+ * big-endian stores and memcpy — no printf, no per-field growth.
  * The buffer's length is advanced only after the offset has been noted too,
  * so a failed add leaves no trace (the bytes written past the end are just
- * spare capacity).
+ * spare capacity, and a failed reserve's sticky oom is cleared: the stream
+ * is whole, only that row is refused).
  */
 #include "camjoin/batch.h"
 
@@ -19,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "camjoin/strbuf.h"
 
 #define BUF_INITIAL 4096
 #define OFFSETS_INITIAL 8
@@ -40,45 +44,32 @@ static const unsigned char copy_header[] = {
     0, 0, 0, 0,
 };
 
-struct buf {
-    char *data;
-    size_t len, cap;
-};
-
 struct batch {
     char *dead_prefix; /* field count (5) + the topic field, ready to copy */
     size_t dead_prefix_len;
-    struct buf events, dead;
-    struct buf stamps; /* batch_stamp_t[], for latency at commit */
+    strbuf_t events, dead;
+    strbuf_t stamps; /* batch_stamp_t[], for latency at commit */
     size_t rows, dead_rows, messages;
     batch_offset_t *offsets;
     size_t n_offsets, cap_offsets;
     size_t last; /* index of the partition touched last: the usual next hit */
 };
 
-/* ---- growable buffer --------------------------------------------------- */
+/* ---- streams ----------------------------------------------------------- */
 
-static int buf_reserve(struct buf *o, size_t extra)
+/* Room for one row (or stamp). When there is none, only that one is
+ * refused: nothing of it was written, so oom is cleared again. */
+static int buf_reserve(strbuf_t *o, size_t extra)
 {
-    if (o->cap - o->len >= extra)
+    if (strbuf_reserve(o, extra) == 0)
         return 0;
-    size_t cap = o->cap ? o->cap : BUF_INITIAL;
-    while (cap - o->len < extra) {
-        if (cap > SIZE_MAX / 2)
-            return -1;
-        cap *= 2;
-    }
-    char *p = realloc(o->data, cap);
-    if (!p)
-        return -1;
-    o->data = p;
-    o->cap = cap;
-    return 0;
+    o->oom = 0;
+    return -1;
 }
 
 /* Empties a stream down to its header. The capacity is at least
  * BUF_INITIAL (batch_new reserved it), so this cannot fail. */
-static void buf_start_copy(struct buf *o)
+static void buf_start_copy(strbuf_t *o)
 {
     memcpy(o->data, copy_header, sizeof copy_header);
     o->len = sizeof copy_header;
@@ -286,17 +277,18 @@ batch_t *batch_new(const char *topic)
     if (!(b->dead_prefix = malloc(b->dead_prefix_len)))
         goto fail_topic;
     put_bytes(put_u16(b->dead_prefix, DEAD_FIELDS), topic, n);
-    if (buf_reserve(&b->events, BUF_INITIAL) < 0)
-        goto fail_events;
-    if (buf_reserve(&b->dead, BUF_INITIAL) < 0)
-        goto fail_dead;
+    /* stamps too (one a message): strbuf alone would start them at 256 */
+    if (buf_reserve(&b->events, BUF_INITIAL) < 0 || buf_reserve(&b->dead, BUF_INITIAL) < 0 ||
+        buf_reserve(&b->stamps, BUF_INITIAL) < 0)
+        goto fail_bufs;
     buf_start_copy(&b->events);
     buf_start_copy(&b->dead);
     return b;
 
-fail_dead:
-    free(b->events.data);
-fail_events:
+fail_bufs:
+    strbuf_free(&b->stamps);
+    strbuf_free(&b->dead);
+    strbuf_free(&b->events);
     free(b->dead_prefix);
 fail_topic:
     free(b);
@@ -309,9 +301,9 @@ void batch_free(batch_t *b)
     if (!b)
         return;
     free(b->offsets);
-    free(b->stamps.data);
-    free(b->dead.data);
-    free(b->events.data);
+    strbuf_free(&b->stamps);
+    strbuf_free(&b->dead);
+    strbuf_free(&b->events);
     free(b->dead_prefix);
     free(b);
 }
@@ -319,7 +311,7 @@ void batch_free(batch_t *b)
 int batch_add_event(batch_t *b, const event_t *ev, const refdata_row_t *ref,
                     int32_t partition, int64_t offset)
 {
-    struct buf *o = &b->events;
+    strbuf_t *o = &b->events;
     size_t attr_len = ev->attributes ? strlen(ev->attributes) : 0;
     size_t size = event_row_size(ev, ref, attr_len);
     if (size == 0 || buf_reserve(o, size) < 0)
@@ -337,7 +329,7 @@ int batch_add_event(batch_t *b, const event_t *ev, const refdata_row_t *ref,
 int batch_add_dead(batch_t *b, int32_t partition, int64_t offset,
                    const void *payload, size_t len, const char *reason)
 {
-    struct buf *o = &b->dead;
+    strbuf_t *o = &b->dead;
     size_t reason_len = strlen(reason);
     /* prefix (field count, topic), then the length words of the other four
      * fields and the values of kafka_partition and kafka_offset */

@@ -2,8 +2,34 @@
 #include "camjoin/strbuf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#define STRBUF_INITIAL 256
+
+int strbuf_grow(strbuf_t *b, size_t extra)
+{
+    if (b->oom)
+        return -1;
+    if (b->cap - b->len >= extra)
+        return 0;
+    size_t cap = b->cap ? b->cap : STRBUF_INITIAL;
+    while (cap - b->len < extra) {
+        if (cap > SIZE_MAX / 2)
+            goto fail;
+        cap *= 2;
+    }
+    char *d = realloc(b->data, cap);
+    if (!d)
+        goto fail;
+    b->data = d;
+    b->cap = cap;
+    return 0;
+fail:
+    b->oom = 1;
+    return -1;
+}
 
 void strbuf_addf(strbuf_t *b, const char *fmt, ...)
 {
@@ -20,14 +46,7 @@ void strbuf_addf(strbuf_t *b, const char *fmt, ...)
             b->len += (size_t)n;
             return;
         }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *d = realloc(b->data, cap);
-        if (!d) {
-            b->oom = 1;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
+        strbuf_grow(b, (size_t)n + 1); /* the text and its NUL; sets oom on failure */
     }
 }
 
