@@ -46,7 +46,8 @@ void strbuf_addf(strbuf_t *b, const char *fmt, ...)
             b->len += (size_t)n;
             return;
         }
-        strbuf_grow(b, (size_t)n + 1); /* the text and its NUL; sets oom on failure */
+        if (strbuf_grow(b, (size_t)n + 1) != 0) /* the text and its NUL */
+            return; /* oom is set */
     }
 }
 

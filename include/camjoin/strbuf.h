@@ -19,6 +19,8 @@
 
 #include <stddef.h>
 
+#include "camjoin/base.h"
+
 typedef struct strbuf {
     char *data;
     size_t len, cap;
@@ -28,11 +30,11 @@ typedef struct strbuf {
 void strbuf_addf(strbuf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* strbuf_reserve's slow path: grows b until cap - len >= extra. */
-int strbuf_grow(strbuf_t *b, size_t extra);
+CJ_MUSTCHECK int strbuf_grow(strbuf_t *b, size_t extra);
 /* Room for `extra` more bytes at data + len (cap - len >= extra; no room
  * for a NUL is implied). Returns 0, or -1 with oom set (also when oom was
  * set already). Inline: the check alone is on batch's per-row path. */
-static inline int strbuf_reserve(strbuf_t *b, size_t extra)
+CJ_MUSTCHECK static inline int strbuf_reserve(strbuf_t *b, size_t extra)
 {
     if (!b->oom && b->cap - b->len >= extra)
         return 0;
