@@ -274,6 +274,7 @@ class Peer:
     def flush(self):
         if not self.next:
             return
+        t0 = t_copied = time.monotonic()
         with self.db.transaction(), self.db.cursor() as cur:
             if self.rows:
                 with cur.copy(f"COPY peer_staging ({COLS}) FROM STDIN") as cp:
@@ -281,6 +282,7 @@ class Peer:
                         cp.write_row(r)
                 cur.execute(f"INSERT INTO camera_events ({COLS}) SELECT {COLS} FROM peer_staging"
                             " ON CONFLICT DO NOTHING")
+                t_copied = time.monotonic()
                 self.st["inserted"] += cur.rowcount
                 self.st["pk_conflicts"] += len(self.rows) - cur.rowcount
             if self.dead:
@@ -293,10 +295,15 @@ class Peer:
                             " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE"
                             " SET next_offset = excluded.next_offset, updated_at = now()",
                             [(self.args.group, self.args.topic, p, o) for p, o in self.next.items()])
+        t_done = time.monotonic()
         now_ms = time.time() * 1000
         self.last_commit_ms = now_ms
         if self.samples is not None:
             self.samples.extend(now_ms - t for t in self.lat)
+        if self.args.verbose:
+            log(f"batch: {len(self.rows)} rows, {len(self.dead)} dead letters, opened"
+                f" {t0 - self.batch_t0:.3f} s before, written in {t_done - t0:.3f} s"
+                f" (COPY + INSERT {t_copied - t0:.3f} s)")
         self.committed.update(self.next)
         self.st["batches"] += 1
         self.rows, self.dead, self.lat, self.next = [], [], [], {}
@@ -331,8 +338,13 @@ class Peer:
                 room = a.batch_rows - len(self.rows) - len(self.dead)
                 wait = linger if self.batch_t0 is None else \
                     max(0.0, self.batch_t0 + linger - time.monotonic())
-                for m in self.consumer.consume(num_messages=max(1, min(room, 10000)),
-                                               timeout=max(wait, 0.001)):
+                tc = time.monotonic()
+                msgs = self.consumer.consume(num_messages=max(1, min(room, 10000)),
+                                             timeout=max(wait, 0.001))
+                if a.verbose:
+                    log(f"consume: {len(msgs)} messages in {time.monotonic() - tc:.3f} s"
+                        f" (timeout {wait:.3f} s)")
+                for m in msgs:
                     self.handle(m)
                 if self.next and (len(self.rows) + len(self.dead) >= a.batch_rows or
                                   time.monotonic() - self.batch_t0 >= linger):
@@ -381,6 +393,7 @@ def main():
                     help="seconds an event_id is remembered in memory (600)")
     ap.add_argument("--latency", action="store_true",
                     help="measure commit time - Kafka timestamp of every message")
+    ap.add_argument("--verbose", action="store_true", help="a log line per poll and per batch")
     ap.add_argument("-X", action="append", default=[], metavar="KEY=VALUE",
                     help="a librdkafka consumer property")
     args = ap.parse_args()

@@ -267,48 +267,100 @@ phase_backlog() {
 }
 
 # ------------------------------------------------------------- live
-phase_live() {
-    local topic=peer-live parts=8 name=live cpu0 cpu1 t0 t1 rss
-    kafka_start peer-live-warm 1
-    log "warming the broker: $WARM_S s of traffic"
-    kafka_warm_traffic "$WARM_S"
-    kafka_topic_create "$topic" "$parts"
+_positioned() { (($(grep -c 'msg="partition positioned"' "$1" || true) >= $2)); }  # LOG N
+# One live run of WHO (peer or camjoin) on a topic of its own, on the
+# running broker; sets LIVE_* (CPU % of one core while the traffic lasts,
+# RSS at its end, the latency percentiles, the generator's achieved rate).
+live_one() {  # WHO
+    local who=$1 topic=peer-live-$1 parts=8 name=live-$1 pid cpu0 cpu1 t0 t1 rc=0 f
     fresh_schema
     psql_val "CHECKPOINT" >/dev/null
-    peer_start "$name" --topic "$topic" --group "$name" --latency
-    local rc=0
-    wait_for 60 -p "$PEER_PID" -- _peer_assigned "$CJ_TMP/$name.log" "$parts" || rc=$?
-    ((rc == 0)) || fail "peer.py was not assigned $parts partitions within 60 s: $(tail -n 5 "$CJ_TMP/$name.log")"
+    kafka_topic_create "$topic" "$parts"
+    if [[ $who == peer ]]; then
+        # shellcheck disable=SC2086
+        peer_start "$name" --topic "$topic" --group "$name" --latency ${PEER_VERBOSE:+--verbose}
+        pid=$PEER_PID
+        wait_for -p "$pid" 60 -- _peer_assigned "$CJ_TMP/$name.log" "$parts" || rc=$?
+    else
+        camjoin_args "$topic" "$name"
+        camjoin_start "$name" "${CJ_ARGS[@]}"
+        pid=$CAMJOIN_PID
+        wait_for -p "$pid" 60 -- _positioned "$CJ_TMP/$name.log" "$parts" || rc=$?
+    fi
+    ((rc == 0)) || fail "$who was not consuming $parts partitions within 60 s: $(tail -n 5 "$CJ_TMP/$name.log")"
     sleep 1  # its first fetches
-    cpu0=$(proc_cpu_s "$PEER_PID")
+    cpu0=$(proc_cpu_s "$pid")
     t0=$(now_s)
     gen_start "gen-$name" --topic "$topic" --rate "$LIVE_RATE" --duration "$LIVE_S" --seed 11 \
         --dup-ratio 0.05 --unknown-camera-ratio 0.01 --malformed-ratio 0.001 \
-        --manifest "$CJ_TMP/manifest-live.csv"
+        --manifest "$CJ_TMP/manifest-$name.csv"
     gen_wait "gen-$name"
     local sum=$CJ_TMP/gen-$name.json
-    wait_offsets "$topic" "$name" "$(json_get "$sum" sent)" 120 "$PEER_PID"
+    wait_offsets "$topic" "$name" "$(json_get "$sum" sent)" 120 "$pid"
     t1=$(now_s)
-    cpu1=$(proc_cpu_s "$PEER_PID")
-    rss=$(proc_rss_kb "$PEER_PID")
-    kill -TERM "$PEER_PID"
-    peer_wait "$name" 60
-    load_manifest "$CJ_TMP/manifest-live.csv"
-    echo "live: the peer"
-    check_result "live peer" "$sum" "$topic" "$name"
-    local pj=$CJ_TMP/$name.json cpu_pct
-    cpu_pct=$(echo "($cpu1 - $cpu0) * 100 / ($t1 - $t0)" | bc -l)
-    json_out python-live "$(jq -n --slurpfile peer "$pj" --arg versions "$PY_VERSIONS" \
-        --arg rate "$LIVE_RATE" --arg secs "$LIVE_S" --arg achieved "$(json_get "$sum" rate)" \
-        --arg sent "$(json_get "$sum" sent)" --arg cpu "$cpu_pct" --arg rss "$rss" \
+    cpu1=$(proc_cpu_s "$pid")
+    LIVE_RSS=$(proc_rss_kb "$pid")
+    if [[ $who == peer ]]; then
+        kill -TERM "$pid"
+        peer_wait "$name" 60
+        for f in p50 p99 p999 max; do
+            printf -v "LIVE_$f" '%s' "$(jq -r ".latency_${f}_ms" "$CJ_TMP/$name.json")"
+        done
+        LIVE_BATCHES=$(jq -r .batches "$CJ_TMP/$name.json")
+    else
+        camjoin_stop "$pid"
+        [[ $CAMJOIN_RC == 0 ]] || fail "camjoin ($name) exited $CAMJOIN_RC"
+        for f in p50 p99 p999 max; do
+            printf -v "LIVE_$f" '%s' "$(log_field "$CJ_TMP/$name.log" '"stopped"' "latency_${f}_ms")"
+        done
+        LIVE_BATCHES=$(log_field "$CJ_TMP/$name.log" '"stopped"' batches)
+    fi
+    load_manifest "$CJ_TMP/manifest-$name.csv"
+    echo "live: $who"
+    check_result "live $who" "$sum" "$topic" "$name"
+    LIVE_CPU=$(echo "($cpu1 - $cpu0) * 100 / ($t1 - $t0)" | bc -l)
+    LIVE_ACHIEVED=$(json_get "$sum" rate)
+    LIVE_SENT=$(json_get "$sum" sent)
+}
+live_json() {  # the LIVE_* of the last live_one, as JSON
+    jq -n --arg a "$LIVE_ACHIEVED" --arg n "$LIVE_SENT" --arg cpu "$LIVE_CPU" --arg rss "$LIVE_RSS" \
+        --arg p50 "$LIVE_p50" --arg p99 "$LIVE_p99" --arg p999 "$LIVE_p999" --arg max "$LIVE_max" \
+        --arg b "$LIVE_BATCHES" \
+        '{achieved_rate: ($a|tonumber), messages: ($n|tonumber), batches: ($b|tonumber),
+          cpu_percent_of_one_core: ($cpu|tonumber), rss_kb: ($rss|tonumber),
+          p50_ms: ($p50|tonumber), p99_ms: ($p99|tonumber), p999_ms: ($p999|tonumber),
+          max_ms: ($max|tonumber)}'
+}
+live_line() {  # WHO: one table row of the last live_one
+    printf '  %-12s %10.0f %9.2f %9.2f %9.2f %9.2f %9.1f %9.1f %8s\n' "$1" "$LIVE_ACHIEVED" \
+        "$LIVE_p50" "$LIVE_p99" "$LIVE_p999" "$LIVE_max" "$LIVE_CPU" \
+        "$(echo "$LIVE_RSS / 1024" | bc -l)" "$LIVE_BATCHES"
+}
+
+phase_live() {
+    local peer_json peer_line cj_json=null cj_line=""
+    kafka_start peer-live-warm 1
+    log "warming the broker: $WARM_S s of traffic"
+    kafka_warm_traffic "$WARM_S"
+    live_one peer
+    peer_json=$(live_json)
+    peer_line=$(live_line "python peer")
+    if [[ $WITH_CAMJOIN == 1 ]]; then
+        live_one camjoin
+        cj_json=$(live_json)
+        cj_line=$(live_line camjoin)
+    fi
+    json_out python-live "$(jq -n --arg versions "$PY_VERSIONS" --arg rate "$LIVE_RATE" \
+        --arg secs "$LIVE_S" --arg rows "$BATCH_ROWS" --arg ms "$BATCH_MS" \
+        --argjson peer "$peer_json" --argjson camjoin "$cj_json" \
         '{peer_versions: $versions, rate: ($rate|tonumber), seconds: ($secs|tonumber),
-          achieved_rate: ($achieved|tonumber), messages: ($sent|tonumber),
-          cpu_percent_of_one_core: ($cpu|tonumber), rss_kb: ($rss|tonumber), peer: $peer[0]}')"
-    printf '\n%s\n' "live: $LIVE_RATE events/s for $LIVE_S s on $parts partitions (batch ${BATCH_ROWS} rows / ${BATCH_MS} ms), Apache Kafka $KAFKA_VERSION"
-    printf '  %s\n' "$PY_VERSIONS"
-    jq -r --arg cpu "$cpu_pct" --arg rss "$rss" --arg ach "$(json_get "$sum" rate)" '
-        "  achieved \($ach) events/s; latency (Kafka timestamp -> COMMIT returned) p50 \(.latency_p50_ms) ms, p99 \(.latency_p99_ms) ms, p99.9 \(.latency_p999_ms) ms, max \(.latency_max_ms) ms",
-        "  CPU \($cpu | tonumber * 10 | round / 10) % of one core, RSS \($rss) KiB; \(.batches) batches, inserted \(.inserted), dead letters \(.dead_letters)"' "$pj"
+          partitions: 8, peer_batch_rows: ($rows|tonumber), peer_batch_ms: ($ms|tonumber),
+          peer: $peer, camjoin: $camjoin}')"
+    printf '\n%s\n' "live: $LIVE_RATE events/s for $LIVE_S s on 8 partitions, Apache Kafka $KAFKA_VERSION; latency = Kafka timestamp -> COMMIT returned"
+    printf '  %s; the peer batches %s rows / %s ms\n' "$PY_VERSIONS" "$BATCH_ROWS" "$BATCH_MS"
+    printf '  %-12s %10s %9s %9s %9s %9s %9s %9s %8s\n' "" achieved p50_ms p99_ms p99.9_ms max_ms cpu_% rss_MiB batches
+    printf '%s\n' "$peer_line"
+    [[ -z $cj_line ]] || printf '%s\n' "$cj_line"
     kafka_stop
 }
 
