@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2153  # (CAMJOIN_PID, CAMJOIN_RC: set by lib.sh)
 # bench/peers/python/run.sh — the Python peer of camjoin's benchmark (issue
 # 13): bench/peers/python/peer.py (confluent-kafka + psycopg 3, "what a team
 # writes in an afternoon") measured the way bench/run.sh measures camjoin.
@@ -197,7 +198,8 @@ phase_backlog() {
         pg_cpu_start
         local t0 t1
         t0=$(now_s)
-        peer_start "$name" --topic "$topic" --group "$name" --until-end
+        # shellcheck disable=SC2086
+        peer_start "$name" --topic "$topic" --group "$name" --until-end ${PEER_VERBOSE:+--verbose}
         peer_wait "$name" 1800
         t1=$(now_s)
         local pg_cpu
@@ -206,9 +208,9 @@ phase_backlog() {
         check_result "peer run $i" "$sum" "$topic" "$name"
         runs+=("$(jq -r '.active_s' "$CJ_TMP/$name.json") $name $pg_cpu $(echo "$t1 - $t0" | bc -l)")
     done
-    local p_active p_name p_pg p_wall
+    local p_name p_pg p_wall
     best=$(printf '%s\n' "${runs[@]}" | med_line "${runs[@]}")
-    read -r p_active p_name p_pg p_wall <<<"$best"
+    read -r _ p_name p_pg p_wall <<<"$best"
     local pj=$CJ_TMP/$p_name.json p_cpu_m
     p_cpu_m=$(jq -r --arg e "$EVENTS" '(.cpu_user_s + .cpu_sys_s) * 1000000 / ($e | tonumber)' "$pj")
 
@@ -267,6 +269,7 @@ phase_backlog() {
 }
 
 # ------------------------------------------------------------- live
+LIVE_p50="" LIVE_p99="" LIVE_p999="" LIVE_max=""
 _positioned() { (($(grep -c 'msg="partition positioned"' "$1" || true) >= $2)); }  # LOG N
 # One live run of WHO (peer or camjoin) on a topic of its own, on the
 # running broker; sets LIVE_* (CPU % of one core while the traffic lasts,
