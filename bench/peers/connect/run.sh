@@ -112,7 +112,7 @@ rows_at_least() { ROWS_SEEN=$(rows_now); ((ROWS_SEEN >= $1)); }
 task_started() { (($(grep -c 'Sink task finished initialization and start' "$CJ_TMP/connect.log" 2>/dev/null || true) >= TASKS)); }
 group_lag() {  # total lag of the sink's consumer group (empty: not known yet)
     kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$KAFKA_BROKERS" \
-        --describe --group "connect-$CONNECT" 2>/dev/null |
+        --describe --group "connect-$CONNECTOR" 2>/dev/null |
         awk -v t="$TOPIC" '$2 == t && $6 ~ /^[0-9]+$/ { s += $6; n++ } END { if (n) print s }'
 }
 lag_zero() { GROUP_LAG=$(group_lag); [[ $GROUP_LAG == 0 ]]; }
@@ -218,7 +218,7 @@ grep -q 'Task threw an uncaught and unrecoverable exception' "$CJ_TMP/connect.lo
     fail "a sink task died: $(grep -A3 'unrecoverable exception' "$CJ_TMP/connect.log" | head -n 4)"
 rc=0
 wait_for -i 1 -p "$CONNECT_PID" 120 -- lag_zero || rc=$?
-((rc == 0)) || fail "the sink's consumer group connect-$CONNECT still has lag '${GROUP_LAG:-?}' after 120 s"
+((rc == 0)) || fail "the sink's consumer group connect-$CONNECTOR still has lag '${GROUP_LAG:-?}' after 120 s"
 HWM_KIB=$(proc_hwm_kib "$CONNECT_PID")
 CPU_TOTAL=$(proc_cpu_s "$CONNECT_PID")
 _stop_pid "$CONNECT_PID" TERM 20
@@ -242,6 +242,21 @@ assert_eq "ids in $TABLE not valid in the manifest" 0 "$EXTRA"
 assert_eq "rows whose camera_id differs from the manifest" 0 \
     "$(psql_val "SELECT count(*) FROM $TABLE e JOIN manifest m ON m.event_id = e.event_id
                  AND m.kind = 'valid' WHERE m.camera_id IS DISTINCT FROM e.camera_id")"
+# each row against camjoin-gen's own message (the raw topic, before the
+# re-encoding): event_ts as the same instant, the other data columns equal
+load_messages "$TOPIC_RAW"
+assert_eq "rows whose columns differ from their raw message" 0 \
+    "$(psql_val "SELECT count(*) FROM $TABLE e WHERE NOT EXISTS (
+                   SELECT FROM kafka_messages k CROSS JOIN LATERAL (SELECT k.payload::jsonb AS j) m
+                    WHERE k.key = e.event_id AND k.key NOT LIKE 'bad-%'
+                      AND e.camera_id = m.j->>'camera_id' AND e.event_type = m.j->>'event_type'
+                      AND e.event_ts = CASE jsonb_typeof(m.j->'event_ts')
+                            WHEN 'number' THEN timestamptz 'epoch' + (m.j->>'event_ts')::bigint * interval '1 ms'
+                            ELSE (m.j->>'event_ts')::timestamptz END
+                      AND e.confidence IS NOT DISTINCT FROM (m.j->>'confidence')::real
+                      AND e.object_count IS NOT DISTINCT FROM (m.j->>'object_count')::integer)")"
+assert_eq "rows without kafka_partition/kafka_offset" 0 \
+    "$(psql_val "SELECT count(*) FROM $TABLE WHERE kafka_partition IS NULL OR kafka_offset IS NULL")"
 assert_eq "dead letters = malformed messages" "$(json_get "$CJ_TMP/produce.json" malformed)" "$DEAD"
 assert_eq "consumer group lag" 0 "$GROUP_LAG"
 
