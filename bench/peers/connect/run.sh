@@ -27,10 +27,11 @@
 # and is stopped by lib.sh's EXIT trap; PostgreSQL and Kafka too.
 #
 # Why the messages are re-encoded before Connect reads them: the Debezium
-# JDBC sink needs a schema on every record (it reads Struct fields; a
-# schemaless Map from JsonConverter with schemas.enable=false is refused).
+# JDBC sink needs a schema on every record (it builds each row from the
+# record's value schema and Struct fields, so the schemaless Map that
+# JsonConverter with schemas.enable=false gives it cannot be written).
 # The standard fix without a schema registry is JsonConverter's
-# schema.content (Kafka >= 3.8): one Connect schema (value-schema.json) for
+# schema.content (in Kafka 4.4): one Connect schema (value-schema.json) for
 # every bare JSON message, which needs schemas.enable=true. A Connect field
 # has one type, and camjoin-gen writes event_ts three ways: RFC 3339 with Z
 # or an offset (80 %) and integer epoch milliseconds (20 %). JsonConverter
