@@ -1,0 +1,146 @@
+-- bench/peers/flink/job.sql - the Flink peer's job: camjoin's dedup and join
+-- in Flink SQL. Run by FlinkPeer (run.sh sets every ${VAR}):
+--   Kafka (JSON, bounded at the latest offsets) -> validation -> dedup by
+--   event_id (ROW_NUMBER ... = 1, state TTL = camjoin's 10 min window) ->
+--   JDBC lookup join on camera_id (table `cameras`, lookup cache) ->
+--   JDBC sink into camera_events (config/schema.sql's table).
+-- Statements end with ';' at the end of a line; '--' lines are comments.
+
+SET 'execution.runtime-mode' = 'streaming';
+SET 'parallelism.default' = '${PEER_PARALLELISM}';
+SET 'pipeline.name' = 'camjoin-flink-peer';
+-- dedup state lives as long as camjoin's dedup window (dedup.window 10m)
+SET 'table.exec.state.ttl' = '${PEER_STATE_TTL}';
+-- TIMESTAMP values are UTC wall clock (the JVM runs with -Duser.timezone=UTC)
+SET 'table.local-time-zone' = 'UTC';
+
+-- The topic as camjoin-gen writes it. event_ts is read as STRING: a JSON
+-- number (epoch ms) arrives as its digits. bbox (an array) arrives as its
+-- JSON text. object_count is DOUBLE so that 1.5 can be told from 1.
+-- A message that is not JSON, or whose field cannot be read as its type, is
+-- skipped by the format ('json.ignore-parse-errors'): Flink counts nothing.
+CREATE TABLE events_src (
+  event_id STRING,
+  camera_id STRING,
+  event_ts STRING,
+  event_type STRING,
+  confidence DOUBLE,
+  object_count DOUBLE,
+  fw STRING,
+  bbox STRING,
+  kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  proctime AS PROCTIME()
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${PEER_TOPIC}',
+  'properties.bootstrap.servers' = '${KAFKA_BROKERS}',
+  'properties.group.id' = 'camjoin-flink-peer',
+  'scan.startup.mode' = 'earliest-offset',
+  'scan.bounded.mode' = 'latest-offset',
+  'format' = 'json',
+  'json.fail-on-missing-field' = 'false',
+  'json.ignore-parse-errors' = 'true'
+);
+
+-- The camera table, loaded by run.sh from config/cameras.csv into PostgreSQL.
+CREATE TABLE cameras (
+  camera_id STRING,
+  site_id STRING,
+  site_name STRING,
+  zone STRING,
+  latitude DOUBLE,
+  longitude DOUBLE,
+  PRIMARY KEY (camera_id) NOT ENFORCED
+) WITH (
+  'connector' = 'jdbc',
+  'url' = '${PEER_JDBC_URL}',
+  'table-name' = 'cameras',
+  'lookup.cache' = 'PARTIAL',
+  'lookup.partial-cache.max-rows' = '100000',
+  'lookup.partial-cache.expire-after-write' = '10 min',
+  'lookup.partial-cache.cache-missing-key' = 'true',
+  'lookup.max-retries' = '3'
+);
+
+-- camjoin's table (config/schema.sql), every data column plus
+-- kafka_partition / kafka_offset from the Kafka metadata; ingested_at keeps
+-- its default. No primary key here: the deduplicated stream is append-only,
+-- so the sink INSERTs (the table's primary key would reject a duplicate).
+CREATE TABLE camera_events (
+  event_id STRING,
+  event_ts TIMESTAMP(3),
+  camera_id STRING,
+  event_type STRING,
+  confidence FLOAT,
+  object_count INT,
+  attributes STRING,
+  site_id STRING,
+  site_name STRING,
+  zone STRING,
+  latitude DOUBLE,
+  longitude DOUBLE,
+  kafka_partition INT,
+  kafka_offset BIGINT
+) WITH (
+  'connector' = 'jdbc',
+  'url' = '${PEER_JDBC_URL}',
+  'table-name' = '${PEER_SINK_TABLE}',
+  'sink.buffer-flush.max-rows' = '${PEER_SINK_MAX_ROWS}',
+  'sink.buffer-flush.interval' = '${PEER_SINK_INTERVAL}',
+  'sink.max-retries' = '3'
+);
+
+-- event_ts as a UTC TIMESTAMP(3): epoch milliseconds, or RFC 3339
+-- (YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)); anything else is NULL.
+CREATE VIEW parsed AS
+SELECT *,
+  CASE
+    WHEN REGEXP(event_ts, '^[0-9]{1,15}$') THEN
+      CAST(TO_TIMESTAMP_LTZ(CAST(event_ts AS BIGINT), 3) AS TIMESTAMP(3))
+    WHEN REGEXP(event_ts, '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$') THEN
+      TIMESTAMPADD(MINUTE,
+        CASE WHEN UPPER(RIGHT(event_ts, 1)) = 'Z' THEN 0
+             ELSE (CASE WHEN SUBSTRING(RIGHT(event_ts, 6), 1, 1) = '-' THEN 1 ELSE -1 END)
+                  * (CAST(SUBSTRING(RIGHT(event_ts, 6), 2, 2) AS INT) * 60
+                     + CAST(SUBSTRING(RIGHT(event_ts, 6), 5, 2) AS INT))
+        END,
+        TO_TIMESTAMP(SUBSTRING(event_ts, 1, 10) || ' ' || SUBSTRING(event_ts, 12, 8) || '.'
+                     || RPAD(COALESCE(REGEXP_EXTRACT(event_ts, '^.{19}\.([0-9]+)', 1), ''), 3, '0'),
+                     'yyyy-MM-dd HH:mm:ss.SSS'))
+  END AS ts_utc
+FROM events_src;
+
+-- camjoin's validation rules (src/event.c), as far as the typed columns
+-- allow: required non-empty strings, a valid event_ts, confidence in [0,1],
+-- object_count a non-negative int32.
+CREATE VIEW valid AS
+SELECT * FROM parsed
+WHERE event_id IS NOT NULL AND CHAR_LENGTH(event_id) > 0
+  AND camera_id IS NOT NULL AND CHAR_LENGTH(camera_id) > 0
+  AND event_type IS NOT NULL AND CHAR_LENGTH(event_type) > 0
+  AND ts_utc IS NOT NULL
+  AND (confidence IS NULL OR (confidence >= 0 AND confidence <= 1))
+  AND (object_count IS NULL OR (object_count = FLOOR(object_count)
+                                AND object_count >= 0 AND object_count <= 2147483647));
+
+-- the first message of each event_id, on processing time (Flink plans it as
+-- Deduplicate keep-first-row: append-only output)
+CREATE VIEW dedup AS
+SELECT * FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proctime ASC) AS rn
+  FROM valid)
+WHERE rn = 1;
+
+INSERT INTO camera_events
+SELECT d.event_id, d.ts_utc, d.camera_id, d.event_type,
+       CAST(d.confidence AS FLOAT), CAST(d.object_count AS INT),
+       CASE WHEN d.fw IS NULL AND d.bbox IS NULL THEN CAST(NULL AS STRING)
+            ELSE '{' || COALESCE('"fw":' || JSON_STRING(d.fw), '')
+                 || CASE WHEN d.fw IS NOT NULL AND d.bbox IS NOT NULL THEN ',' ELSE '' END
+                 || COALESCE('"bbox":' || d.bbox, '') || '}' END,
+       c.site_id, c.site_name, c.zone, c.latitude, c.longitude,
+       d.kafka_partition, d.kafka_offset
+FROM dedup AS d
+LEFT JOIN cameras FOR SYSTEM_TIME AS OF d.proctime AS c
+  ON d.camera_id = c.camera_id;
