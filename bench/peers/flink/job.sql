@@ -1,8 +1,8 @@
 -- bench/peers/flink/job.sql - the Flink peer's job: camjoin's dedup and join
 -- in Flink SQL. Run by FlinkPeer (run.sh sets every ${VAR}):
---   Kafka (JSON, bounded at the latest offsets) -> validation -> dedup by
+--   Kafka (JSON, bounded at the latest offsets) -> validation -> JDBC
+--   lookup join on camera_id (table `cameras`, lookup cache) -> dedup by
 --   event_id (ROW_NUMBER ... = 1, state TTL = camjoin's 10 min window) ->
---   JDBC lookup join on camera_id (table `cameras`, lookup cache) ->
 --   JDBC sink into camera_events (config/schema.sql's table).
 -- Statements end with ';' at the end of a line; '--' lines are comments.
 
@@ -124,23 +124,32 @@ WHERE event_id IS NOT NULL AND CHAR_LENGTH(event_id) > 0
   AND (object_count IS NULL OR (object_count = FLOOR(object_count)
                                 AND object_count >= 0 AND object_count <= 2147483647));
 
--- the first message of each event_id, on processing time (Flink plans it as
--- Deduplicate keep-first-row: append-only output)
+-- the join first (on the source's processing time: a lookup join must
+-- follow a processing-time attribute, and after the Deduplicate the
+-- planner no longer keeps the stream append-only), then the dedup: the
+-- first message of each event_id, on processing time. Flink plans it as
+-- Deduplicate keep-first-row, append-only output, only when rn itself is
+-- not selected.
+CREATE VIEW joined AS
+SELECT v.*, c.site_id, c.site_name, c.zone, c.latitude, c.longitude
+FROM valid AS v
+LEFT JOIN cameras FOR SYSTEM_TIME AS OF v.proctime AS c
+  ON v.camera_id = c.camera_id;
+
 CREATE VIEW dedup AS
-SELECT * FROM (
+SELECT event_id, camera_id, ts_utc, event_type, confidence, object_count, fw, bbox,
+       site_id, site_name, zone, latitude, longitude, kafka_partition, kafka_offset
+FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proctime ASC) AS rn
-  FROM valid)
+  FROM joined)
 WHERE rn = 1;
 
 INSERT INTO camera_events
-SELECT d.event_id, d.ts_utc, d.camera_id, d.event_type,
-       CAST(d.confidence AS FLOAT), CAST(d.object_count AS INT),
-       CASE WHEN d.fw IS NULL AND d.bbox IS NULL THEN CAST(NULL AS STRING)
-            ELSE '{' || COALESCE('"fw":' || JSON_STRING(d.fw), '')
-                 || CASE WHEN d.fw IS NOT NULL AND d.bbox IS NOT NULL THEN ',' ELSE '' END
-                 || COALESCE('"bbox":' || d.bbox, '') || '}' END,
-       c.site_id, c.site_name, c.zone, c.latitude, c.longitude,
-       d.kafka_partition, d.kafka_offset
-FROM dedup AS d
-LEFT JOIN cameras FOR SYSTEM_TIME AS OF d.proctime AS c
-  ON d.camera_id = c.camera_id;
+SELECT event_id, ts_utc, camera_id, event_type,
+       CAST(confidence AS FLOAT), CAST(object_count AS INT),
+       CASE WHEN fw IS NULL AND bbox IS NULL THEN CAST(NULL AS STRING)
+            ELSE '{' || COALESCE('"fw":' || JSON_STRING(fw), '')
+                 || CASE WHEN fw IS NOT NULL AND bbox IS NOT NULL THEN ',' ELSE '' END
+                 || COALESCE('"bbox":' || bbox, '') || '}' END,
+       site_id, site_name, zone, latitude, longitude, kafka_partition, kafka_offset
+FROM dedup;

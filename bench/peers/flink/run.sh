@@ -163,7 +163,7 @@ wait "$FLINK_PID" || FLINK_RC=$?
 forget_pid "$FLINK_PID"
 T1=$(now_s)
 PG_CPU=$(pg_cpu_stop)
-[[ $FLINK_RC == 0 ]] || fail "the Flink job exited $FLINK_RC: $(grep -m 3 -E 'FlinkPeer: failed|caused by' "$CJ_TMP/flink.log" | cut -c1-400)"
+[[ $FLINK_RC == 0 ]] || fail "the Flink job exited $FLINK_RC: $(grep -E '^(FlinkPeer: [^p]|  caused by)' "$CJ_TMP/flink.log" | tail -n 4 | cut -c1-400)"
 FIG=$(tail -n 1 "$CJ_TMP/flink.out")
 jq -e . <<<"$FIG" >/dev/null 2>&1 || fail "FlinkPeer printed no figures: $(tail -n 3 "$CJ_TMP/flink.out")"
 JOB_S=$(jq -r .job_s <<<"$FIG")

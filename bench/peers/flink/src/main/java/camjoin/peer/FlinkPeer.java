@@ -8,13 +8,14 @@
  *   java -Xmx1g -Duser.timezone=UTC -cp CLASSES:DEPS camjoin.peer.FlinkPeer job.sql
  *
  * The script is split into statements at lines ending in ';' ("--" comment
- * lines are dropped). ${NAME} is replaced with the environment variable NAME
+ * lines are dropped), then ${NAME} is replaced with the environment variable NAME
  * (an unset one is an error). "SET 'key' = 'value';" goes into the table
  * config; every other statement goes to TableEnvironment.executeSql, and an
  * INSERT is awaited until its job ends (a bounded Kafka source ends it).
  * The last line on stdout is one JSON object: job_s (submission of the
  * INSERT to the job's end), total_s (since the JVM started), cpu_s (this
  * JVM's user+system CPU, all threads), peak_rss_kib (VmHWM), job_id.
+ * FLINK_PEER_EXPLAIN_ONLY=1: print the INSERT's plan, run nothing.
  * Exit status: 0 on success, 1 on any error (message on stderr), 2 on usage.
  */
 package camjoin.peer;
@@ -107,7 +108,10 @@ public final class FlinkPeer {
         long jvmStart = ManagementFactory.getRuntimeMXBean().getStartTime();
         List<String> stmts;
         try {
-            stmts = statements(substitute(Files.readString(Path.of(args[0]), StandardCharsets.UTF_8)));
+            stmts = new ArrayList<>();
+            for (String st : statements(Files.readString(Path.of(args[0]), StandardCharsets.UTF_8))) {
+                stmts.add(substitute(st));
+            }
         } catch (Exception e) {
             System.err.println("FlinkPeer: " + e.getMessage());
             System.exit(1);
@@ -129,6 +133,9 @@ public final class FlinkPeer {
                 boolean insert = s.regionMatches(true, 0, "INSERT", 0, 6);
                 if (insert) {
                     System.err.println("FlinkPeer: plan:\n" + tenv.explainSql(s));
+                    if ("1".equals(System.getenv("FLINK_PEER_EXPLAIN_ONLY"))) {
+                        continue;
+                    }
                 }
                 long t0 = System.nanoTime();
                 TableResult r = tenv.executeSql(s);
