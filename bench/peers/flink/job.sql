@@ -14,18 +14,19 @@ SET 'table.exec.state.ttl' = '${PEER_STATE_TTL}';
 -- TIMESTAMP values are UTC wall clock (the JVM runs with -Duser.timezone=UTC)
 SET 'table.local-time-zone' = 'UTC';
 
--- The topic as camjoin-gen writes it. event_ts is read as STRING: a JSON
--- number (epoch ms) arrives as its digits. bbox (an array) arrives as its
--- JSON text. object_count is DOUBLE so that 1.5 can be told from 1.
--- A message that is not JSON, or whose field cannot be read as its type, is
--- skipped by the format ('json.ignore-parse-errors'): Flink counts nothing.
+-- The topic as camjoin-gen writes it. event_ts, confidence and object_count
+-- are read as STRING (a JSON number arrives as its digits) and checked in
+-- SQL below: with 'json.ignore-parse-errors' a field of the wrong type
+-- ("confidence":"high" into a DOUBLE) would be read as NULL, i.e. absent,
+-- and the message kept. bbox (an array) arrives as its JSON text. A message
+-- that is not JSON is skipped by the format: Flink counts nothing.
 CREATE TABLE events_src (
   event_id STRING,
   camera_id STRING,
   event_ts STRING,
   event_type STRING,
-  confidence DOUBLE,
-  object_count DOUBLE,
+  confidence STRING,
+  object_count STRING,
   fw STRING,
   bbox STRING,
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
@@ -88,7 +89,8 @@ CREATE TABLE camera_events (
   'table-name' = '${PEER_SINK_TABLE}',
   'sink.buffer-flush.max-rows' = '${PEER_SINK_MAX_ROWS}',
   'sink.buffer-flush.interval' = '${PEER_SINK_INTERVAL}',
-  'sink.max-retries' = '3'
+  'sink.max-retries' = '3',
+  'sink.parallelism' = '${PEER_SINK_PARALLELISM}'
 );
 
 -- event_ts as a UTC TIMESTAMP(3): epoch milliseconds, or RFC 3339
@@ -120,9 +122,10 @@ WHERE event_id IS NOT NULL AND CHAR_LENGTH(event_id) > 0
   AND camera_id IS NOT NULL AND CHAR_LENGTH(camera_id) > 0
   AND event_type IS NOT NULL AND CHAR_LENGTH(event_type) > 0
   AND ts_utc IS NOT NULL
-  AND (confidence IS NULL OR (confidence >= 0 AND confidence <= 1))
-  AND (object_count IS NULL OR (object_count = FLOOR(object_count)
-                                AND object_count >= 0 AND object_count <= 2147483647));
+  AND (confidence IS NULL OR (REGEXP(confidence, '^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$')
+                              AND CAST(confidence AS DOUBLE) BETWEEN 0 AND 1))
+  AND (object_count IS NULL OR (REGEXP(object_count, '^[0-9]{1,10}$')
+                                AND CAST(object_count AS BIGINT) <= 2147483647));
 
 -- the join first (on the source's processing time: a lookup join must
 -- follow a processing-time attribute, and after the Deduplicate the
@@ -146,7 +149,7 @@ WHERE rn = 1;
 
 INSERT INTO camera_events
 SELECT event_id, ts_utc, camera_id, event_type,
-       CAST(confidence AS FLOAT), CAST(object_count AS INT),
+       CAST(CAST(confidence AS DOUBLE) AS FLOAT), CAST(object_count AS INT),
        CASE WHEN fw IS NULL AND bbox IS NULL THEN CAST(NULL AS STRING)
             ELSE '{' || COALESCE('"fw":' || JSON_STRING(fw), '')
                  || CASE WHEN fw IS NOT NULL AND bbox IS NOT NULL THEN ',' ELSE '' END
