@@ -6,6 +6,9 @@
 #   bash bench/run.sh throughput     # one phase: throughput latency linger1
 #                                    #   size memory cpu sweep rss plots
 #                                    #   (several may be given)
+#   bash bench/run.sh peers          # Flink, Kafka Connect and a Python
+#                                    #   consumer on the same workload
+#                                    #   (bench/peers/), then one table
 #   bash bench/run.sh mock           # the mock beside the real broker:
 #                                    #   throughput, latency and linger1 on
 #                                    #   camjoin-mock-kafka into results/mock/,
@@ -25,7 +28,8 @@
 # (600), BENCH_RSS_WINDOW (dedup.window for the RSS run, 5m), BENCH_CPU_EVENTS
 # (100000), BENCH_SWEEP ("1000 5000 20000 50000 100000"), BENCH_SIZE_EVENTS
 # (2000000) and BENCH_SIZE_PARTITIONS (16), BENCH_WARM_SECONDS (20), BENCH_REPEAT
-# (3: the throughput and latency figures are medians of that many runs).
+# (3: the throughput and latency figures are medians of that many runs);
+# for the peers BENCH_PEER_EVENTS (300000) and BENCH_PEER_PARTITIONS (32).
 set -euo pipefail
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CAMJOIN_SRC=$BENCH_SRC
@@ -506,6 +510,20 @@ if [[ ${PHASES[*]} == mock ]]; then
     CAMJOIN_KAFKA=mock BENCH_RESULTS=$RESULTS/mock bash "$BENCH_SRC/bench/run.sh" \
         throughput latency linger1 "${EXTRA_ARGS[@]}"
     bash "$BENCH_SRC/bench/compare.sh" "$RESULTS" "$RESULTS/mock"
+    exit 0
+fi
+if [[ ${PHASES[*]} == peers ]]; then
+    # the peers (bench/peers/*/run.sh), one after the other on this machine,
+    # on the throughput phase's workload; each runner starts its own
+    # PostgreSQL and broker with this file's settings, checks its table
+    # against the generator's manifest and writes results/peers/*.json
+    export PEER_EVENTS=${BENCH_PEER_EVENTS:-300000} PEER_PARTITIONS=${BENCH_PEER_PARTITIONS:-32}
+    export PEER_RESULTS=$RESULTS/peers
+    bash "$BENCH_SRC/bench/peers/python/run.sh"
+    bash "$BENCH_SRC/bench/peers/flink/run.sh"
+    PEER_TUNED=1 bash "$BENCH_SRC/bench/peers/flink/run.sh"
+    bash "$BENCH_SRC/bench/peers/connect/run.sh"
+    bash "$BENCH_SRC/bench/peers/table.sh" "$RESULTS/peers"
     exit 0
 fi
 pg_start

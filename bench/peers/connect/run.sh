@@ -13,7 +13,7 @@
 # (tasks.max, 2), PEER_BATCH_SIZE (the sink's batch.size, 2000),
 # PEER_MAX_POLL (consumer max.poll.records, 2000), PEER_MALFORMED (the
 # generator's --malformed-ratio, 0 as in bench/run.sh), PEER_NO_BUILD=1
-# (use the build in CAMJOIN_BIN as it is), CAMJOIN_BIN (/tmp/b-connect).
+# (use the build in CAMJOIN_BIN as it is), CAMJOIN_BIN (build/ in the repository).
 # Writes bench/results/peers/connect.json (PEER_RESULTS: another folder).
 #
 # The steps: build camjoin (for camjoin-gen); a throwaway PostgreSQL 15 and
@@ -48,7 +48,7 @@
 set -euo pipefail
 PEER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CAMJOIN_SRC=$(cd "$PEER_DIR/../../.." && pwd)
-export CAMJOIN_BIN=${CAMJOIN_BIN:-/tmp/b-connect}
+export CAMJOIN_BIN=${CAMJOIN_BIN:-$CAMJOIN_SRC/build}
 EVENTS=${PEER_EVENTS:-300000}
 PARTS=${PEER_PARTITIONS:-32}
 TASKS=${PEER_TASKS:-2}

@@ -9,7 +9,7 @@
 #   PEER_EVENTS=50000 bash bench/peers/flink/run.sh
 #   PEER_TUNED=1 bash bench/peers/flink/run.sh     # bigger sink batches
 #
-# Steps: builds camjoin (for camjoin-gen) into $CAMJOIN_BIN (/tmp/b-flink)
+# Steps: builds camjoin (for camjoin-gen) into $CAMJOIN_BIN (build/ in the repository)
 # and the peer with Maven (artifacts in ~/.m2, output in /tmp); starts a
 # throwaway PostgreSQL 15 and an Apache Kafka broker (tests/integration/
 # lib.sh, whose EXIT trap stops them, the Flink JVM too); produces the
@@ -30,7 +30,7 @@
 set -euo pipefail
 PEER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CAMJOIN_SRC=$(cd "$PEER_DIR/../../.." && pwd)
-CAMJOIN_BIN=${CAMJOIN_BIN:-/tmp/b-flink}
+CAMJOIN_BIN=${CAMJOIN_BIN:-$CAMJOIN_SRC/build}
 export CAMJOIN_SRC CAMJOIN_BIN
 # shellcheck source=../../../tests/integration/lib.sh
 source "$CAMJOIN_SRC/tests/integration/lib.sh"
