@@ -15,12 +15,13 @@
  * state the request belongs to. A rebalance, a fence or a retry in the
  * middle therefore needs no flag: the old reply finds nobody.
  *
- * Eager and cooperative rebalancing are the same calls: assign() adds
- * partitions (all of them after an eager revoke), revoke() removes some;
- * only the added ones are positioned, and the others keep flowing.
+ * Eager and cooperative rebalancing are the same calls: assignment_assign()
+ * adds partitions (all of them after an eager revoke), assignment_revoke()
+ * removes some; only the added ones are positioned, and the others keep
+ * flowing.
  *
  * Ownership: the module copies every array it is given; arrays passed to the
- * io functions and to positioned() live during the call only. Positions:
+ * io functions (positioned included) live during the call only. Positions:
  * `next` and `committed` are written by the owner (the message flow),
  * `stored` and `high` by this module. Loop thread only. Functions returning
  * int give 0, or -1 when memory ran out (the owner stops).
