@@ -17,7 +17,14 @@
 # The generator runs through all of it with a long message.timeout.ms, so
 # every message is eventually delivered: its exit status 0 proves that the
 # manifest is exactly what Kafka holds. The end state must then be exact, as
-# in t_core.
+# in t_core. It sends one Produce request at a time per broker
+# (max.in.flight.requests.per.connection=1). The mock checks no producer
+# sequence numbers: when an injected error fails one request, it appends the
+# next one in flight, which a real broker refuses as out of order, and some
+# messages end up acknowledged to the producer but missing from the mock's
+# log. Measured at 3,000 messages/s on 4 partitions with NOT_LEADER x5
+# injected every second for 10 s: 4 to 16 of 36,000 lost in 5 of 8 runs with
+# 5 requests in flight, none in 9 runs with 1.
 #
 # Sizes: FAULTS_SCALE=full, or F_REQERR_RATE.
 set -euo pipefail
@@ -39,18 +46,18 @@ still_producing() {
 }
 offsets_now() { _offsets_sum "$TOPIC" "$GROUP"; }
 
-fault_start reqerr 5005 "120000" "$((RATE * 2))"
+fault_start reqerr 5005 "120000" "$((RATE * 2))" \
+    -X max.in.flight.requests.per.connection=1
 
 # ---- injected request errors, one kind at a time. Recovery of each =
 # injection -> everything that was in Kafka just before it is committed
 # (the end offsets are read before injecting, so that kcat's own requests do
 # not consume the injected errors).
 declare -A rec_err=()
-kafka_sum() { kafka_end_offsets "$TOPIC" | awk '{ s += $2 } END { print s + 0 }'; }
 inject() {  # LABEL APIKEY ERRCODE COUNT
     local label=$1 ends t0 assigned
     still_producing "$label injection"
-    ends=$(kafka_sum)
+    ends=$(kafka_end_total "$TOPIC")
     assigned=$(grep -c 'msg="partitions assigned"' "$CJ_TMP/cj.log" || true)
     t0=$(now_s)
     kafka_ctl "request-errors $2 $3 $4"

@@ -12,7 +12,8 @@
 #                   pg_lock_hold / pg_lock_release, pg_backend_state
 #   lib_kafka.sh    kafka_start / kafka_start_own / kafka_start_mock / kafka_ctl /
 #                   kafka_stop / need_real_kafka / kafka_warm_traffic,
-#                   kafka_end_offsets / kafka_start_offsets / kafka_partition_count
+#                   kafka_end_offsets / kafka_end_total / kafka_start_offsets /
+#                   kafka_partition_count
 #                   (on top of tests/kafka/kafka.sh)
 #   lib_gen.sh      gen / gen_start / gen_wait, json_get
 #   lib_camjoin.sh  camjoin_args / camjoin_start / camjoin_stop / camjoin_wait,

@@ -76,15 +76,15 @@ fault_figures() {  # TOPIC (after load_manifest and load_messages)
 # The start of a one-process fault run: camjoin (CJ, logging to
 # $CJ_TMP/cj.log) with CJ_ARGS, then camjoin-gen GEN_NAME at RATE for
 # DURATION (5 % duplicates, 2 % unknown cameras, 1 % malformed, a manifest in
-# $CJ_TMP/GEN_NAME.manifest.csv) with message.timeout.ms TIMEOUT_MS, and
-# returns once WARM messages are committed.
-fault_start() {  # GEN_NAME SEED TIMEOUT_MS WARM (RATE, DURATION, TOPIC, GROUP: the script's)
+# $CJ_TMP/GEN_NAME.manifest.csv) with message.timeout.ms TIMEOUT_MS and any
+# further generator arguments, and returns once WARM messages are committed.
+fault_start() {  # GEN_NAME SEED TIMEOUT_MS WARM [GEN_ARGS...] (RATE, DURATION, TOPIC, GROUP: the script's)
     camjoin_start cj "${CJ_ARGS[@]}"
     CJ=$CAMJOIN_PID
     wait_progress "$TOPIC" "$GROUP" 0 30 "$CJ"
     gen_start "$1" --topic "$TOPIC" --rate "$RATE" --duration "$DURATION" --seed "$2" \
         --dup-ratio 0.05 --unknown-camera-ratio 0.02 --malformed-ratio 0.01 \
-        -X message.timeout.ms="$3" --manifest "$CJ_TMP/$1.manifest.csv"
+        -X message.timeout.ms="$3" --manifest "$CJ_TMP/$1.manifest.csv" "${@:5}"
     wait_progress "$TOPIC" "$GROUP" "$4" 60 "$CJ"
 }
 
@@ -99,6 +99,8 @@ fault_finish() {  # GEN_NAME TOTAL TOPIC GROUP PID
     SENT=$(json_get "$CJ_TMP/$gen.json" sent)
     log "generator: $(cat "$CJ_TMP/$gen.json")"
     assert_eq "messages sent = rate x duration (generator exit 0: every one delivered)" "$total" "$SENT"
+    assert_eq "messages in Kafka (the sum of the end offsets) = messages delivered" "$SENT" \
+        "$(kafka_end_total "$topic")"
     wait_offsets "$topic" "$group" "$SENT" 120 "$pid"
     kill -0 "$pid" 2>/dev/null || fail "camjoin (pid $pid) is gone: it must recover by itself"
     camjoin_stop "$pid"

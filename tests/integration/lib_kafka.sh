@@ -20,10 +20,10 @@
 #       of what only a real broker does.
 #   kafka_warm_traffic SECONDS
 #       traffic through a fresh broker before measuring latency (see there).
-#   kafka_end_offsets TOPIC / kafka_start_offsets TOPIC PARTITIONS /
-#   kafka_partition_count TOPIC
-#       per-partition end and log-start offsets, and the partition count,
-#       read with kcat.
+#   kafka_end_offsets TOPIC / kafka_end_total TOPIC /
+#   kafka_start_offsets TOPIC PARTITIONS / kafka_partition_count TOPIC
+#       per-partition end and log-start offsets, the sum of the end offsets,
+#       and the partition count, read with kcat.
 
 KAFKA_OWN=""   # set when this test started its own cluster
 KAFKA_MOCK_PID=""
@@ -141,6 +141,10 @@ kafka_end_offsets() {  # TOPIC
     for ((p = 0; p < n; p++)); do args+=(-t "$1:$p:-1"); done
     kcat -b "$KAFKA_BROKERS" -Q "${args[@]}" 2>"$CJ_TMP/kcat.err" |
         sed -nE 's/.*\[([0-9]+)\] offset (-?[0-9]+).*/\1 \2/p' | sort -n
+}
+
+kafka_end_total() {  # TOPIC: the sum of the end offsets (the message count, without transactions)
+    kafka_end_offsets "$1" | awk '{ s += $2 } END { print s + 0 }'
 }
 
 kafka_start_offsets() {  # TOPIC PARTITIONS: "PARTITION:START" lines

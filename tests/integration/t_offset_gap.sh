@@ -65,7 +65,7 @@ log "stored offsets $s0 $s1 $s2; partition 0 loses [$s0, $l0), partition 1 [$s1,
 HTTP=$(free_port)
 camjoin_start r2 "${CJ_ARGS[@]}" --http "127.0.0.1:$HTTP" --set batch.max_buffered=1000
 pid=$CAMJOIN_PID
-ends_sum=$(kafka_end_offsets "$TOPIC" | awk '{ s += $2 } END { print s }')
+ends_sum=$(kafka_end_total "$TOPIC")
 wait_offsets "$TOPIC" "$GROUP" "$ends_sum" 60 "$pid"
 assert_eq "camjoin_offset_gaps_total" 2 "$(metric camjoin_offset_gaps_total)"
 assert_eq "camjoin_offsets_lost_total" 1500 "$(metric camjoin_offsets_lost_total)"
@@ -128,7 +128,7 @@ assert_eq "partitions paused by back-pressure" "$PARTS" "$(metric camjoin_partit
 l3=$((start3 + 20000))   # a drain pass reads at most ~8k before the pause
 kafka_delete_records "$TOPIC" 0 "$l3"
 pg_lock_release t_gap_lock
-ends_sum=$(kafka_end_offsets "$TOPIC" | awk '{ s += $2 } END { print s }')
+ends_sum=$(kafka_end_total "$TOPIC")
 wait_offsets "$TOPIC" "$GROUP" "$ends_sum" 60 "$pid"
 assert_eq "camjoin_offset_gaps_total, both phases" 3 "$(metric camjoin_offset_gaps_total)"
 camjoin_stop "$pid"

@@ -86,7 +86,7 @@ assert_eq "read_committed keys = the manifest's committed messages" \
 assert_eq "read_uncommitted: every produced message" 6000 \
     "$(kcat -b "$KAFKA_BROKERS" -t "$TOPIC" -C -e -q -X isolation.level=read_uncommitted -f '%k\n' | wc -l)"
 ends=$(kafka_end_offsets "$TOPIC" | tr ' \n' ': ')
-hwm_sum=$(kafka_end_offsets "$TOPIC" | awk '{ s += $2 } END { print s }')
+hwm_sum=$(kafka_end_total "$TOPIC")
 markers=$((hwm_sum - 6000))
 log "high watermarks $ends: $hwm_sum offsets for 6000 data messages, $markers control records"
 ((markers >= txc + txa)) || fail "only $markers control records for $((txc + txa)) transactions"

@@ -107,7 +107,6 @@ connect_fetch() {
 # ------------------------------------------------------------- helpers
 proc_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
 proc_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
-topic_total() { kafka_end_offsets "$1" | awk '{ s += $2 } END { print s + 0 }'; }
 rows_now() { psql_val "SELECT count(*) FROM $TABLE"; }
 rows_at_least() { ROWS_SEEN=$(rows_now); ((ROWS_SEEN >= $1)); }
 task_started() { (($(grep -c 'Sink task finished initialization and start' "$CJ_TMP/connect.log" 2>/dev/null || true) >= TASKS)); }
@@ -130,7 +129,7 @@ gen produce --topic "$TOPIC_RAW" --count "$EVENTS" --seed 7 --dup-ratio 0.05 \
     --manifest "$CJ_TMP/produce.manifest.csv"
 VALID=$(json_get "$CJ_TMP/produce.json" valid_new)
 SENT=$(json_get "$CJ_TMP/produce.json" sent)
-assert_eq "messages in $TOPIC_RAW = sent" "$SENT" "$(topic_total "$TOPIC_RAW")"
+assert_eq "messages in $TOPIC_RAW = sent" "$SENT" "$(kafka_end_total "$TOPIC_RAW")"
 
 # one type for event_ts (see the top): epoch ms -> RFC 3339 UTC, the rest as it is
 log "re-encoding the backlog into $TOPIC (epoch-ms event_ts as RFC 3339 strings; not timed)"
@@ -146,7 +145,7 @@ kcat -C -b "$KAFKA_BROKERS" -t "$TOPIC_RAW" -o beginning -e -q -J 2>"$CJ_TMP/kca
     | "\(.key // "")\t\($v)"' |
     kcat -P -b "$KAFKA_BROKERS" -t "$TOPIC" -K $'\t' -X linger.ms=20 2>>"$CJ_TMP/kcat.err" ||
     fail "re-encoding failed: $(tail -n 3 "$CJ_TMP/kcat.err")"
-assert_eq "messages in $TOPIC = sent" "$SENT" "$(topic_total "$TOPIC")"
+assert_eq "messages in $TOPIC = sent" "$SENT" "$(kafka_end_total "$TOPIC")"
 
 # the sink's table: camera_events' columns, key, defaults and indexes, without
 # the partitions and the rollup triggers (as bench/run.sh's COPY ceiling)
@@ -232,7 +231,7 @@ LOST=$(psql_val "SELECT count(*) FROM (SELECT event_id FROM manifest WHERE kind 
                  EXCEPT SELECT event_id FROM $TABLE) x")
 EXTRA=$(psql_val "SELECT count(*) FROM (SELECT event_id FROM $TABLE
                   EXCEPT SELECT event_id FROM manifest WHERE kind = 'valid') x")
-DEAD=$(topic_total "$DLQ")
+DEAD=$(kafka_end_total "$DLQ")
 echo "checks"
 assert_eq "manifest distinct valid ids = valid_new" "$VALID" \
     "$(psql_val "SELECT count(DISTINCT event_id) FROM manifest WHERE kind = 'valid'")"

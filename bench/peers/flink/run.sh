@@ -133,7 +133,7 @@ VALID=$(json_get "$CJ_TMP/produce.json" valid_new)
 MALFORMED=$(json_get "$CJ_TMP/produce.json" malformed)
 DUPS_SENT=$(json_get "$CJ_TMP/produce.json" duplicates)
 assert_eq "messages in the topic = sent" "$SENT" \
-    "$(kafka_end_offsets "$TOPIC" | awk '{ s += $2 } END { print s }')"
+    "$(kafka_end_total "$TOPIC")"
 
 # --------------------------------------------------------------- the tables
 psql -XAtq -1 -v ON_ERROR_STOP=1 -f "$CAMJOIN_SRC/config/schema.sql" >/dev/null 2>"$CJ_TMP/schema.err" ||
