@@ -205,13 +205,14 @@ static int submit(pipeline_t *p, batch_t *b)
         return -1;
     for (size_t i = 0; i < n; i++)
         expected[i] = assignment_stored(p->asg, off[i].partition);
-    /* on success the batch is the sink's until on_txn_done; expected is copied */
+    /* on success the batch is the sink's until on_txn_done, expected for good */
     assert(!p->sent && sink_pg_pending(p->sink) == 0); /* one at a time */
-    int rc = sink_pg_submit(p->sink, b, expected, on_txn_done, p);
-    if (rc == 0)
-        p->sent = b;
-    free(expected);
-    return rc;
+    if (sink_pg_submit(p->sink, b, expected, on_txn_done, p) != 0) {
+        free(expected);
+        return -1;
+    }
+    p->sent = b;
+    return 0;
 }
 
 static void on_linger(uv_timer_t *t) { pipeline_flush(t->data); }

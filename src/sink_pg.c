@@ -509,20 +509,14 @@ fail:
     return -1;
 }
 
-int sink_pg_submit(sink_pg_t *s, batch_t *b, const int64_t *expected,
+int sink_pg_submit(sink_pg_t *s, batch_t *b, int64_t *expected,
                    sink_pg_txn_cb done, void *ud)
 {
-    size_t n;
-    batch_offsets(b, &n);
     struct op *o = calloc(1, sizeof *o);
-    int64_t *e = malloc((n ? n : 1) * sizeof *e);
-    if (!o || !e) {
-        free(o);
-        free(e);
+    if (!o)
         return -1;
-    }
-    memcpy(e, expected, n * sizeof *e);
-    *o = (struct op){.kind = SK_OP_TXN, .batch = b, .expected = e, .on_txn = done,
+    /* the batch and the fence are the op's from here (freed with it) */
+    *o = (struct op){.kind = SK_OP_TXN, .batch = b, .expected = expected, .on_txn = done,
                      .ud = ud};
     op_push(s, o);
     return 0;

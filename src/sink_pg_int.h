@@ -5,7 +5,8 @@
  * sink_io's (sink_io.h), embedded here as `io`. Loop thread only.
  *
  * Ownership: the sink owns the connection and the ops; an op owns its
- * batch (until its callback), its copy of `expected` and its partitions;
+ * batch (until its callback), its `expected` (the fence, taken over from
+ * sink_pg_submit's caller) and its partitions;
  * `txn` is the TXN at the head across its statements (set when its WRITE
  * is sent).
  */

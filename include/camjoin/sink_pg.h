@@ -52,9 +52,10 @@
  * built or a result is read, counts as a failed attempt: the connection is
  * dropped and the operation retried after the backoff, like any failure.
  *
- * Ownership: sink_pg_submit() takes the batch (on success); it comes back in
- * the request's done callback, whatever the result. The `expected` array and
- * the partitions of sink_pg_warm() are copied. Offsets arrays passed to an
+ * Ownership: sink_pg_submit() takes the batch and its `expected` array (on
+ * success); the batch comes back in the request's done callback, whatever
+ * the result, and the sink frees the array. The partitions of
+ * sink_pg_warm() are copied. Offsets arrays passed to an
  * offsets callback live during the callback only.
  *
  * Threads: the loop thread only.
@@ -115,12 +116,13 @@ sink_pg_t *sink_pg_new(uv_loop_t *loop, const camjoin_config *cfg,
  * -1 with a one-line message in err. Call before running the loop. */
 CJ_MUSTCHECK int sink_pg_open(sink_pg_t *s, char *err, size_t errlen);
 
-/* Queues a transaction for the batch (ownership passes to the sink).
- * expected[i] is the offset camjoin_offsets must hold now for partition
- * batch_offsets(b)[i].partition (BATCH_OFFSET_NONE: no row yet): the fence.
- * Returns 0, or -1 (out of memory: nothing queued, the batch stays yours). */
-CJ_MUSTCHECK int sink_pg_submit(sink_pg_t *s, batch_t *b, const int64_t *expected,
-                   sink_pg_txn_cb done, void *ud);
+/* Queues a transaction for the batch. expected (malloc'd) has one entry per
+ * batch_offsets(b): the offset camjoin_offsets must hold now for that
+ * partition (BATCH_OFFSET_NONE: no row yet), the fence. Returns 0: the batch
+ * and expected pass to the sink; or -1 (out of memory: nothing queued, both
+ * stay yours). */
+CJ_MUSTCHECK int sink_pg_submit(sink_pg_t *s, batch_t *b, int64_t *expected,
+                                sink_pg_txn_cb done, void *ud);
 /* Queues a read of the stored offsets. Returns 0, or -1 (out of memory). */
 CJ_MUSTCHECK int sink_pg_read_offsets(sink_pg_t *s, sink_pg_offsets_cb done, void *ud);
 /* Queues the dedup warm-up: streams (COPY TO STDOUT) the event_ids of these

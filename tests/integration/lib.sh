@@ -16,12 +16,13 @@
 #                   kafka_partition_count
 #                   (on top of tests/kafka/kafka.sh)
 #   lib_gen.sh      gen / gen_start / gen_wait, json_get
-#   lib_camjoin.sh  camjoin_args / camjoin_start / camjoin_stop / camjoin_wait,
+#   lib_camjoin.sh  camjoin_args / camjoin_start / camjoin_stop / camjoin_wait / forget_pid,
 #                   camjoin_metric, stopped_field, and the waits on what camjoin
 #                   commits or logs: wait_offsets / wait_progress,
 #                   wait_new_commit, wait_log_count
 #   lib_assert.sh   load_manifest / load_cameras / load_messages (the expectations
 #                   in SQL, computed independently from camjoin), assert_reasons,
+#                   assert_rows_match_messages,
 #                   assert_final_state
 #   lib_faults.sh   what the fault scenarios share: fault_param / fault_seed (their
 #                   sizes), fault_start / fault_finish, fault_figures, stats_pct /

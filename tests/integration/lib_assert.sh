@@ -8,6 +8,8 @@
 #       (the topic read back with kcat).
 #   assert_reasons NAME TOPIC
 #       dead letters by reason = the manifest's malformed rows by reason.
+#   assert_rows_match_messages TOPIC
+#       every row's columns = the Kafka message at its partition and offset.
 #   assert_final_state SUMMARY MANIFEST TOPIC GROUP PARTITIONS
 #       the exact end-state checks shared by t_core, t_restart and t_rerun
 #       (and the fault scenarios).
@@ -58,6 +60,33 @@ assert_reasons() {  # NAME TOPIC
                      WHERE m.n IS DISTINCT FROM d.n")"
 }
 
+# Each row of camera_events against the Kafka message at its partition and
+# offset (loaded into kafka_messages): the message exists, its key is the
+# event_id, and every event column is the message's field.
+assert_rows_match_messages() {  # TOPIC
+    local topic=$1
+    load_messages "$topic"
+    assert_eq "rows without a Kafka message at their offset" 0 \
+        "$(psql_val "SELECT count(*) FROM camera_events e LEFT JOIN kafka_messages k
+                     USING (kafka_partition, kafka_offset) WHERE k.payload IS NULL")"
+    assert_eq "rows whose columns differ from their message" 0 \
+        "$(psql_val "SELECT count(*) FROM camera_events e
+                     JOIN kafka_messages k USING (kafka_partition, kafka_offset)
+                     CROSS JOIN LATERAL (SELECT k.payload::jsonb AS j) m
+                     WHERE k.key IS DISTINCT FROM e.event_id
+                        OR e.event_id IS DISTINCT FROM m.j->>'event_id'
+                        OR e.camera_id IS DISTINCT FROM m.j->>'camera_id'
+                        OR e.event_type IS DISTINCT FROM m.j->>'event_type'
+                        OR e.event_ts IS DISTINCT FROM CASE jsonb_typeof(m.j->'event_ts')
+                             WHEN 'number' THEN timestamptz 'epoch'
+                                                + (m.j->>'event_ts')::bigint * interval '1 ms'
+                             ELSE (m.j->>'event_ts')::timestamptz END
+                        OR e.confidence IS DISTINCT FROM (m.j->>'confidence')::real
+                        OR e.object_count IS DISTINCT FROM (m.j->>'object_count')::integer
+                        OR e.attributes IS DISTINCT FROM nullif(m.j - 'event_id' - 'camera_id'
+                             - 'event_ts' - 'event_type' - 'confidence' - 'object_count', '{}')")"
+}
+
 # The exact end state after every produced message has been consumed:
 # rows = the manifest's valid events (as a set, no duplicates), each row's
 # columns = its Kafka message, site columns = the reference table, dead
@@ -93,26 +122,7 @@ assert_final_state() {  # SUMMARY_JSON MANIFEST TOPIC GROUP PARTITIONS
                      WHERE m.camera_id IS DISTINCT FROM e.camera_id")"
 
     echo "row contents (each row against the Kafka message at its partition/offset)"
-    load_messages "$topic"
-    assert_eq "rows without a Kafka message at their offset" 0 \
-        "$(psql_val "SELECT count(*) FROM camera_events e LEFT JOIN kafka_messages k
-                     USING (kafka_partition, kafka_offset) WHERE k.payload IS NULL")"
-    assert_eq "rows whose columns differ from their message" 0 \
-        "$(psql_val "SELECT count(*) FROM camera_events e
-                     JOIN kafka_messages k USING (kafka_partition, kafka_offset)
-                     CROSS JOIN LATERAL (SELECT k.payload::jsonb AS j) m
-                     WHERE k.key IS DISTINCT FROM e.event_id
-                        OR e.event_id IS DISTINCT FROM m.j->>'event_id'
-                        OR e.camera_id IS DISTINCT FROM m.j->>'camera_id'
-                        OR e.event_type IS DISTINCT FROM m.j->>'event_type'
-                        OR e.event_ts IS DISTINCT FROM CASE jsonb_typeof(m.j->'event_ts')
-                             WHEN 'number' THEN timestamptz 'epoch'
-                                                + (m.j->>'event_ts')::bigint * interval '1 ms'
-                             ELSE (m.j->>'event_ts')::timestamptz END
-                        OR e.confidence IS DISTINCT FROM (m.j->>'confidence')::real
-                        OR e.object_count IS DISTINCT FROM (m.j->>'object_count')::integer
-                        OR e.attributes IS DISTINCT FROM nullif(m.j - 'event_id' - 'camera_id'
-                             - 'event_ts' - 'event_type' - 'confidence' - 'object_count', '{}')")"
+    assert_rows_match_messages "$topic"
     assert_eq "dead letters whose payload differs from their message" 0 \
         "$(psql_val "SELECT count(*) FROM camjoin_dead_letters d
                      LEFT JOIN kafka_messages k USING (kafka_partition, kafka_offset)

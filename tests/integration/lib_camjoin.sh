@@ -50,7 +50,7 @@ camjoin_start() {  # NAME ARGS...: background run, stderr to $CJ_TMP/NAME.log
 }
 
 camjoin_wait() {  # PID [TIMEOUT]: exit code into CAMJOIN_RC; kills and fails on timeout
-    local pid=$1 timeout=${2:-120} i
+    local pid=$1 timeout=${2:-120}
     wait_for "$timeout" -- pid_gone "$pid" || true
     if kill -0 "$pid" 2>/dev/null; then
         kill -KILL "$pid" 2>/dev/null || true
@@ -58,8 +58,15 @@ camjoin_wait() {  # PID [TIMEOUT]: exit code into CAMJOIN_RC; kills and fails on
     fi
     CAMJOIN_RC=0
     wait "$pid" || CAMJOIN_RC=$?
+    forget_pid "$pid"
+}
+
+# The EXIT trap stops every pid in CAMJOIN_PIDS; one that has been waited for
+# comes off the list (its number could be reused).
+forget_pid() {  # PID
+    local i
     for i in "${!CAMJOIN_PIDS[@]}"; do
-        [[ "${CAMJOIN_PIDS[$i]}" != "$pid" ]] || unset "CAMJOIN_PIDS[$i]"
+        [[ "${CAMJOIN_PIDS[$i]}" != "$1" ]] || unset "CAMJOIN_PIDS[$i]"
     done
 }
 

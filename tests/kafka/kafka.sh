@@ -17,6 +17,8 @@
 # with the shell that started it, on every exit path, even kill -9.
 #
 #   kafka_fetch                     jars into KAFKA_HOME (no-op when present)
+#   maven_fetch POM HOME JAR LABEL [MVN_ARGS...]
+#                                   the same for any pom (the benchmarks' peers)
 #   kafka_cluster_start DIR N [K=V...]
 #                                   N combined nodes (N=1: one node; N=3:
 #                                   replication factor 3, min.insync.replicas
@@ -104,27 +106,37 @@ _kafka_need_tools() {
 }
 
 kafka_fetch() {
-    local jar=$KAFKA_HOME/libs/kafka_$KAFKA_SCALA-$KAFKA_VERSION.jar tmp
+    maven_fetch "$KAFKA_SH_DIR/pom.xml" "$KAFKA_HOME" "kafka_$KAFKA_SCALA-$KAFKA_VERSION.jar" \
+        "Apache Kafka $KAFKA_VERSION" -Dkafka.version="$KAFKA_VERSION"
+}
+
+# The jars of POM's dependencies into HOME/libs, once: nothing to do when
+# HOME/libs/JAR is there. One fetch at a time (a lock beside HOME), so the
+# parallel tests of a fresh machine wait for the first; the jars land in a
+# temporary directory that is renamed into place only when mvn succeeded.
+# Also the benchmarks' Kafka Connect peer (bench/peers/connect/run.sh).
+maven_fetch() {  # POM HOME JAR LABEL [MVN_ARGS...]
+    local pom=$1 home=$2 jar=$2/libs/$3 label=$4 tmp lock why
+    shift 4
     [[ -f $jar ]] && return 0
     _kafka_need_tools
-    mkdir -p "$KAFKA_HOME"
-    # one fetch at a time: parallel tests of a fresh machine wait for the first
-    exec {_kafka_lock}>"$KAFKA_HOME.lock"
-    flock "$_kafka_lock"
+    mkdir -p "$home"
+    exec {lock}>"$home.lock"
+    flock "$lock"
     if [[ ! -f $jar ]]; then
-        _kafka_log "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_HOME"
-        tmp=$(mktemp -d "$KAFKA_HOME/libs.XXXXXX")
-        if ! mvn -B -q --no-transfer-progress -Dstyle.color=never -f "$KAFKA_SH_DIR/pom.xml" \
-            -Dkafka.version="$KAFKA_VERSION" dependency:copy-dependencies \
-            -DoutputDirectory="$tmp" >"$KAFKA_HOME/fetch.log" 2>&1; then
+        _kafka_log "fetching $label from Maven Central into $home"
+        tmp=$(mktemp -d "$home/libs.XXXXXX")
+        if ! mvn -B -q --no-transfer-progress -Dstyle.color=never -f "$pom" "$@" \
+            dependency:copy-dependencies -DoutputDirectory="$tmp" >"$home/fetch.log" 2>&1; then
             rm -rf "$tmp"
-            exec {_kafka_lock}>&-
-            _kafka_fail "mvn could not fetch Kafka $KAFKA_VERSION: $(tail -n 5 "$KAFKA_HOME/fetch.log")"
+            exec {lock}>&-
+            why=$(grep -m 3 ERROR "$home/fetch.log" || tail -n 5 "$home/fetch.log")
+            _kafka_fail "mvn could not fetch $label: $why"
         fi
-        rm -rf "$KAFKA_HOME/libs"
-        mv "$tmp" "$KAFKA_HOME/libs"
+        rm -rf "$home/libs"
+        mv "$tmp" "$home/libs"
     fi
-    exec {_kafka_lock}>&-
+    exec {lock}>&-
     [[ -f $jar ]] || _kafka_fail "$jar missing after the fetch"
 }
 

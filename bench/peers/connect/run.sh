@@ -69,6 +69,8 @@ if [[ ${PEER_NO_BUILD:-0} != 1 ]]; then
 fi
 # shellcheck source=../../../tests/integration/lib.sh
 source "$CAMJOIN_SRC/tests/integration/lib.sh"
+# shellcheck source=../../lib.sh
+source "$CAMJOIN_SRC/bench/lib.sh"
 [[ ${CAMJOIN_KAFKA:-real} == real ]] || fail "the Connect peer needs a real broker (unset CAMJOIN_KAFKA)"
 for t in jq kcat setpriv; do command -v "$t" >/dev/null || fail "$t not found"; done
 need_bin camjoin-gen
@@ -83,30 +85,11 @@ CONNECT_KAFKA=$(pom_prop kafka.version)
 CONNECT_DBZ=$(pom_prop debezium.version)
 CONNECT_HOME=${XDG_CACHE_HOME:-$HOME/.cache}/camjoin/connect-$CONNECT_KAFKA-$CONNECT_DBZ
 connect_fetch() {
-    local jar=$CONNECT_HOME/libs/debezium-connector-jdbc-$CONNECT_DBZ.jar tmp lock
-    [[ -f $jar ]] && return 0
-    command -v mvn >/dev/null || fail "mvn not found (apt-get install maven)"
-    mkdir -p "$CONNECT_HOME"
-    exec {lock}>"$CONNECT_HOME.lock"
-    flock "$lock"
-    if [[ ! -f $jar ]]; then
-        log "fetching Kafka Connect $CONNECT_KAFKA and Debezium JDBC sink $CONNECT_DBZ into $CONNECT_HOME"
-        tmp=$(mktemp -d "$CONNECT_HOME/libs.XXXXXX")
-        if ! mvn -B -q --no-transfer-progress -Dstyle.color=never -f "$PEER_DIR/pom.xml" \
-            dependency:copy-dependencies -DoutputDirectory="$tmp" >"$CONNECT_HOME/fetch.log" 2>&1; then
-            rm -rf "$tmp"
-            fail "mvn could not fetch the Connect jars: $(grep ERROR "$CONNECT_HOME/fetch.log" | head -n 3)"
-        fi
-        rm -rf "$CONNECT_HOME/libs"
-        mv "$tmp" "$CONNECT_HOME/libs"
-    fi
-    exec {lock}>&-
-    [[ -f $jar ]] || fail "$jar missing after the fetch"
+    maven_fetch "$PEER_DIR/pom.xml" "$CONNECT_HOME" "debezium-connector-jdbc-$CONNECT_DBZ.jar" \
+        "Kafka Connect $CONNECT_KAFKA and Debezium JDBC sink $CONNECT_DBZ"
 }
 
 # ------------------------------------------------------------- helpers
-proc_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
-proc_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 rows_now() { psql_val "SELECT count(*) FROM $TABLE"; }
 rows_at_least() { ROWS_SEEN=$(rows_now); ((ROWS_SEEN >= $1)); }
 task_started() { (($(grep -c 'Sink task finished initialization and start' "$CJ_TMP/connect.log" 2>/dev/null || true) >= TASKS)); }
@@ -124,9 +107,7 @@ kafka_start "$TOPIC_RAW" "$PARTS"
 kafka_topic_create "$TOPIC" "$PARTS"
 kafka_topic_create "$DLQ" 1
 log "producing $EVENTS events into $PARTS partitions (camjoin-gen, bench/run.sh's throughput flags)"
-gen produce --topic "$TOPIC_RAW" --count "$EVENTS" --seed 7 --dup-ratio 0.05 \
-    --unknown-camera-ratio 0.01 --malformed-ratio "$MALFORMED" -X linger.ms=20 \
-    --manifest "$CJ_TMP/produce.manifest.csv"
+bench_produce "$TOPIC_RAW" "$EVENTS" "$MALFORMED" --manifest "$CJ_TMP/produce.manifest.csv"
 VALID=$(json_get "$CJ_TMP/produce.json" valid_new)
 SENT=$(json_get "$CJ_TMP/produce.json" sent)
 assert_eq "messages in $TOPIC_RAW = sent" "$SENT" "$(kafka_end_total "$TOPIC_RAW")"

@@ -34,6 +34,8 @@ CAMJOIN_BIN=${CAMJOIN_BIN:-$CAMJOIN_SRC/build}
 export CAMJOIN_SRC CAMJOIN_BIN
 # shellcheck source=../../../tests/integration/lib.sh
 source "$CAMJOIN_SRC/tests/integration/lib.sh"
+# shellcheck source=../../lib.sh
+source "$CAMJOIN_SRC/bench/lib.sh"
 
 EVENTS=${PEER_EVENTS:-300000}
 PARTS=${PEER_PARTITIONS:-32}
@@ -84,50 +86,12 @@ need_bin camjoin-gen
 [[ -s $PEER_BUILD/classpath.txt && -d $PEER_BUILD/classes ]] ||
     fail "no Flink peer build in $PEER_BUILD (run without PEER_SKIP_BUILD=1)"
 
-# ---------------------------------------------------------------- helpers
-# lib.sh's EXIT trap stops every pid in CAMJOIN_PIDS; a pid that has been
-# waited for comes off the list (it could be reused)
-forget_pid() {  # PID
-    local i
-    for i in "${!CAMJOIN_PIDS[@]}"; do
-        [[ "${CAMJOIN_PIDS[$i]}" != "$1" ]] || unset "CAMJOIN_PIDS[$i]"
-    done
-}
-# CPU seconds used by the PostgreSQL cluster (every child of the
-# postmaster) between pg_cpu_start and pg_cpu_stop, sampled every 0.25 s
-# (as bench/run.sh: a lower bound, a backend's last 0.25 s may be missed).
-pg_cpu_start() {
-    local pm
-    pm=$(head -n 1 "$PG_DIR/data/postmaster.pid")
-    [[ -r "/proc/$pm/task/$pm/children" ]] || fail "/proc/PID/task/PID/children is missing"
-    (
-        while :; do
-            # shellcheck disable=SC2046
-            awk '{ print FILENAME, $14 + $15 }' $(sed -E 's|([0-9]+)|/proc/\1/stat|g' \
-                "/proc/$pm/task/$pm/children") 2>/dev/null
-            sleep 0.25
-        done
-    ) >"$CJ_TMP/pgcpu.txt" &
-    PG_CPU_SAMPLER=$!
-    CAMJOIN_PIDS+=("$PG_CPU_SAMPLER")
-    sleep 0.5
-}
-pg_cpu_stop() {
-    kill "$PG_CPU_SAMPLER" 2>/dev/null || true
-    wait "$PG_CPU_SAMPLER" 2>/dev/null || true
-    forget_pid "$PG_CPU_SAMPLER"
-    awk -v hz="$(getconf CLK_TCK)" '{ if (!($1 in first)) first[$1] = $2; last[$1] = $2 }
-         END { for (p in last) s += last[p] - first[p]; printf "%.2f\n", s / hz }' "$CJ_TMP/pgcpu.txt"
-}
-
 # ------------------------------------------------------------ the backlog
 pg_start
 kafka_start "$TOPIC" "$PARTS"
 log "producing $EVENTS events into $PARTS partitions"
 # bench/run.sh's produce_fixed flags (5 % duplicates, 1 % unknown cameras)
-gen produce --topic "$TOPIC" --count "$EVENTS" --seed 7 --dup-ratio 0.05 \
-    --unknown-camera-ratio 0.01 --malformed-ratio "$MALFORMED_RATIO" -X linger.ms=20 \
-    --manifest "$CJ_TMP/manifest.csv"
+bench_produce "$TOPIC" "$EVENTS" "$MALFORMED_RATIO" --manifest "$CJ_TMP/manifest.csv"
 SENT=$(json_get "$CJ_TMP/produce.json" sent)
 VALID=$(json_get "$CJ_TMP/produce.json" valid_new)
 MALFORMED=$(json_get "$CJ_TMP/produce.json" malformed)
@@ -213,24 +177,8 @@ assert_eq "joined rows with site columns != cameras" 0 \
                     OR e.longitude IS DISTINCT FROM r.longitude")"
 assert_eq "unknown-camera rows = unknown_camera" "$(json_get "$CJ_TMP/produce.json" unknown_camera)" \
     "$(psql_val "SELECT count(*) FROM camera_events WHERE site_id IS NULL")"
-# the columns against each row's own Kafka message (as tests' assert_final_state)
-load_messages "$TOPIC"
-assert_eq "rows whose columns differ from their Kafka message" 0 \
-    "$(psql_val "SELECT count(*) FROM camera_events e
-                 LEFT JOIN kafka_messages k USING (kafka_partition, kafka_offset)
-                 CROSS JOIN LATERAL (SELECT k.payload::jsonb AS j) m
-                 WHERE k.payload IS NULL OR k.key IS DISTINCT FROM e.event_id
-                    OR e.event_id IS DISTINCT FROM m.j->>'event_id'
-                    OR e.camera_id IS DISTINCT FROM m.j->>'camera_id'
-                    OR e.event_type IS DISTINCT FROM m.j->>'event_type'
-                    OR e.event_ts IS DISTINCT FROM CASE jsonb_typeof(m.j->'event_ts')
-                         WHEN 'number' THEN timestamptz 'epoch'
-                                            + (m.j->>'event_ts')::bigint * interval '1 ms'
-                         ELSE (m.j->>'event_ts')::timestamptz END
-                    OR e.confidence IS DISTINCT FROM (m.j->>'confidence')::real
-                    OR e.object_count IS DISTINCT FROM (m.j->>'object_count')::integer
-                    OR e.attributes IS DISTINCT FROM nullif(m.j - 'event_id' - 'camera_id'
-                         - 'event_ts' - 'event_type' - 'confidence' - 'object_count', '{}')")"
+# the columns against each row's own Kafka message
+assert_rows_match_messages "$TOPIC"
 # malformed messages: Flink's JSON format skips what it cannot parse and
 # counts nothing, the rest is filtered in SQL; what was not written is known
 # only from the manifest

@@ -42,6 +42,8 @@ PEER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CAMJOIN_SRC=$(cd "$PEER_DIR/../../.." && pwd)
 # shellcheck source=../../../tests/integration/lib.sh
 source "$CAMJOIN_SRC/tests/integration/lib.sh"
+# shellcheck source=../../lib.sh
+source "$CAMJOIN_SRC/bench/lib.sh"
 
 EVENTS=${PEER_EVENTS:-300000}
 PARTS=${PEER_PARTITIONS:-32}
@@ -86,33 +88,6 @@ print("Python %s, confluent-kafka %s (librdkafka %s), psycopg %s (%s)" % (sys.ve
     fail "the venv $VENV does not import its packages (remove it to have it made again)"
 
 # ------------------------------------------------------------- helpers
-# (pg_cpu_start / pg_cpu_stop / log_field as in bench/run.sh)
-pg_cpu_start() {
-    local pm
-    pm=$(head -n 1 "$PG_DIR/data/postmaster.pid")
-    [[ -r "/proc/$pm/task/$pm/children" ]] || fail "/proc/PID/task/PID/children is missing"
-    (
-        while :; do
-            # shellcheck disable=SC2046
-            awk '{ print FILENAME, $14 + $15 }' $(sed -E 's|([0-9]+)|/proc/\1/stat|g' \
-                "/proc/$pm/task/$pm/children") 2>/dev/null
-            sleep 0.25
-        done
-    ) >"$CJ_TMP/pgcpu.txt" &
-    PG_CPU_SAMPLER=$!
-    sleep 0.5
-}
-pg_cpu_stop() {  # prints the cluster's CPU seconds since pg_cpu_start (a lower bound)
-    kill "$PG_CPU_SAMPLER" 2>/dev/null || true
-    wait "$PG_CPU_SAMPLER" 2>/dev/null || true
-    awk -v hz="$(getconf CLK_TCK)" '{ if (!($1 in first)) first[$1] = $2; last[$1] = $2 }
-         END { for (p in last) s += last[p] - first[p]; printf "%.2f\n", s / hz }' "$CJ_TMP/pgcpu.txt"
-}
-log_field() {  # FILE MSG KEY: logfmt value of KEY in the last line of FILE with MSG
-    grep -F "$2" "$1" | tail -n 1 | tr ' ' '\n' | sed -n "s/^$3=//p" | tr -d '"'
-}
-proc_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
-proc_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 med_line() { sort -g | sed -n "$((($# + 1) / 2))p"; }  # (stdin: lines; $#: how many)
 
 # camjoin's tables, new and empty, with the day partitions (today .. +7, UTC)
@@ -183,9 +158,7 @@ phase_backlog() {
     local topic=peer-backlog i runs=() best name sum
     kafka_start "$topic" "$PARTS"
     log "producing $EVENTS events into $PARTS partitions"
-    gen produce --topic "$topic" --count "$EVENTS" --seed 7 --dup-ratio 0.05 \
-        --unknown-camera-ratio 0.01 --malformed-ratio "$MALFORMED" -X linger.ms=20 \
-        --manifest "$CJ_TMP/manifest.csv"
+    bench_produce "$topic" "$EVENTS" "$MALFORMED" --manifest "$CJ_TMP/manifest.csv"
     sum=$CJ_TMP/produce.json
     load_manifest "$CJ_TMP/manifest.csv"
     local valid
