@@ -30,11 +30,16 @@
 # (2000000) and BENCH_SIZE_PARTITIONS (16), BENCH_WARM_SECONDS (20), BENCH_REPEAT
 # (3: the throughput and latency figures are medians of that many runs);
 # for the peers BENCH_PEER_EVENTS (300000) and BENCH_PEER_PARTITIONS (32).
+# BENCH_CAMJOIN_ARGS (words, e.g. "-X fetch.min.bytes=65536") is added to
+# every camjoin run, to measure one lever against the defaults; the results
+# record it.
 set -euo pipefail
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CAMJOIN_SRC=$BENCH_SRC
 # shellcheck source=../tests/integration/lib.sh
 source "$BENCH_SRC/tests/integration/lib.sh"
+# shellcheck source=lib.sh
+source "$BENCH_SRC/bench/lib.sh"
 RESULTS=${BENCH_RESULTS:-$BENCH_SRC/bench/results}
 mkdir -p "$RESULTS"
 
@@ -67,47 +72,16 @@ KAFKA_KIND=$([[ ${CAMJOIN_KAFKA:-real} == mock ]] && echo "mock (librdkafka $(pk
 command -v kcat >/dev/null || fail "kcat not found (apt-get install kcat)"
 
 # ------------------------------------------------------------- helpers
-# logfmt value of KEY in the last line of FILE that contains MSG
-log_field() {  # FILE MSG KEY
-    grep -F "$2" "$1" | tail -n 1 | tr ' ' '\n' | sed -n "s/^$3=//p" | tr -d '"'
-}
-proc_cpu_s() {  # PID: user+system CPU seconds so far
-    awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
-}
-proc_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-# CPU seconds used by the PostgreSQL cluster (every child of the postmaster,
-# backends included) between pg_cpu_start and pg_cpu_stop: a sampler records
-# each child's utime+stime every 0.25 s (one awk per sample, ~1 % of a core),
-# so a backend that exits is counted up to its last sample (the last 0.25 s
-# of a run may be missed; the figure is a lower bound).
-pg_cpu_start() {
-    local pm
-    pm=$(head -n 1 "$PG_DIR/data/postmaster.pid")
-    [[ -r "/proc/$pm/task/$pm/children" ]] || fail "/proc/PID/task/PID/children is missing"
-    (
-        while :; do
-            # one awk per sample: every child's utime+stime, in clock ticks
-            # shellcheck disable=SC2046
-            awk '{ print FILENAME, $14 + $15 }' $(sed -E 's|([0-9]+)|/proc/\1/stat|g' \
-                "/proc/$pm/task/$pm/children") 2>/dev/null
-            sleep 0.25
-        done
-    ) >"$CJ_TMP/pgcpu.txt" &
-    PG_CPU_SAMPLER=$!
-    sleep 0.5
-}
-pg_cpu_stop() {  # prints CPU seconds since pg_cpu_start
-    kill "$PG_CPU_SAMPLER" 2>/dev/null || true
-    wait "$PG_CPU_SAMPLER" 2>/dev/null || true
-    awk -v hz="$(getconf CLK_TCK)" '{ if (!($1 in first)) first[$1] = $2; last[$1] = $2 }
-         END { for (p in last) s += last[p] - first[p]; printf "%.2f\n", s / hz }' "$CJ_TMP/pgcpu.txt"
+read -ra BENCH_CJ_EXTRA <<<"${BENCH_CAMJOIN_ARGS:-}"
+bench_args() {  # TOPIC GROUP: the tests' CJ_ARGS plus BENCH_CAMJOIN_ARGS
+    camjoin_args "$@"
+    CJ_ARGS+=("${BENCH_CJ_EXTRA[@]}")
 }
 fresh_db() {  # drops camjoin's tables so the next run starts empty
     psql -XAtq -v ON_ERROR_STOP=1 -c "DROP TABLE IF EXISTS camera_events, camera_events_minute, camjoin_offsets, camjoin_dead_letters, ceiling CASCADE" >/dev/null
 }
 produce_fixed() {  # TOPIC PARTS COUNT: pre-produces COUNT events (5 % dups, 1 % unknown)
-    gen produce --topic "$1" --count "$3" --seed 7 --dup-ratio 0.05 \
-        --unknown-camera-ratio 0.01 --malformed-ratio 0 -X linger.ms=20
+    bench_produce "$1" "$3" 0
     local starts
     starts=$(kafka_start_offsets "$1" "$2" | awk -F: '$2 != 0' | wc -l)
     [[ $starts == 0 ]] || fail "$starts partitions lost messages to retention (the mock keeps ~5 MiB a partition); raise BENCH_PARTITIONS"
@@ -116,7 +90,7 @@ produce_fixed() {  # TOPIC PARTS COUNT: pre-produces COUNT events (5 % dups, 1 %
 run_until_end() {  # NAME TOPIC GROUP [ARGS...]
     local name=$1 topic=$2 grp=$3
     shift 3
-    camjoin_args "$topic" "$grp"
+    bench_args "$topic" "$grp"
     CAMJOIN_WRAPPER="/usr/bin/time -f %U,%S,%M -o $CJ_TMP/$name.time" \
         camjoin_start "$name" "${CJ_ARGS[@]}" --until-end "$@"
     camjoin_wait "$CAMJOIN_PID" 900
@@ -137,9 +111,10 @@ machine_json() {
         --arg rdkafka "$(pkg-config --modversion rdkafka 2>/dev/null || echo ?)" \
         --arg commit "$(git -C "$BENCH_SRC" rev-parse --short HEAD 2>/dev/null || echo ?)" \
         --arg kafka "$KAFKA_KIND" --arg logs "${CAMJOIN_KAFKA_LOG_ROOT:-the disk}" \
+        --arg extra "${BENCH_CAMJOIN_ARGS:-}" \
         '{cpu: $cpu, cores: ($cores | tonumber), mem_gib: ($mem | tonumber),
           kernel: $kernel, postgresql: $pg, librdkafka: $rdkafka, commit: $commit,
-          kafka: $kafka, kafka_logs: $logs}'
+          kafka: $kafka, kafka_logs: $logs, camjoin_extra_args: $extra}'
 }
 
 # ------------------------------------------------- 1+2. throughput, ceiling
@@ -180,8 +155,11 @@ phase_throughput() {
     all_s=$(printf '%s\n' "${runs[@]}" | awk '{ print $1 }' | sort -g | paste -sd, -)
     cj_rows_s=$(echo "$valid / $RUN_ACTIVE" | bc -l)
 
-    # the ceiling: the same joined rows, one plain COPY, an identical empty table
-    psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE TABLE ceiling (LIKE camera_events INCLUDING ALL)" \
+    # the ceiling: the same joined rows, one plain COPY into an empty table
+    # with the same columns (and defaults), unpartitioned, the primary key its
+    # only index
+    psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE TABLE ceiling (LIKE camera_events INCLUDING DEFAULTS,
+                                        PRIMARY KEY (event_id, event_ts))" \
         -c "\\copy (SELECT $COLS FROM camera_events) TO '$CJ_TMP/rows.copy'" >/dev/null
     local pg_cpu_copy copy_s copy_rows_s ratio cruns=()
     for ((i = 1; i <= REPEAT; i++)); do
@@ -272,7 +250,7 @@ live_run() {
     else
         kafka_topic_create "$topic" "$parts"
     fi
-    camjoin_args "$topic" "$name"
+    bench_args "$topic" "$name"
     camjoin_start "$name" "${CJ_ARGS[@]}" "$@"
     local pid=$CAMJOIN_PID
     wait_positioned "$CJ_TMP/$name.log" "$parts"
@@ -459,7 +437,7 @@ phase_cpu() {
     kafka_start "$topic" 8
     produce_fixed "$topic" 8 "$CPU_EVENTS"
     fresh_db
-    camjoin_args "$topic" cpu
+    bench_args "$topic" cpu
     CAMJOIN_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=$CJ_TMP/callgrind.out" \
         camjoin_start cpu "${CJ_ARGS[@]}" --until-end -X session.timeout.ms=120000 \
         -X heartbeat.interval.ms=3000 -X max.poll.interval.ms=300000
@@ -502,13 +480,12 @@ phase_plots() {
     log "wrote docs/bench-latency.png and docs/bench-batch-rows.png"
 }
 
-[[ -z "${BENCH_EXTRA:-}" ]] || source "$BENCH_EXTRA"
-PHASES=(); EXTRA_ARGS=(); for a in "$@"; do if [[ $a == -* ]]; then EXTRA_ARGS+=("$a"); else PHASES+=("$a"); fi; done
+PHASES=("$@")
 [[ ${#PHASES[@]} -gt 0 ]] || PHASES=(throughput latency linger1 size memory cpu sweep rss plots)
 if [[ ${PHASES[*]} == mock ]]; then
     # the mock beside the real broker: the same phases into results/mock/
     CAMJOIN_KAFKA=mock BENCH_RESULTS=$RESULTS/mock bash "$BENCH_SRC/bench/run.sh" \
-        throughput latency linger1 "${EXTRA_ARGS[@]}"
+        throughput latency linger1
     bash "$BENCH_SRC/bench/compare.sh" "$RESULTS" "$RESULTS/mock"
     exit 0
 fi
@@ -516,7 +493,8 @@ if [[ ${PHASES[*]} == peers ]]; then
     # the peers (bench/peers/*/run.sh), one after the other on this machine,
     # on the throughput phase's workload; each runner starts its own
     # PostgreSQL and broker with this file's settings, checks its table
-    # against the generator's manifest and writes results/peers/*.json
+    # against the generator's manifest and writes results/peers/*.json;
+    # then one table and one plot (docs/bench-peers.png) of them all
     export PEER_EVENTS=${BENCH_PEER_EVENTS:-300000} PEER_PARTITIONS=${BENCH_PEER_PARTITIONS:-32}
     export PEER_RESULTS=$RESULTS/peers
     bash "$BENCH_SRC/bench/peers/python/run.sh"
@@ -524,6 +502,7 @@ if [[ ${PHASES[*]} == peers ]]; then
     PEER_TUNED=1 bash "$BENCH_SRC/bench/peers/flink/run.sh"
     bash "$BENCH_SRC/bench/peers/connect/run.sh"
     bash "$BENCH_SRC/bench/peers/table.sh" "$RESULTS/peers"
+    bash "$BENCH_SRC/bench/peers/plot.sh" "$RESULTS/peers" "$BENCH_SRC/docs"
     exit 0
 fi
 pg_start
