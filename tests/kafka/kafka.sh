@@ -130,7 +130,8 @@ maven_fetch() {  # POM HOME JAR LABEL [MVN_ARGS...]
             dependency:copy-dependencies -DoutputDirectory="$tmp" >"$home/fetch.log" 2>&1; then
             rm -rf "$tmp"
             exec {lock}>&-
-            why=$(grep -m 3 ERROR "$home/fetch.log" || tail -n 5 "$home/fetch.log")
+            why=$(sed 's/\x1b\[[0-9;]*m//g' "$home/fetch.log" | grep -m 1 'ERROR\] .') ||
+                why=$(tail -n 5 "$home/fetch.log")
             _kafka_fail "mvn could not fetch $label: $why"
         fi
         rm -rf "$home/libs"
