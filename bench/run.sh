@@ -4,7 +4,7 @@
 #
 #   bash bench/run.sh                # every phase, about 35 minutes
 #   bash bench/run.sh throughput     # one phase: throughput latency linger1
-#                                    #   size memory cpu sweep rss plots
+#                                    #   peak size memory cpu sweep rss plots
 #                                    #   (several may be given)
 #   bash bench/run.sh peers          # Flink, Kafka Connect and a Python
 #                                    #   consumer on the same workload
@@ -28,7 +28,8 @@
 # (600), BENCH_RSS_WINDOW (dedup.window for the RSS run, 5m), BENCH_CPU_EVENTS
 # (100000), BENCH_SWEEP ("1000 5000 20000 50000 100000"), BENCH_SIZE_EVENTS
 # (2000000) and BENCH_SIZE_PARTITIONS (16), BENCH_WARM_SECONDS (20), BENCH_REPEAT
-# (3: the throughput and latency figures are medians of that many runs);
+# (3: the throughput and latency figures are medians of that many runs),
+# BENCH_PEAK_RATES ("40000 50000 60000 70000 80000") and BENCH_PEAK_SECONDS (60);
 # for the peers BENCH_PEER_EVENTS (300000) and BENCH_PEER_PARTITIONS (32).
 # BENCH_CAMJOIN_ARGS (words, e.g. "-X fetch.min.bytes=65536") is added to
 # every camjoin run, to measure one lever against the defaults; the results
@@ -54,6 +55,8 @@ SWEEP=${BENCH_SWEEP:-1000 5000 20000 50000 100000}
 SIZE_EVENTS=${BENCH_SIZE_EVENTS:-2000000}
 SIZE_PARTS=${BENCH_SIZE_PARTITIONS:-16}
 WARM_S=${BENCH_WARM_SECONDS:-20}
+PEAK_RATES=${BENCH_PEAK_RATES:-40000 50000 60000 70000 80000}
+PEAK_S=${BENCH_PEAK_SECONDS:-60}
 REPEAT=${BENCH_REPEAT:-3}
 # a bigger heap for the broker than the tests' (the size phase holds ~350 MB)
 export KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms1g -Xmx1g}
@@ -365,6 +368,37 @@ phase_size() {
     kafka_stop
 }
 
+# ------------------------------------- 3c. the highest sustained live rate
+# The highest produce rate that camjoin follows for BENCH_PEAK_SECONDS (60)
+# with an end-to-end p99 of at most 100 ms: one run per rate of
+# BENCH_PEAK_RATES (40000 ... 80000), in order, until one misses (p99
+# over 100 ms, or the producer itself under 98 % of the rate).
+phase_peak() {
+    local rate best=0 rows=() ok
+    live_broker
+    printf '\n%s\n' "highest live rate with p99 <= 100 ms, ${PEAK_S} s per rate, $KAFKA_KIND"
+    printf '  %10s %10s %9s %9s %9s %9s %6s\n' rate achieved p50_ms p99_ms p99.9_ms cpu_% held
+    for rate in $PEAK_RATES; do
+        live_run "$rate" "$PEAK_S" "peak$rate"
+        ok=$(echo "$LAT_p99 <= 100 && $LAT_GEN_RATE >= 0.98 * $rate" | bc -l)
+        printf '  %10s %10.0f %9.2f %9.2f %9.2f %9.1f %6s\n' "$rate" "$LAT_GEN_RATE" "$LAT_p50" \
+            "$LAT_p99" "$LAT_p999" "$LAT_CPU_PCT" "$([[ $ok == 1 ]] && echo yes || echo no)"
+        rows+=("$(jq -n --arg r "$rate" --arg a "$LAT_GEN_RATE" --arg p50 "$LAT_p50" --arg p99 "$LAT_p99" \
+            --arg p999 "$LAT_p999" --arg cpu "$LAT_CPU_PCT" --arg ok "$ok" \
+            '{rate: ($r|tonumber), achieved_rate: ($a|tonumber), p50_ms: ($p50|tonumber),
+              p99_ms: ($p99|tonumber), p999_ms: ($p999|tonumber),
+              cpu_percent_of_one_core: ($cpu|tonumber), held: ($ok == "1")}')")
+        [[ $ok == 1 ]] || break
+        best=$rate
+    done
+    printf '  %-42s %10s events/s\n' "highest rate held" "$best"
+    json_out peak "$(printf '%s\n' "${rows[@]}" | jq -s --argjson machine "$(machine_json)" \
+        --arg secs "$PEAK_S" --arg best "$best" \
+        '{machine: $machine, seconds_per_rate: ($secs|tonumber), p99_limit_ms: 100,
+          highest_rate_held: ($best|tonumber), runs: .}')"
+    kafka_stop
+}
+
 # ------------------------------------------------ 4. memory: RSS plateau
 rss_sampler() {  # PID GEN_NAME: RSS every 5 s while the generator runs
     local pid=$1 t0
@@ -481,7 +515,7 @@ phase_plots() {
 }
 
 PHASES=("$@")
-[[ ${#PHASES[@]} -gt 0 ]] || PHASES=(throughput latency linger1 size memory cpu sweep rss plots)
+[[ ${#PHASES[@]} -gt 0 ]] || PHASES=(throughput latency linger1 peak size memory cpu sweep rss plots)
 if [[ ${PHASES[*]} == mock ]]; then
     # the mock beside the real broker: the same phases into results/mock/
     CAMJOIN_KAFKA=mock BENCH_RESULTS=$RESULTS/mock bash "$BENCH_SRC/bench/run.sh" \
