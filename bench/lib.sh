@@ -16,6 +16,11 @@
 #       backend that exits is counted up to its last sample: the figure is a
 #       lower bound. The sampler is on CAMJOIN_PIDS until pg_cpu_stop, so the
 #       harness's EXIT trap stops it on any failure.
+#   peer_rollup_trigger
+#       keeps camera_events_minute for a peer with a statement-level AFTER
+#       INSERT trigger (camjoin_rollup() handles INSERT): the peers do the
+#       rollup work camjoin does, as earlier camjoins did it. camjoin adds
+#       its batches' groups itself, and drops this trigger when it starts.
 
 bench_produce() {  # TOPIC COUNT MALFORMED_RATIO [GEN_ARGS...]
     gen produce --topic "$1" --count "$2" --seed 7 --dup-ratio 0.05 \
@@ -50,4 +55,10 @@ pg_cpu_stop() {  # prints the CPU seconds since pg_cpu_start
     forget_pid "$PG_CPU_SAMPLER"
     awk -v hz="$(getconf CLK_TCK)" '{ if (!($1 in first)) first[$1] = $2; last[$1] = $2 }
          END { for (p in last) s += last[p] - first[p]; printf "%.2f\n", s / hz }' "$CJ_TMP/pgcpu.txt"
+}
+
+peer_rollup_trigger() {
+    psql_val "CREATE TRIGGER camjoin_rollup_insert AFTER INSERT ON camera_events
+              REFERENCING NEW TABLE AS camjoin_new
+              FOR EACH STATEMENT EXECUTE FUNCTION camjoin_rollup()" >/dev/null
 }

@@ -10,8 +10,8 @@
 --                            tables and call the three partition functions
 --                            (which run as camjoin_owner), nothing else (no
 --                            CREATE on any schema, no DDL, no DELETE/TRUNCATE,
---                            no UPDATE of events, no right on the rollup table:
---                            its trigger runs as camjoin_owner)
+--                            no UPDATE of events; on the rollup table only the
+--                            upsert that adds each batch's groups)
 --   camjoin_reader  LOGIN    a read-only dashboard role (Grafana): SELECT on
 --                            the events table (and so its partitions), the
 --                            rollup table, the views and the dead letters;
@@ -88,7 +88,7 @@ BEGIN
     END LOOP;
     FOREACH f IN ARRAY ARRAY['camjoin_partitions(regclass)', 'camjoin_ensure_partition(regclass,date)',
                  'camjoin_drop_partition(regclass,date)', 'camjoin_ensure_default_partition(regclass)',
-                 'camjoin_rollup()'] LOOP
+                 'camjoin_rollup()', 'camjoin_rollup_rebuild(regclass,timestamptz,timestamptz)'] LOOP
         IF to_regprocedure(f) IS NOT NULL THEN
             EXECUTE format('ALTER FUNCTION %s OWNER TO camjoin_owner', to_regprocedure(f));
         END IF;
@@ -110,7 +110,8 @@ REVOKE ALL ON camera_events, camjoin_offsets, camjoin_dead_letters, camera_event
 REVOKE ALL ON SEQUENCE camjoin_dead_letters_id_seq FROM camjoin, camjoin_reader;
 REVOKE ALL ON FUNCTION camjoin_partitions(regclass), camjoin_ensure_partition(regclass, date),
     camjoin_drop_partition(regclass, date), camjoin_ensure_default_partition(regclass),
-    camjoin_rollup() FROM camjoin, camjoin_reader;
+    camjoin_rollup(), camjoin_rollup_rebuild(regclass, timestamptz, timestamptz)
+    FROM camjoin, camjoin_reader;
 REVOKE CREATE ON SCHEMA public FROM camjoin, camjoin_reader;
 REVOKE ALL ON DATABASE :"camjoin_db" FROM camjoin_reader;
 GRANT CONNECT, TEMPORARY ON DATABASE :"camjoin_db" TO camjoin;  -- TEMP: the COPY staging tables
@@ -119,6 +120,9 @@ GRANT SELECT, INSERT ON camera_events TO camjoin;          -- rows; SELECT for t
 GRANT SELECT, INSERT ON camjoin_dead_letters TO camjoin;
 GRANT USAGE ON SEQUENCE camjoin_dead_letters_id_seq TO camjoin;  -- nextval() for the id
 GRANT SELECT, INSERT, UPDATE ON camjoin_offsets TO camjoin;   -- the fenced offset UPDATE
+-- the batch's rollup groups: INSERT ... ON CONFLICT DO UPDATE (no DELETE:
+-- hand deletes go through the owner's trigger)
+GRANT SELECT, INSERT, UPDATE ON camera_events_minute TO camjoin;
 -- the partition upkeep (SECURITY DEFINER: they run as camjoin_owner)
 GRANT EXECUTE ON FUNCTION camjoin_partitions(regclass), camjoin_ensure_partition(regclass, date),
     camjoin_drop_partition(regclass, date) TO camjoin;

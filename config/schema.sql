@@ -190,23 +190,22 @@ END $$;
 -- Rollups: <table>_minute counts the events table's rows per UTC minute of
 -- event_ts, site, zone, camera and event type (join misses keep site_id
 -- and zone NULL; site_name, the latest seen, is not part of the key).
--- camjoin_rollup() keeps it in the transaction of every statement that
--- writes the events table, as statement-level AFTER triggers with
--- transition tables on the parent: inserted rows are added, deleted rows
--- subtracted (a row that reaches 0 events goes; confidence_max is not
--- recomputed, so it may stay above what remains), an UPDATE does both.
--- Found on PostgreSQL 15.20 (and checked by tests/integration/t_rollup.sh):
--- the parent's transition table holds every row routed to any partition,
--- for COPY text and binary, and for INSERT ... SELECT ... ON CONFLICT DO
--- NOTHING only the rows really inserted, not those that met a conflict.
--- Statements run on a partition itself (the rows that
--- camjoin_ensure_partition moves) fire none of these triggers, nor do
--- DETACH, DROP or TRUNCATE: the rollups keep the history that retention
--- drops. Cost (README has the figures): mostly the aggregate and the
--- upsert; that COPY into a partitioned table with such a trigger inserts
--- row by row instead of in buffered groups costs little. SECURITY DEFINER:
--- the writer role needs no right on the rollup table. The upsert goes in
--- key order, so writers adding to the same minutes cannot deadlock.
+-- camjoin adds the rows it writes itself, in the batch's transaction: the
+-- groups it summed, or (on the staged path) those of the rows its INSERT
+-- ... ON CONFLICT DO NOTHING RETURNING really inserted. Changes made by
+-- hand: DELETE and UPDATE on the parent are followed by camjoin_rollup(),
+-- statement-level AFTER triggers with transition tables (deleted rows
+-- subtracted, a group that reaches 0 events goes; confidence_max is not
+-- recomputed, so it may stay above what remains; an UPDATE does both).
+-- There is no INSERT trigger: it cost about a quarter of the throughput
+-- (PostgreSQL captures every row again and inserts a COPY into a
+-- partitioned table row by row), so rows inserted by hand are not counted
+-- until camjoin_rollup_rebuild() is run over their minutes. Statements
+-- run on a partition itself (the rows camjoin_ensure_partition moves)
+-- fire no trigger of the parent, nor do DETACH, DROP or TRUNCATE: the
+-- rollups keep the history that retention drops. SECURITY DEFINER: only
+-- the owner may delete from the rollup table. Every upsert goes in key
+-- order, so writers adding to the same minutes cannot deadlock.
 CREATE OR REPLACE FUNCTION camjoin_rollup() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -228,23 +227,52 @@ BEGIN
       v_rollup);
   END IF;
   IF TG_OP IN ('INSERT', 'UPDATE') THEN
-    EXECUTE format($q$INSERT INTO %s AS r (minute, site_id, site_name, zone,
-        camera_id, event_type, events, object_count_sum, confidence_max)
+    EXECUTE format($q$INSERT INTO %s AS r (minute, site_id, site_name, zone, camera_id, event_type, events, object_count_sum, confidence_max)
       SELECT date_trunc('minute', event_ts, 'UTC'), site_id, max(site_name), zone,
-             camera_id, event_type, count(*), coalesce(sum(object_count), 0),
-             max(confidence)
+        camera_id, event_type, count(*), coalesce(sum(object_count), 0),
+        max(confidence)
         FROM camjoin_new GROUP BY 1, 2, 4, 5, 6 ORDER BY 1, 2, 4, 5, 6
-      ON CONFLICT (minute, site_id, zone, camera_id, event_type) DO UPDATE
-        SET events = r.events + excluded.events,
-            object_count_sum = r.object_count_sum + excluded.object_count_sum,
-            confidence_max = greatest(r.confidence_max, excluded.confidence_max),
-            site_name = excluded.site_name$q$, v_rollup);
+  ON CONFLICT (minute, site_id, zone, camera_id, event_type) DO UPDATE
+    SET events = r.events + excluded.events,
+        object_count_sum = r.object_count_sum + excluded.object_count_sum,
+        confidence_max = greatest(r.confidence_max, excluded.confidence_max),
+        site_name = excluded.site_name$q$, v_rollup);
   END IF;
   RETURN NULL;
 END $$;
+-- camjoin_rollup_rebuild(parent, from, to): makes the rollup of the
+-- minutes [from, to) (widened to whole minutes) equal to the rows that
+-- are in the events table now, and returns the number of groups written.
+-- For rows inserted or changed by hand, or after a restore. Minutes whose
+-- partitions retention dropped lose their history: rebuild only ranges
+-- whose rows are all there. Safe while camjoin runs: the lock makes its
+-- upserts wait, and a batch not committed yet adds its rows after.
+CREATE OR REPLACE FUNCTION camjoin_rollup_rebuild(parent regclass, from_ts timestamptz, to_ts timestamptz)
+RETURNS bigint LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_rollup text; v_groups bigint;
+  v_lo timestamptz := date_trunc('minute', from_ts, 'UTC');
+  v_hi timestamptz := CASE WHEN date_trunc('minute', to_ts, 'UTC') = to_ts THEN to_ts
+                      ELSE date_trunc('minute', to_ts, 'UTC') + interval '1 minute' END;
+BEGIN
+  SELECT format('%I.%I', n.nspname, c.relname || '_minute') INTO v_rollup
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent;
+  EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', v_rollup);
+  EXECUTE format('DELETE FROM %s WHERE minute >= $1 AND minute < $2', v_rollup)
+    USING v_lo, v_hi;
+  EXECUTE format($q$INSERT INTO %s (minute, site_id, site_name, zone, camera_id, event_type, events, object_count_sum, confidence_max)
+      SELECT date_trunc('minute', event_ts, 'UTC'), site_id, max(site_name), zone,
+        camera_id, event_type, count(*), coalesce(sum(object_count), 0),
+        max(confidence)
+        FROM %s WHERE event_ts >= $1 AND event_ts < $2 GROUP BY 1, 2, 4, 5, 6$q$,
+    v_rollup, parent) USING v_lo, v_hi;
+  GET DIAGNOSTICS v_groups = ROW_COUNT;
+  RETURN v_groups;
+END $$;
 REVOKE ALL ON FUNCTION camjoin_partitions(regclass),
   camjoin_ensure_partition(regclass, date), camjoin_drop_partition(regclass, date),
-  camjoin_ensure_default_partition(regclass), camjoin_rollup() FROM PUBLIC;
+  camjoin_ensure_default_partition(regclass), camjoin_rollup(),
+  camjoin_rollup_rebuild(regclass, timestamptz, timestamptz) FROM PUBLIC;
 SELECT camjoin_ensure_default_partition('"camera_events"');
 CREATE TABLE IF NOT EXISTS "camera_events_minute" (
   minute timestamptz NOT NULL, site_id text, site_name text, zone text,
@@ -252,9 +280,9 @@ CREATE TABLE IF NOT EXISTS "camera_events_minute" (
   object_count_sum bigint NOT NULL, confidence_max real,
   CONSTRAINT "camera_events_minute_key" UNIQUE NULLS NOT DISTINCT
     (minute, site_id, zone, camera_id, event_type));
-CREATE OR REPLACE TRIGGER camjoin_rollup_insert AFTER INSERT ON "camera_events"
-  REFERENCING NEW TABLE AS camjoin_new
-  FOR EACH STATEMENT EXECUTE FUNCTION camjoin_rollup();
+-- camjoin adds its own rows to the rollup (no INSERT trigger: see
+-- camjoin_rollup_rebuild above); an earlier camjoin's trigger goes
+DROP TRIGGER IF EXISTS camjoin_rollup_insert ON "camera_events";
 CREATE OR REPLACE TRIGGER camjoin_rollup_delete AFTER DELETE ON "camera_events"
   REFERENCING OLD TABLE AS camjoin_old
   FOR EACH STATEMENT EXECUTE FUNCTION camjoin_rollup();
@@ -264,11 +292,10 @@ CREATE OR REPLACE TRIGGER camjoin_rollup_update AFTER UPDATE ON "camera_events"
 -- the rows an earlier camjoin wrote are counted once, when the rollup
 -- table is new (the triggers' lock keeps writers out until the end of
 -- the transaction: apply this file with psql -1)
-INSERT INTO "camera_events_minute" (minute, site_id, site_name, zone, camera_id,
-    event_type, events, object_count_sum, confidence_max)
+INSERT INTO "camera_events_minute" (minute, site_id, site_name, zone, camera_id, event_type, events, object_count_sum, confidence_max)
   SELECT date_trunc('minute', event_ts, 'UTC'), site_id, max(site_name), zone,
-         camera_id, event_type, count(*), coalesce(sum(object_count), 0),
-         max(confidence)
+        camera_id, event_type, count(*), coalesce(sum(object_count), 0),
+        max(confidence)
     FROM "camera_events" WHERE NOT EXISTS (SELECT FROM "camera_events_minute")
    GROUP BY 1, 2, 4, 5, 6;
 -- views for dashboards (minutes and hours are UTC)

@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "camjoin/rollup.h"
 #include "camjoin/strbuf.h"
+#include "copy_bin.h"
 
 #define BUF_INITIAL 4096
 #define OFFSETS_INITIAL 8
@@ -30,25 +32,15 @@
 /* Largest field a binary COPY length word (int32) can announce. */
 #define FIELD_MAX ((size_t)INT32_MAX)
 
-/* Microseconds from 1970-01-01 to 2000-01-01, PostgreSQL's timestamp epoch. */
-#define PG_EPOCH_OFFSET_US UINT64_C(946684800000000)
-
-#define JSONB_VERSION 1
 #define EVENT_FIELDS 14
 #define DEAD_FIELDS 5
-
-/* Signature "PGCOPY\n\377\r\n\0", flags 0, header-extension length 0. */
-static const unsigned char copy_header[] = {
-    'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0,
-    0, 0, 0, 0,
-    0, 0, 0, 0,
-};
 
 struct batch {
     char *dead_prefix; /* field count (5) + the topic field, ready to copy */
     size_t dead_prefix_len;
     strbuf_t events, dead;
     strbuf_t stamps; /* batch_stamp_t[], for latency at commit */
+    rollup_t *rollup; /* the event rows' per-minute aggregates */
     size_t rows, dead_rows, messages;
     batch_offset_t *offsets;
     size_t n_offsets, cap_offsets;
@@ -71,8 +63,8 @@ static int buf_reserve(strbuf_t *o, size_t extra)
  * BUF_INITIAL (batch_new reserved it), so this cannot fail. */
 static void buf_start_copy(strbuf_t *o)
 {
-    memcpy(o->data, copy_header, sizeof copy_header);
-    o->len = sizeof copy_header;
+    memcpy(o->data, copy_bin_header, sizeof copy_bin_header);
+    o->len = sizeof copy_bin_header;
 }
 
 /* ---- row sizing: false if the field cannot be sent ---------------------- */
@@ -93,83 +85,6 @@ static bool size_text(size_t *size, const char *s, size_t n)
     if (n > FIELD_MAX || (n && memchr(s, '\0', n)))
         return false;
     return size_add(size, n);
-}
-
-/* ---- field writers: each stores at w and returns the end ---------------- */
-
-static char *put_u16(char *w, uint16_t v)
-{
-    v = htobe16(v);
-    memcpy(w, &v, sizeof v);
-    return w + sizeof v;
-}
-
-static char *put_u32(char *w, uint32_t v)
-{
-    v = htobe32(v);
-    memcpy(w, &v, sizeof v);
-    return w + sizeof v;
-}
-
-static char *put_u64(char *w, uint64_t v)
-{
-    v = htobe64(v);
-    memcpy(w, &v, sizeof v);
-    return w + sizeof v;
-}
-
-static char *put_null(char *w)
-{
-    return put_u32(w, UINT32_MAX); /* length -1 */
-}
-
-/* text, bytea: length, then the raw bytes. n <= FIELD_MAX was checked. */
-static char *put_bytes(char *w, const void *p, size_t n)
-{
-    w = put_u32(w, (uint32_t)n);
-    if (n)
-        memcpy(w, p, n);
-    return w + n;
-}
-
-static char *put_int4(char *w, int32_t v)
-{
-    return put_u32(put_u32(w, 4), (uint32_t)v);
-}
-
-static char *put_int8(char *w, int64_t v)
-{
-    return put_u64(put_u32(w, 8), (uint64_t)v);
-}
-
-static char *put_float4(char *w, float v)
-{
-    uint32_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    return put_u32(put_u32(w, 4), bits);
-}
-
-static char *put_float8(char *w, double v)
-{
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    return put_u64(put_u32(w, 8), bits);
-}
-
-/* timestamptz: int64 microseconds since 2000-01-01 00:00:00 UTC. Unsigned
- * arithmetic: the same bits as the signed difference, without overflow. */
-static char *put_timestamptz(char *w, int64_t unix_us)
-{
-    return put_u64(put_u32(w, 8), (uint64_t)unix_us - PG_EPOCH_OFFSET_US);
-}
-
-/* jsonb: the version byte, then the JSON text. n < FIELD_MAX was checked. */
-static char *put_jsonb(char *w, const char *json, size_t n)
-{
-    w = put_u32(w, (uint32_t)(1 + n));
-    *w++ = JSONB_VERSION;
-    memcpy(w, json, n);
-    return w + n;
 }
 
 /* ---- rows -------------------------------------------------------------- */
@@ -279,13 +194,14 @@ batch_t *batch_new(const char *topic)
     put_bytes(put_u16(b->dead_prefix, DEAD_FIELDS), topic, n);
     /* stamps too (one a message): strbuf alone would start them at 256 */
     if (buf_reserve(&b->events, BUF_INITIAL) < 0 || buf_reserve(&b->dead, BUF_INITIAL) < 0 ||
-        buf_reserve(&b->stamps, BUF_INITIAL) < 0)
+        buf_reserve(&b->stamps, BUF_INITIAL) < 0 || !(b->rollup = rollup_new()))
         goto fail_bufs;
     buf_start_copy(&b->events);
     buf_start_copy(&b->dead);
     return b;
 
 fail_bufs:
+    rollup_free(b->rollup);
     strbuf_free(&b->stamps);
     strbuf_free(&b->dead);
     strbuf_free(&b->events);
@@ -301,6 +217,7 @@ void batch_free(batch_t *b)
     if (!b)
         return;
     free(b->offsets);
+    rollup_free(b->rollup);
     strbuf_free(&b->stamps);
     strbuf_free(&b->dead);
     strbuf_free(&b->events);
@@ -319,8 +236,9 @@ int batch_add_event(batch_t *b, const event_t *ev, const refdata_row_t *ref,
     char *end = put_event_row(o->data + o->len, ev, ref, attr_len, partition, offset);
     if ((size_t)(end - (o->data + o->len)) != size)
         abort(); /* event_row_size and put_event_row disagree: a bug here */
-    if (note_offset(b, partition, offset) < 0)
+    if (rollup_prepare(b->rollup, ev, ref) < 0 || note_offset(b, partition, offset) < 0)
         return -1;
+    rollup_commit(b->rollup);
     o->len += size;
     b->rows++;
     return 0;
@@ -391,6 +309,13 @@ const char *batch_dead_data(const batch_t *b, size_t *len)
     return b->dead.data;
 }
 
+const char *batch_rollup_data(batch_t *b, size_t *len)
+{
+    return rollup_data(b->rollup, len);
+}
+
+size_t batch_rollup_groups(const batch_t *b) { return rollup_groups(b->rollup); }
+
 batch_offset_t *batch_offsets(batch_t *b, size_t *n)
 {
     *n = b->n_offsets;
@@ -401,6 +326,7 @@ void batch_reset(batch_t *b)
 {
     buf_start_copy(&b->events);
     buf_start_copy(&b->dead);
+    rollup_reset(b->rollup);
     b->stamps.len = 0;
     b->rows = b->dead_rows = b->messages = 0;
     b->n_offsets = 0;

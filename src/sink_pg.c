@@ -281,11 +281,13 @@ static void offsets_done(sink_pg_t *s, const PGresult *rows)
 }
 
 /* The WRITE's results: did every fence hold; what it inserted. */
-static int write_results(sink_pg_t *s)
+static int write_results(sink_pg_t *s, const PGresult *rows)
 {
     const sink_write_plan *w = &s->txn.plan;
     const int64_t *t = s->io.st.tuples;
     s->txn.inserted = w->idx_insert >= 0 ? (size_t)t[w->idx_insert] : 0;
+    if (w->insert_counted) /* the staged INSERT's count: the one row there is */
+        s->txn.inserted = rows && PQntuples(rows) == 1 ? (size_t)atoll(PQgetvalue(rows, 0, 0)) : 0;
     s->txn.dead = w->idx_dead >= 0 ? (size_t)t[w->idx_dead] : 0;
     return (w->idx_upd < 0 || t[w->idx_upd] == w->n_upd) &&
            (w->idx_ins < 0 || t[w->idx_ins] == w->n_ins);
@@ -306,7 +308,7 @@ static void step_done(sink_pg_t *s)
                          .err = sink_txn_classify(s->io.st.sqlstate),
                          .staged = s->txn.plan.staged};
     if (!s->io.st.failed && from == SK_WRITE)
-        in.fences_held = write_results(s);
+        in.fences_held = write_results(s, rows);
     else if (!s->io.st.failed && from == SK_COMMIT)
         in.complete = s->txn.inserted == batch_rows(b) && s->txn.dead == batch_dead(b);
     else if (!s->io.st.failed && from == SK_VERIFY)

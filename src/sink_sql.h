@@ -8,11 +8,12 @@
  * (PQescapeIdentifier / PQescapeLiteral); numbers are formatted here; all
  * row data travels as COPY data, never as SQL text.
  *
- * It also holds the schema (sink_pg_schema_sql(), declared in sink_pg.h
- * because config/schema.sql and its test use it): the events table,
- * partitioned by day on event_ts, its default partition, the partition
- * functions the upkeep calls, the per-minute rollup table kept by triggers,
- * and the dashboard views. The names derived from the events table
+ * sink_schema.c holds the schema (sink_pg_schema_sql(), declared in
+ * sink_pg.h because config/schema.sql and its test use it): the events
+ * table, partitioned by day on event_ts, its default partition, the
+ * partition functions the upkeep calls, the per-minute rollup table (which
+ * camjoin's own writes keep, in each batch's transaction; triggers follow
+ * changes made by hand) and the dashboard views. The names derived from the events table
  * (<table>_minute, the views) are made from its quoted identifier by
  * appending a suffix inside the quotes; the SQL functions take the table as
  * a regclass and never hold its name.
@@ -26,15 +27,39 @@
 
 #include "camjoin/strbuf.h"
 
-/* Per-connection setup: the temporary staging tables (emptied by COMMIT). */
+/* `id` (a quoted identifier, "...") with `suffix` (no quote in it) appended
+ * inside the quotes: "camera_events" + _minute = "camera_events_minute".
+ * Sets q->oom for an id that is not quoted. _lit: the same name as a string
+ * literal (what to_regclass() takes), quoted as PQescapeLiteral does. */
+void sink_sql_add_ident(strbuf_t *q, const char *id, const char *suffix);
+void sink_sql_add_ident_lit(strbuf_t *q, const char *id, const char *suffix);
+
+/* The rollup groups of a set of event rows (GROUP BY 1, 2, 4, 5, 6), in
+ * ROLLUP_COLUMNS order; and the upsert that adds groups to a rollup table
+ * aliased r. */
+#define SQL_ROLLUP_AGGREGATE                                                    \
+    "date_trunc('minute', event_ts, 'UTC'), site_id, max(site_name), zone,\n"  \
+    "        camera_id, event_type, count(*), coalesce(sum(object_count), 0),\n" \
+    "        max(confidence)"
+#define SQL_ROLLUP_UPSERT                                                       \
+    "\n  ON CONFLICT (minute, site_id, zone, camera_id, event_type) DO UPDATE\n"  \
+    "    SET events = r.events + excluded.events,\n"                           \
+    "        object_count_sum = r.object_count_sum + excluded.object_count_sum,\n" \
+    "        confidence_max = greatest(r.confidence_max, excluded.confidence_max),\n" \
+    "        site_name = excluded.site_name"
+
+/* Per-connection setup: the temporary staging tables (emptied by COMMIT):
+ * events and dead letters for the staged path, rollup groups for the direct
+ * path. */
 extern const char sink_sql_setup[];
 
 /* What the write statement will produce, so results can be checked. */
 typedef struct sink_write_plan {
-    const char *copy[2];     /* COPY payloads, in the order the statement needs */
-    size_t copy_len[2], ncopy;
+    const char *copy[3];     /* COPY payloads, in the order the statement needs */
+    size_t copy_len[3], ncopy;
     int staged;              /* through the staging tables (ON CONFLICT) */
     int idx_insert;          /* result index of the events INSERT or COPY, or -1 */
+    int insert_counted;      /* that result is one row holding the count (staged) */
     int idx_dead;            /* result index of the dead letters INSERT or COPY, or -1 */
     int idx_upd, n_upd;      /* fenced UPDATE: result index, rows it must touch */
     int idx_ins, n_ins;      /* first-offset INSERT: result index, rows */
@@ -49,8 +74,11 @@ typedef struct sink_write_plan {
  * Direct (`staged` 0): COPY straight into the target tables — the fast path,
  * about half the server's work, but a row that already exists (a replay, a
  * duplicate older than the dedup window) fails the whole statement with a
- * unique violation. Staged (`staged` 1): COPY into the session's temporary
- * staging tables, then INSERT … SELECT … ON CONFLICT DO NOTHING. */
+ * unique violation; the batch's rollup groups go through a small staging
+ * COPY and one upsert. Staged (`staged` 1): COPY into the session's
+ * temporary staging tables, then INSERT … SELECT … ON CONFLICT DO NOTHING,
+ * whose RETURNING feeds the rollup upsert in the same statement. On ENOMEM
+ * q->oom is set. */
 void sink_sql_write(strbuf_t *q, batch_t *b, const int64_t *expected,
                     const char *table, const char *group, const char *topic, int staged,
                     sink_write_plan *plan);

@@ -2,8 +2,10 @@
  * batch — the rows of one PostgreSQL transaction, already COPY-encoded in
  * PostgreSQL's *binary* COPY format (`COPY ... FROM STDIN (FORMAT binary)`).
  *
- * A batch holds three things:
+ * A batch holds four things:
  *   - event rows, in the column order BATCH_EVENT_COLUMNS;
+ *   - their per-minute aggregates (include/camjoin/rollup.h), encoded in
+ *     ROLLUP_COLUMNS order when batch_rollup_data() is called;
  *   - dead letters, in the column order BATCH_DEAD_COLUMNS;
  *   - for each Kafka partition it touched, the offset to store next
  *     (last offset noted + 1). The offset the store must hold now (the
@@ -54,6 +56,7 @@
 #include "camjoin/base.h"
 #include "camjoin/event.h"
 #include "camjoin/refdata.h"
+#include "camjoin/rollup.h"
 
 #define BATCH_EVENT_COLUMNS                                                   \
     "event_id, event_ts, camera_id, event_type, confidence, object_count, "  \
@@ -104,6 +107,11 @@ size_t batch_messages(const batch_t *b);  /* all noted messages */
 /* The complete binary COPY streams (header + rows, no trailer). */
 const char *batch_event_data(const batch_t *b, size_t *len);
 const char *batch_dead_data(const batch_t *b, size_t *len);
+
+/* The event rows' rollup groups as a binary COPY stream (ROLLUP_COLUMNS),
+ * or NULL on ENOMEM; and how many groups there are. */
+const char *batch_rollup_data(batch_t *b, size_t *len);
+size_t batch_rollup_groups(const batch_t *b);
 
 /* Per-partition offsets, in first-touched order; the array is owned by the
  * batch. */

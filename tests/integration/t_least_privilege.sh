@@ -8,8 +8,9 @@
 #   2. the exact privilege set of role camjoin (table grants, function
 #      EXECUTE, schema CREATE, database TEMP/CONNECT/CREATE) and what it must
 #      NOT be able to do, tried with psql as camjoin: CREATE TABLE, DROP,
-#      ALTER, DELETE, UPDATE of events, TRUNCATE, CREATE SCHEMA, writing the
-#      rollup table, DDL on a partition all fail; CREATE TEMP TABLE and the
+#      ALTER, DELETE, UPDATE of events, TRUNCATE, CREATE SCHEMA, deleting
+#      from or truncating the rollup table (camjoin may add to it: its
+#      batches' groups), DDL on a partition all fail; CREATE TEMP TABLE and the
 #      partition functions (SECURITY DEFINER) work, and what they create
 #      belongs to camjoin_owner and is readable by the readers;
 #      the same for the read-only role camjoin_reader: SELECT on the events
@@ -17,8 +18,8 @@
 #      letters, nothing else;
 #   3. camjoin --until-end as camjoin over generator data: the exact end state
 #      of assert_final_state (rows, dead letters, join, offsets), and the
-#      rollup table equal to the rows' aggregates (its trigger runs as
-#      camjoin_owner); a second run
+#      rollup table equal to the rows' aggregates (camjoin's upserts, as
+#      camjoin); a second run
 #      writes nothing; a --replay-from earliest run duplicates nothing;
 #      camjoin authenticates with SCRAM, its password in a libpq passfile
 #      (PGPASSFILE) or in the conninfo: the password is in no log line, and a
@@ -59,7 +60,7 @@ assert_eq "owner of every camjoin table, partition and view" \
     "$(psql_val "SELECT string_agg(relname || ':' || relkind::text || '=' || pg_get_userbyid(relowner), ' ' ORDER BY relname)
                  FROM pg_class WHERE relkind IN ('r', 'p', 'v') AND relnamespace = 'public'::regnamespace")"
 assert_eq "owner of the functions (SECURITY DEFINER where the writer calls them)" \
-    "camjoin_drop_partition=camjoin_owner:true camjoin_ensure_default_partition=camjoin_owner:false camjoin_ensure_partition=camjoin_owner:true camjoin_partitions=camjoin_owner:true camjoin_rollup=camjoin_owner:true" \
+    "camjoin_drop_partition=camjoin_owner:true camjoin_ensure_default_partition=camjoin_owner:false camjoin_ensure_partition=camjoin_owner:true camjoin_partitions=camjoin_owner:true camjoin_rollup=camjoin_owner:true camjoin_rollup_rebuild=camjoin_owner:false" \
     "$(psql_val "SELECT string_agg(proname || '=' || pg_get_userbyid(proowner) || ':' || prosecdef, ' ' ORDER BY proname)
                  FROM pg_proc WHERE proname LIKE 'camjoin%' AND pronamespace = 'public'::regnamespace")"
 assert_eq "events table partitioned by range, with its default partition" "p:true" \
@@ -92,7 +93,7 @@ function_grants() {  # ROLE: the camjoin functions it may execute
               WHERE proname LIKE 'camjoin%' AND has_function_privilege('$1', oid, 'EXECUTE')"
 }
 assert_eq "table privileges" \
-    "camera_events:INSERT,SELECT camera_events_default:SELECT camjoin_dead_letters:INSERT,SELECT camjoin_offsets:INSERT,SELECT,UPDATE" \
+    "camera_events:INSERT,SELECT camera_events_default:SELECT camera_events_minute:INSERT,SELECT,UPDATE camjoin_dead_letters:INSERT,SELECT camjoin_offsets:INSERT,SELECT,UPDATE" \
     "$(table_grants camjoin)"
 assert_eq "function privileges (EXECUTE)" "camjoin_drop_partition,camjoin_ensure_partition,camjoin_partitions" \
     "$(function_grants camjoin)"
@@ -128,8 +129,11 @@ assert_eq "UPDATE camera_events" "permission denied for table camera_events" \
 assert_eq "TRUNCATE camjoin_offsets" "permission denied for table camjoin_offsets" "$(as_camjoin "TRUNCATE camjoin_offsets")"
 assert_eq "DELETE FROM camjoin_dead_letters" "permission denied for table camjoin_dead_letters" \
     "$(as_camjoin "DELETE FROM camjoin_dead_letters")"
-assert_eq "INSERT INTO camera_events_minute" "permission denied for table camera_events_minute" \
-    "$(as_camjoin "INSERT INTO camera_events_minute VALUES (now(), NULL, NULL, NULL, 'c', 't', 1, 0, NULL)")"
+assert_eq "TRUNCATE camera_events_minute" "permission denied for table camera_events_minute" \
+    "$(as_camjoin "TRUNCATE camera_events_minute")"
+assert_eq "camjoin_rollup_rebuild() (the owner's maintenance)" \
+    "permission denied for function camjoin_rollup_rebuild" \
+    "$(as_camjoin "SELECT camjoin_rollup_rebuild('camera_events', '-infinity', 'infinity')")"
 assert_eq "DELETE FROM camera_events_minute" "permission denied for table camera_events_minute" \
     "$(as_camjoin "DELETE FROM camera_events_minute")"
 assert_eq "DELETE FROM camera_events_default" "permission denied for table camera_events_default" \

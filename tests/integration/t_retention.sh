@@ -56,8 +56,8 @@ pg_start
 kafka_start "$TOPIC" "$PARTS"
 load_cameras
 
-grep -q camjoin_ensure_partition "$CAMJOIN_SRC/src/sink_sql.c" ||
-    fail "src/sink_sql.c has no camjoin_ensure_partition: the partitioned schema (issue 6) is missing"
+grep -q camjoin_ensure_partition "$CAMJOIN_SRC/src/sink_schema.c" ||
+    fail "src/sink_schema.c has no camjoin_ensure_partition: the partitioned schema is missing"
 
 # ------------------------------------------------------------ helpers
 # Our old-day events, one table: every 10th camera unknown (a join miss), a

@@ -2,9 +2,9 @@
  * Unit tests for batch: binary COPY encoding of event rows and dead letters,
  * the "failed add leaves no trace" rule, per-partition offsets, reset.
  *
- * The streams are read back by a small binary-COPY decoder written here from
- * the PostgreSQL documentation ("COPY ... Binary Format"), independent of
- * src/batch.c. Expected fields are spelled out as big-endian bytes; the
+ * The streams are read back by copy_decode.h, a small binary-COPY decoder
+ * written from the PostgreSQL documentation ("COPY ... Binary Format"),
+ * independent of src/. Expected fields are spelled out as big-endian bytes; the
  * float bit patterns were computed with Python's struct.pack('>f'/'>d', x),
  * the timestamps by hand (arithmetic in comments) and checked with Python's
  * datetime.
@@ -20,15 +20,10 @@
 #include <string.h>
 
 #include "camjoin/batch.h"
+#include "copy_decode.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define TOPIC "cam.events"
-
-/* Signature "PGCOPY\n\377\r\n\0", int32 flags 0, int32 extension length 0. */
-static const char copy_header[] = "PGCOPY\n\377\r\n\0"
-                                  "\0\0\0\0"
-                                  "\0\0\0\0";
-#define HEADER_LEN (sizeof copy_header - 1) /* 19 */
 
 static int setup(void **state)
 {
@@ -50,103 +45,6 @@ static event_t make_event(const char *id, const char *cam, const char *type,
                      .camera_id = cam, .camera_id_len = strlen(cam),
                      .event_type = type, .event_type_len = strlen(type),
                      .event_ts_us = ts_us};
-}
-
-/* ---- a binary COPY decoder ------------------------------------------------ */
-
-#define MAX_FIELDS 16
-
-struct field {
-    int32_t len; /* -1 = NULL */
-    const unsigned char *p;
-};
-
-struct tuple {
-    int n;
-    struct field f[MAX_FIELDS];
-};
-
-static uint16_t rd16(const unsigned char *p)
-{
-    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static uint32_t rd32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t rd64(const unsigned char *p)
-{
-    return (uint64_t)rd32(p) << 32 | rd32(p + 4);
-}
-
-/* Decodes a whole stream into at most `max` tuples of `nfields` fields each
- * and returns how many there were. Fails the test on anything malformed: a
- * wrong header, a short tuple or field, a wrong field count, a length below
- * -1, a trailer or bytes after the last tuple. */
-static size_t decode(const char *data, size_t len, int nfields,
-                     struct tuple *out, size_t max)
-{
-    const unsigned char *p = (const unsigned char *)data, *end = p + len;
-    if (len < HEADER_LEN || memcmp(p, copy_header, HEADER_LEN) != 0)
-        fail_msg("bad header (stream of %zu bytes)", len);
-    p += HEADER_LEN;
-    size_t n = 0;
-    while (p < end) {
-        if (end - p < 2)
-            fail_msg("tuple %zu: truncated field count", n);
-        int16_t nf = (int16_t)rd16(p);
-        p += 2;
-        if (nf != nfields)
-            fail_msg("tuple %zu: %d fields, want %d", n, nf, nfields);
-        if (n == max)
-            fail_msg("more than %zu tuples", max);
-        struct tuple *t = &out[n];
-        t->n = nf;
-        for (int i = 0; i < nf; i++) {
-            if (end - p < 4)
-                fail_msg("tuple %zu field %d: truncated length", n, i);
-            int32_t fl = (int32_t)rd32(p);
-            p += 4;
-            if (fl < -1 || (fl > 0 && end - p < fl))
-                fail_msg("tuple %zu field %d: bad length %d", n, i, (int)fl);
-            t->f[i].len = fl;
-            t->f[i].p = p;
-            if (fl > 0)
-                p += fl;
-        }
-        n++;
-    }
-    return n;
-}
-
-/* What a field must hold: len -1 = NULL, else `len` bytes at `bytes`. */
-struct want {
-    int32_t len;
-    const char *bytes;
-};
-#define W(s) {(int32_t)(sizeof(s) - 1), s}
-#define WNULL {-1, NULL}
-
-static void check_field(const char *what, int i, struct field got, struct want w)
-{
-    if (got.len != w.len)
-        fail_msg("%s field %d: length %d, want %d", what, i, (int)got.len, (int)w.len);
-    if (w.len > 0 && memcmp(got.p, w.bytes, (size_t)w.len) != 0) {
-        char hex[3 * 64 + 1] = "";
-        for (int j = 0; j < got.len && j < 64; j++)
-            snprintf(hex + 3 * j, 4, "%02x ", got.p[j]);
-        fail_msg("%s field %d: got %s", what, i, hex);
-    }
-}
-
-static void check_tuple(const char *what, const struct tuple *t,
-                        const struct want *want, int n)
-{
-    assert_int_equal(t->n, n);
-    for (int i = 0; i < n; i++)
-        check_field(what, i, t->f[i], want[i]);
 }
 
 /* ---- streams of a fresh batch --------------------------------------------- */

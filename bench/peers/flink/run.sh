@@ -40,7 +40,7 @@ source "$CAMJOIN_SRC/bench/lib.sh"
 EVENTS=${PEER_EVENTS:-300000}
 PARTS=${PEER_PARTITIONS:-32}
 PARALLELISM=${PEER_PARALLELISM:-2}
-# one writer: camera_events' statement-level rollup triggers upsert
+# one writer: camera_events' statement-level rollup trigger upserts
 # camera_events_minute, and two writers whose batches (one implicit
 # transaction each, several statements) touch the same minutes deadlock
 SINK_PARALLELISM=${PEER_SINK_PARALLELISM:-1}
@@ -102,6 +102,7 @@ assert_eq "messages in the topic = sent" "$SENT" \
 # --------------------------------------------------------------- the tables
 psql -XAtq -1 -v ON_ERROR_STOP=1 -f "$CAMJOIN_SRC/config/schema.sql" >/dev/null 2>"$CJ_TMP/schema.err" ||
     fail "config/schema.sql failed: $(head -n 5 "$CJ_TMP/schema.err")"
+peer_rollup_trigger
 psql -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL
 SET client_min_messages = warning;
 CREATE TABLE cameras (camera_id text PRIMARY KEY, site_id text, site_name text,

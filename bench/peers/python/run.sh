@@ -91,12 +91,14 @@ print("Python %s, confluent-kafka %s (librdkafka %s), psycopg %s (%s)" % (sys.ve
 med_line() { sort -g | sed -n "$((($# + 1) / 2))p"; }  # (stdin: lines; $#: how many)
 
 # camjoin's tables, new and empty, with the day partitions (today .. +7, UTC)
-# that camjoin's upkeep makes at its start (postgres.partitions_ahead = 7)
+# that camjoin's upkeep makes at its start (postgres.partitions_ahead = 7),
+# and the rollup kept by a trigger for the peer (camjoin drops it at start)
 fresh_schema() {
     psql -XAtq -v ON_ERROR_STOP=1 -c "DROP TABLE IF EXISTS camera_events, camera_events_minute,
         camjoin_offsets, camjoin_dead_letters CASCADE" >/dev/null
     psql -XAtq -1 -v ON_ERROR_STOP=1 -f "$CAMJOIN_SRC/config/schema.sql" >/dev/null ||
         fail "config/schema.sql did not apply"
+    peer_rollup_trigger
     psql_val "SELECT count(camjoin_ensure_partition('camera_events', (now() AT TIME ZONE 'UTC')::date + d))
               FROM generate_series(0, 7) d" >/dev/null
 }
