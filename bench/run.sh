@@ -4,7 +4,8 @@
 #
 #   bash bench/run.sh                # every phase, about 35 minutes
 #   bash bench/run.sh throughput     # one phase: throughput latency linger1
-#                                    #   peak size memory cpu sweep rss plots
+#                                    #   peak size memory cpu sweep rss
+#                                    #   dashboard plots
 #                                    #   (several may be given)
 #   bash bench/run.sh peers          # Flink, Kafka Connect and a Python
 #                                    #   consumer on the same workload
@@ -29,7 +30,8 @@
 # (100000), BENCH_SWEEP ("1000 5000 20000 50000 100000"), BENCH_SIZE_EVENTS
 # (2000000) and BENCH_SIZE_PARTITIONS (16), BENCH_WARM_SECONDS (20), BENCH_REPEAT
 # (3: the throughput and latency figures are medians of that many runs),
-# BENCH_PEAK_RATES ("40000 50000 60000 70000 80000") and BENCH_PEAK_SECONDS (60);
+# BENCH_PEAK_RATES ("40000 50000 60000 70000 80000") and BENCH_PEAK_SECONDS (60),
+# BENCH_DASH_ROWS (10000000);
 # for the peers BENCH_PEER_EVENTS (300000) and BENCH_PEER_PARTITIONS (32).
 # BENCH_CAMJOIN_ARGS (words, e.g. "-X fetch.min.bytes=65536") is added to
 # every camjoin run, to measure one lever against the defaults; the results
@@ -57,6 +59,7 @@ SIZE_PARTS=${BENCH_SIZE_PARTITIONS:-16}
 WARM_S=${BENCH_WARM_SECONDS:-20}
 PEAK_RATES=${BENCH_PEAK_RATES:-40000 50000 60000 70000 80000}
 PEAK_S=${BENCH_PEAK_SECONDS:-60}
+DASH_ROWS=${BENCH_DASH_ROWS:-10000000}
 REPEAT=${BENCH_REPEAT:-3}
 # a bigger heap for the broker than the tests' (the size phase holds ~350 MB)
 export KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms1g -Xmx1g}
@@ -497,6 +500,35 @@ phase_cpu() {
     kafka_stop
 }
 
+# ------------------------------------- 7. the dashboard's queries, at size
+# DASH_ROWS (10M) synthetic rows over the 24 h before now
+# (bench/dashboard_fill.sql: no Kafka, no camjoin; the rollup rebuilt from
+# them). Then bench/dashboard.py times every SQL query of
+# deploy/grafana/dashboards/camjoin.json (panels and variables) over 1 h,
+# 6 h and 24 h, with every variable All and with one value each.
+phase_dashboard() {
+    local end
+    fresh_db
+    psql -XAtq -1 -v ON_ERROR_STOP=1 -f "$BENCH_SRC/config/schema.sql" >/dev/null
+    end=$(psql_val "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')")
+    log "writing $DASH_ROWS rows over 24 h"
+    psql -XAtq -v ON_ERROR_STOP=1 -v rows="$DASH_ROWS" -v end="$end" <"$BENCH_SRC/config/cameras.csv" \
+        -f "$BENCH_SRC/bench/dashboard_fill.sql" >/dev/null
+    assert_eq "dashboard: rows" "$DASH_ROWS" "$(psql_val "SELECT count(*) FROM camera_events")"
+    assert_eq "dashboard: rollup events = rows" "$DASH_ROWS" \
+        "$(psql_val "SELECT sum(events) FROM camera_events_minute")"
+    python3 "$BENCH_SRC/bench/dashboard.py" --dashboard "$BENCH_SRC/deploy/grafana/dashboards/camjoin.json" \
+        --end "$end" >"$CJ_TMP/dashboard.json"
+    json_out dashboard "$(jq --argjson machine "$(machine_json)" --arg rows "$DASH_ROWS" \
+        --arg groups "$(psql_val "SELECT count(*) FROM camera_events_minute")" \
+        '{machine: $machine, rows: ($rows|tonumber), rollup_rows: ($groups|tonumber)} + .' "$CJ_TMP/dashboard.json")"
+    printf '\n%s\n' "dashboard: $DASH_ROWS rows over 24 h ($(jq .rollup_rows "$RESULTS/dashboard.json") rollup rows), median of 5"
+    jq -r '.queries[] | "  \(.query | .[0:40] | . + " " * (40 - length)) \(.range | . + " " * (4 - length)) \(.filter)  \(.median_ms) ms  \(.rows) rows"' \
+        "$RESULTS/dashboard.json"
+    jq -r '"  worst: \(.worst.query) \(.worst.range) \(.worst.filter) \(.worst.median_ms) ms; most rows: \(.most_rows.query) \(.most_rows.range) \(.most_rows.filter) \(.most_rows.rows)"' \
+        "$RESULTS/dashboard.json"
+}
+
 # --------------------------------------------------------------- 6. plots
 phase_plots() {
     command -v gnuplot >/dev/null || fail "gnuplot not found (apt-get install gnuplot-nox)"
@@ -515,7 +547,7 @@ phase_plots() {
 }
 
 PHASES=("$@")
-[[ ${#PHASES[@]} -gt 0 ]] || PHASES=(throughput latency linger1 peak size memory cpu sweep rss plots)
+[[ ${#PHASES[@]} -gt 0 ]] || PHASES=(throughput latency linger1 peak size memory cpu sweep rss dashboard plots)
 if [[ ${PHASES[*]} == mock ]]; then
     # the mock beside the real broker: the same phases into results/mock/
     CAMJOIN_KAFKA=mock BENCH_RESULTS=$RESULTS/mock bash "$BENCH_SRC/bench/run.sh" \
