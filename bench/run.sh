@@ -2,7 +2,8 @@
 # bench/run.sh — camjoin's benchmark harness. Prints a table and writes
 # bench/results/<phase>.json. Run by hand (it is not a test):
 #
-#   bash bench/run.sh                # every phase, about 35 minutes
+#   bash bench/run.sh                # every phase, then the peers (below),
+#                                    #   each printing its table as it ends
 #   bash bench/run.sh throughput     # one phase: throughput latency linger1
 #                                    #   peak size memory cpu sweep rss
 #                                    #   dashboard plots
@@ -547,7 +548,8 @@ phase_plots() {
 }
 
 PHASES=("$@")
-[[ ${#PHASES[@]} -gt 0 ]] || PHASES=(throughput latency linger1 peak size memory cpu sweep rss dashboard plots)
+ALL=0
+[[ ${#PHASES[@]} -gt 0 ]] || { ALL=1; PHASES=(throughput latency linger1 peak size memory cpu sweep rss dashboard plots); }
 if [[ ${PHASES[*]} == mock ]]; then
     # the mock beside the real broker: the same phases into results/mock/
     CAMJOIN_KAFKA=mock BENCH_RESULTS=$RESULTS/mock bash "$BENCH_SRC/bench/run.sh" \
@@ -555,12 +557,12 @@ if [[ ${PHASES[*]} == mock ]]; then
     bash "$BENCH_SRC/bench/compare.sh" "$RESULTS" "$RESULTS/mock"
     exit 0
 fi
-if [[ ${PHASES[*]} == peers ]]; then
-    # the peers (bench/peers/*/run.sh), one after the other on this machine,
-    # on the throughput phase's workload; each runner starts its own
-    # PostgreSQL and broker with this file's settings, checks its table
-    # against the generator's manifest and writes results/peers/*.json;
-    # then one table and one plot (docs/bench-peers.png) of them all
+# the peers (bench/peers/*/run.sh), one after the other on this machine,
+# on the throughput phase's workload; each runner starts its own
+# PostgreSQL and broker with this file's settings, checks its table
+# against the generator's manifest and writes results/peers/*.json;
+# then one table and one plot (docs/bench-peers.png) of them all
+run_peers() {
     export PEER_EVENTS=${BENCH_PEER_EVENTS:-300000} PEER_PARTITIONS=${BENCH_PEER_PARTITIONS:-32}
     export PEER_RESULTS=$RESULTS/peers
     bash "$BENCH_SRC/bench/peers/python/run.sh"
@@ -569,6 +571,9 @@ if [[ ${PHASES[*]} == peers ]]; then
     bash "$BENCH_SRC/bench/peers/connect/run.sh"
     bash "$BENCH_SRC/bench/peers/table.sh" "$RESULTS/peers"
     bash "$BENCH_SRC/bench/peers/plot.sh" "$RESULTS/peers" "$BENCH_SRC/docs"
+}
+if [[ ${PHASES[*]} == peers ]]; then
+    run_peers
     exit 0
 fi
 pg_start
@@ -576,3 +581,7 @@ for ph in "${PHASES[@]}"; do
     declare -F "phase_$ph" >/dev/null || fail "unknown phase '$ph'"
     "phase_$ph"
 done
+if [[ $ALL == 1 ]]; then  # every figure from one run: the peers last, each on its own cluster
+    pg_stop
+    run_peers
+fi
