@@ -151,6 +151,8 @@ assert_eq "run 1: rollup rows without a site = unknown cameras" "$((unknown + ol
 rollup_rows=$(psql_val "SELECT count(*) FROM camera_events_minute")
 minutes=$(psql_val "SELECT count(DISTINCT minute) FROM camera_events_minute")
 incremental=$(rollup_md5 camera_events)
+assert_eq "the rollup table leaves room for HOT updates" "{fillfactor=70}" \
+    "$(psql_val "SELECT reloptions FROM pg_class WHERE relname = 'camera_events_minute'")"
 assert_eq "camjoin_rollup_rebuild over all time: the groups it wrote" "$rollup_rows" \
     "$(psql_val "SELECT camjoin_rollup_rebuild('camera_events', '-infinity', 'infinity')")"
 assert_eq "the rebuilt rollup = the one camjoin's batches added up" "$incremental" "$(rollup_md5 camera_events)"
