@@ -11,11 +11,8 @@ runs the query `--repeat` times in one psql session (the first run warms the
 cache and is not counted), and reports the median milliseconds and the rows
 returned (a time-series panel's points).
 
-Expanded macros: $__timeFilter(col) -> col BETWEEN 'from' AND 'to',
-$__timeFrom() / $__timeTo() -> the bounds as timestamptz literals, and
-${var:sqlstring} -> the variable's allValue for All (used as written, as
-Grafana does with a custom all value) or the value as a quoted literal. An
-unexpanded $ left in a query is an error: a new macro needs adding here.
+The macros are expanded by tests/integration/grafana_sql.py, which
+t_stack.py uses too: one list of what the dashboard may use.
 
 Output: one JSON object on stdout {"queries": [...], "worst": {...}}; the
 connection is psql's (PGHOST, PGPORT, PGUSER, PGDATABASE from the harness).
@@ -25,25 +22,23 @@ import datetime as dt
 import json
 import re
 import statistics
+import os
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+import grafana_sql  # noqa: E402 (the dashboard's macros, shared with t_stack.py)
+
+DASH = None  # the dashboard, loaded by main()
 
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 24 * 3600}
 
 
-def lit(s):
-    return "'" + s.replace("'", "''") + "'"
-
-
 def expand(sql, start, end, values):
-    ts = lambda t: lit(t.isoformat()) + "::timestamptz"
-    sql = re.sub(r"\$__timeFilter\(([^)]+)\)",
-                 lambda m: f"{m.group(1)} BETWEEN {ts(start)} AND {ts(end)}", sql)
-    sql = sql.replace("$__timeFrom()", ts(start)).replace("$__timeTo()", ts(end))
-    sql = re.sub(r"\$\{(\w+):sqlstring\}", lambda m: values[m.group(1)], sql)
-    if "$" in sql:
-        sys.exit(f"dashboard.py: a macro is not expanded: {sql}")
-    return sql
+    try:
+        return grafana_sql.substitute(sql, values, DASH, start.isoformat(), end.isoformat())
+    except ValueError as e:
+        sys.exit("dashboard.py: " + str(e))
 
 
 def psql(sql):
@@ -77,7 +72,8 @@ def main():
     ap.add_argument("--end", required=True, help="ISO timestamp the ranges end at")
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
-    d = json.load(open(a.dashboard))
+    global DASH
+    DASH = d = json.load(open(a.dashboard))
     end = dt.datetime.fromisoformat(a.end)
     variables = d["templating"]["list"]
     queries = [("variable " + v["name"], v["query"]) for v in variables if v.get("type") == "query"]
@@ -89,7 +85,7 @@ def main():
     for rname, seconds in RANGES.items():
         start = end - dt.timedelta(seconds=seconds)
         for fname in ("all", "one"):
-            values = {v["name"]: v.get("allValue", "'__all'") for v in variables}
+            values = {}  # All
             if fname == "one":  # a site, its first zone, that zone's first camera
                 for v in variables:
                     if v["name"] == "event_type":
@@ -97,7 +93,7 @@ def main():
                     first = psql(expand(v["query"], start, end, values) + " LIMIT 1")
                     if not first:
                         sys.exit(f"dashboard.py: variable {v['name']} has no value in {rname}")
-                    values[v["name"]] = lit(first[0].split("|")[0])
+                    values[v["name"]] = first[0].split("|")[0]
             for name, sql in queries:
                 ms, rows = timed(expand(sql, start, end, values), a.repeat)
                 results.append({"query": name, "range": rname, "filter": fname,

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 
+import grafana_sql  # beside this file
+
 SRC = os.environ["CAMJOIN_SRC"]
 DEPLOY = os.path.join(SRC, "deploy")
 DASH = os.path.join(DEPLOY, "grafana/dashboards/camjoin.json")
@@ -478,30 +480,12 @@ def pg_queries(d):
 
 
 def substitute(sql, values, d):
-    """Grafana's interpolation: the time macros, then ${var:sqlstring}. A
-    variable absent from values is All: Grafana inserts a custom allValue
-    unformatted. Anything else left with a $ is an error."""
+    """grafana_sql.substitute() over DASH_FROM .. DASH_TO; its errors fail."""
     frm, to = os.environ.get("DASH_FROM", "1970-01-01T00:00:00Z"), os.environ.get("DASH_TO", "1970-01-01T00:00:00Z")
-    variables = {x["name"]: x for x in d["templating"]["list"]}
-    sql = re.sub(r"\$__timeFilter\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)",
-                 lambda m: "%s BETWEEN '%s' AND '%s'" % (m.group(1), frm, to), sql)
-    sql = sql.replace("$__timeFrom()", "'%s'" % frm).replace("$__timeTo()", "'%s'" % to)
-
-    def var(m):
-        name, fmt = m.group(1), m.group(2)
-        if name not in variables:
-            fail("SQL uses ${%s:%s}, not a dashboard variable" % (name, fmt))
-        if fmt != "sqlstring":
-            fail("SQL uses ${%s:%s}: only the sqlstring format is allowed" % (name, fmt))
-        if name not in values:
-            return variables[name]["allValue"]
-        return "'%s'" % values[name].replace("'", "''")
-
-    sql = re.sub(r"\$\{(\w+):(\w+)\}", var, sql)
-    left = re.search(r"\$\w*(\(\))?|\[\[", sql)
-    if left:
-        fail("unsupported macro or variable syntax %r in: %s" % (left.group(0), sql))
-    return sql.strip().rstrip(";")
+    try:
+        return grafana_sql.substitute(sql, values, d, frm, to)
+    except ValueError as e:
+        fail(str(e))
 
 
 def parse_values(argv):
