@@ -5,17 +5,21 @@ bench/dashboard.py (every query timed at 10M rows).
 
 substitute(sql, values, dashboard, frm, to) expands $__timeFilter(col) to
 `col BETWEEN 'frm' AND 'to'`, $__timeFrom() and $__timeTo() to the bounds as
-string literals, and ${var:sqlstring} to the value in `values` as a quoted
+string literals, $__unixEpochFrom() and $__unixEpochTo() to them as Unix
+seconds (frm and to are ISO 8601 instants), and ${var:sqlstring} to the value in `values` as a quoted
 literal, or, for a variable absent from `values` (All), the variable's
 allValue unformatted, as Grafana inserts a custom all value. Anything else
 left with a $ (another macro, another format, an unknown variable) raises
 ValueError naming it: a new macro must be added here, for both tools.
 """
+import datetime
 import re
 
 
 def substitute(sql, values, dashboard, frm, to):
     variables = {x["name"]: x for x in dashboard["templating"]["list"]}
+    for macro, instant in (("$__unixEpochFrom()", frm), ("$__unixEpochTo()", to)):
+        sql = sql.replace(macro, str(int(datetime.datetime.fromisoformat(instant).timestamp())))
     sql = re.sub(r"\$__timeFilter\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)",
                  lambda m: "%s BETWEEN '%s' AND '%s'" % (m.group(1), frm, to), sql)
     sql = sql.replace("$__timeFrom()", "'%s'" % frm).replace("$__timeTo()", "'%s'" % to)

@@ -447,7 +447,7 @@ def cmd_dash_static(schema_path):
     # every $ in SQL is an allowed macro or ${var:sqlstring}
     for kind, name, sql in pg_queries(d):
         substitute(sql, {}, d)
-    ok("SQL uses only $__timeFilter/$__timeFrom/$__timeTo and ${var:sqlstring}",
+    ok("SQL uses only grafana_sql.py's macros and ${var:sqlstring}",
        "%d queries" % len(list(pg_queries(d))))
 
 

@@ -203,13 +203,23 @@ assert_eq "rows in range = generator valid_new" "$valid_new" "$rows"
 EPM="Events per minute by site and type"
 assert_eq "[All] $EPM: sum = count(*)" "$rows" \
     "$(psql_val "SELECT sum(value) FROM ($(q panel "$EPM")) p")"
-assert_eq "[All] $EPM: points differing from GROUP BY minute" 0 \
+# at All one series per event type; over 2 h the buckets are minutes
+assert_eq "[All] $EPM: points differing from GROUP BY minute, event_type" 0 \
     "$(psql_val "SELECT count(*) FROM ($(q panel "$EPM")) p
-                 FULL JOIN (SELECT date_trunc('minute', event_ts, 'UTC') AS time,
-                                   coalesce(site_name, '(unknown camera)') || ' / ' || event_type AS metric,
+                 FULL JOIN (SELECT date_trunc('minute', event_ts, 'UTC') AS time, event_type AS metric,
                                    count(*) AS value
                             FROM camera_events WHERE $RANGE GROUP BY 1, 2) r USING (time, metric)
                  WHERE p.value IS DISTINCT FROM r.value")"
+DAY_FROM=$(psql_val "SELECT to_char(('$DASH_TO'::timestamptz - interval '24 hours') AT TIME ZONE 'UTC',
+                                     'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+# over 24 h the buckets are 5 minutes (86,400 s / 300, in whole minutes), each
+# point the mean per minute: at most 288 buckets a series, whatever the rows
+assert_eq "[All, 24 h] $EPM: points differing from 5-minute buckets / 5" 0 \
+    "$(psql_val "SELECT count(*) FROM ($(DASH_FROM=$DAY_FROM q panel "$EPM")) p
+                 FULL JOIN (SELECT date_bin('5 minutes', event_ts, timestamptz '2000-01-01 00:00:00+00') AS time,
+                                   event_type AS metric, count(*) AS n
+                            FROM camera_events WHERE $RANGE GROUP BY 1, 2) r USING (time, metric)
+                 WHERE round(p.value * 5) IS DISTINCT FROM r.n")"
 for v in site zone camera event_type; do
     val=$(jq -r ".single.$v" "$V")
     assert_eq "[$v=$val] $EPM: sum = count(*)" \
