@@ -314,8 +314,6 @@ const char *batch_rollup_data(batch_t *b, size_t *len)
     return rollup_data(b->rollup, len);
 }
 
-size_t batch_rollup_groups(const batch_t *b) { return rollup_groups(b->rollup); }
-
 batch_offset_t *batch_offsets(batch_t *b, size_t *n)
 {
     *n = b->n_offsets;

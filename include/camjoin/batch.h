@@ -109,9 +109,8 @@ const char *batch_event_data(const batch_t *b, size_t *len);
 const char *batch_dead_data(const batch_t *b, size_t *len);
 
 /* The event rows' rollup groups as a binary COPY stream (ROLLUP_COLUMNS),
- * or NULL on ENOMEM; and how many groups there are. */
+ * or NULL on ENOMEM. */
 const char *batch_rollup_data(batch_t *b, size_t *len);
-size_t batch_rollup_groups(const batch_t *b);
 
 /* Per-partition offsets, in first-touched order; the array is owned by the
  * batch. */
