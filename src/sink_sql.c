@@ -147,8 +147,6 @@ void sink_sql_write(strbuf_t *q, batch_t *b, const int64_t *expected,
             plan->ncopy++;
             strbuf_addf(q, "COPY %s (" BATCH_EVENT_COLUMNS ") FROM STDIN (FORMAT binary);", table);
             plan->idx_insert = res++;
-            add_rollup(q, b, table, plan);
-            res += 2; /* its COPY and upsert */
         }
         if (ndead) {
             plan->copy[plan->ncopy] = batch_dead_data(b, &plan->copy_len[plan->ncopy]);
@@ -156,6 +154,16 @@ void sink_sql_write(strbuf_t *q, batch_t *b, const int64_t *expected,
             strbuf_addf(q, "COPY camjoin_dead_letters (" BATCH_DEAD_COLUMNS
                            ") FROM STDIN (FORMAT binary);");
             plan->idx_dead = res++;
+        }
+        /* The upsert locks rollup rows that every consumer's batches touch
+         * (a minute's groups). It comes after the last COPY, so from then
+         * on the server never waits for this client's data: a camjoin
+         * frozen after it (SIGSTOP, a paused VM) is idle in transaction,
+         * which idle_in_transaction_session_timeout ends. Frozen inside a
+         * COPY it would be "active", and hold the locks for good. */
+        if (nrows) {
+            add_rollup(q, b, table, plan);
+            res += 2; /* its COPY and upsert */
         }
         goto offsets;
     }

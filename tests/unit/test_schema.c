@@ -8,6 +8,8 @@
 #include <cmocka.h>
 
 #include "../../src/sink_sql.h"
+#include "camjoin/batch.h"
+#include "camjoin/rollup.h"
 #include "camjoin/sink_pg.h"
 #include "camjoin/strbuf.h"
 
@@ -189,6 +191,54 @@ static void warm_line_parses_and_refuses(void **state)
     assert_int_equal(sink_sql_warm_line("6576\t1\t2", 9, small, sizeof small, &n, &part, &off), -1);
 }
 
+/* A batch's write, direct path: the rows, the dead letters, then the rollup
+ * (its stage COPY and upsert), then the fenced offsets. The upsert locks
+ * rollup rows that other consumers' batches need too, so it must follow
+ * every COPY that waits for this client's data (see sink_sql_write()). */
+static void write_direct_locks_rollup_after_every_copy(void **state)
+{
+    (void)state;
+    batch_t *b = batch_new("t");
+    assert_non_null(b);
+    event_t ev = {.event_id = "e1", .event_id_len = 2, .camera_id = "c", .camera_id_len = 1,
+                  .event_type = "x", .event_type_len = 1, .event_ts_us = 0};
+    assert_int_equal(batch_add_event(b, &ev, NULL, 3, 10), 0);
+    assert_int_equal(batch_add_dead(b, 3, 11, "{", 1, "malformed_json"), 0);
+    int64_t expected[1] = {10};
+    strbuf_t q = {0};
+    sink_write_plan plan;
+    sink_sql_write(&q, b, expected, "\"ev\"", "'g'", "'t'", 0, &plan);
+    assert_false(q.oom);
+    assert_string_equal(q.data,
+        "BEGIN;"
+        "COPY \"ev\" (" BATCH_EVENT_COLUMNS ") FROM STDIN (FORMAT binary);"
+        "COPY camjoin_dead_letters (" BATCH_DEAD_COLUMNS ") FROM STDIN (FORMAT binary);"
+        "COPY camjoin_stage_minute (" ROLLUP_COLUMNS ") FROM STDIN (FORMAT binary);"
+        "INSERT INTO \"ev_minute\" AS r (" ROLLUP_COLUMNS ") SELECT " ROLLUP_COLUMNS
+        " FROM camjoin_stage_minute ORDER BY minute, site_id, zone, camera_id, event_type"
+        SQL_ROLLUP_UPSERT ";"
+        "UPDATE camjoin_offsets o SET next_offset = v.n, updated_at = now() FROM "
+        "(VALUES (3, 10::bigint, 12::bigint)) v(p, e, n) WHERE o.consumer_group = 'g' "
+        "AND o.topic = 't' AND o.kafka_partition = v.p AND o.next_offset = v.e;");
+    /* the payloads in the COPYs' order, and each statement's result index */
+    size_t len;
+    assert_int_equal(plan.ncopy, 3);
+    assert_ptr_equal(plan.copy[0], batch_event_data(b, &len));
+    assert_int_equal(plan.copy_len[0], len);
+    assert_ptr_equal(plan.copy[1], batch_dead_data(b, &len));
+    assert_int_equal(plan.copy_len[1], len);
+    assert_ptr_equal(plan.copy[2], batch_rollup_data(b, &len));
+    assert_int_equal(plan.copy_len[2], len);
+    assert_int_equal(plan.idx_insert, 1);
+    assert_int_equal(plan.idx_dead, 2);
+    assert_int_equal(plan.idx_upd, 5);
+    assert_int_equal(plan.n_upd, 1);
+    assert_int_equal(plan.idx_ins, -1);
+    assert_int_equal(plan.n_ins, 0);
+    strbuf_free(&q);
+    batch_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +248,7 @@ int main(void)
         cmocka_unit_test(schema_refuses_unquoted_names),
         cmocka_unit_test(schema_present_names_every_object),
         cmocka_unit_test(warm_line_parses_and_refuses),
+        cmocka_unit_test(write_direct_locks_rollup_after_every_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
