@@ -10,7 +10,8 @@
 #  4. build-debug/: the Debug build with -Werror (compiled, not run), so
 #     every build type is warning-free;
 #  5. t_rerun with the daemon under valgrind memcheck;
-#  6. the fault suite (tests/faults) on real brokers, one and three nodes;
+#  6. the fault suite (tests/faults) on real brokers, one and three nodes,
+#     two scenarios at a time (FAULTS_JOBS);
 #  7. the libFuzzer targets, FUZZ_SECONDS (60) each.
 # Prints the minutes each stage took; exits non-zero if anything failed.
 # CAMJOIN_KAFKA=mock runs everything that can against librdkafka's mock

@@ -35,7 +35,7 @@ need_bin camjoin camjoin-gen
 TOPIC=commitkill-events GROUP=commitkill
 fault_param PARTS - 4 8
 fault_param RATE F_COMMIT_KILL_RATE 3000 4000
-fault_param DURATION F_COMMIT_KILL_DURATION 15 45   # 45k (full: 180k, 22.5k a partition)
+fault_param DURATION F_COMMIT_KILL_DURATION 25 45   # 75k (full: 180k, 22.5k a partition); the phases need ~15 s
 fault_param SEED F_COMMIT_KILL_SEED 4004
 fault_param SYNC_PHASE F_COMMIT_KILL_SYNC_PHASE 4   # seconds of the "committed" phase
 total=$((RATE * DURATION))

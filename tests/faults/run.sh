@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # run.sh — runs every fault scenario, tests/faults/f_*.sh, in name order
-# (or only the scripts named as arguments), one after the other.
+# (or only the scripts named as arguments), FAULTS_JOBS (2) at a time: each
+# has its own PostgreSQL, brokers, topics and ports, and mostly waits (for
+# a broker, a timeout, a rebalance), so two share the 2 cores of CI without
+# slowing each other down much; FAULTS_JOBS=1 runs them one after the other.
 #
-# For each script it prints its figure lines (each scenario prints one line
+# For each script, as it ends, it prints its figure lines (each scenario prints one line
 # starting "FIGURES <name>:" — "SUMMARY" is accepted too; a script printing
 # none is represented by its last output line) and PASS/FAIL with the elapsed time; a failing script's output
 # tail follows; a script that needs a real broker under CAMJOIN_KAFKA=mock
@@ -30,19 +33,15 @@ else
 fi
 echo "fault scenarios: ${#scripts[@]} script(s), scale ${FAULTS_SCALE:-default}, logs in $log_dir"
 
+jobs_max=${FAULTS_JOBS:-2}
+[[ $jobs_max =~ ^[1-9][0-9]*$ ]] || { echo "FAULTS_JOBS must be a positive integer, got '$jobs_max'" >&2; exit 2; }
 passed=0 failed=0 skipped=0 failed_names=()
-for s in "${scripts[@]}"; do
-    name=$(basename "$s" .sh)
+declare -A name_of=() start_of=()
+report() {  # PID RC: the figures and the verdict of the script that ran as PID
+    local name=${name_of[$1]} rc=$2 secs out
     out=$log_dir/$name.out
-    if [[ ! -f "$s" ]]; then
-        echo "FAIL $name: no such script ($s)"
-        failed=$((failed + 1)) failed_names+=("$name")
-        continue
-    fi
-    start=$(date +%s)
-    bash "$s" >"$out" 2>&1 </dev/null
-    rc=$?
-    secs=$(($(date +%s) - start))
+    secs=$(($(date +%s) - start_of[$1]))
+    unset "name_of[$1]" "start_of[$1]"
     if grep -Eq '^(FIGURES|SUMMARY) ' "$out"; then
         grep -E '^(FIGURES|SUMMARY) ' "$out"
     else
@@ -59,7 +58,24 @@ for s in "${scripts[@]}"; do
         tail -n 40 "$out" | sed 's/^/    | /'
         failed=$((failed + 1)) failed_names+=("$name")
     fi
+}
+reap() {  # waits for one running script and reports it
+    local pid rc=0
+    wait -n -p pid || rc=$?
+    report "$pid" "$rc"
+}
+for s in "${scripts[@]}"; do
+    name=$(basename "$s" .sh)
+    if [[ ! -f "$s" ]]; then
+        echo "FAIL $name: no such script ($s)"
+        failed=$((failed + 1)) failed_names+=("$name")
+        continue
+    fi
+    while ((${#name_of[@]} >= jobs_max)); do reap; done
+    bash "$s" >"$log_dir/$name.out" 2>&1 </dev/null &
+    name_of[$!]=$name start_of[$!]=$(date +%s)
 done
+while ((${#name_of[@]} > 0)); do reap; done
 
 echo "$passed passed, $failed failed${failed_names[*]:+ (${failed_names[*]})}, $skipped skipped"
 ((failed == 0 && passed > 0))
