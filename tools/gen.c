@@ -95,7 +95,8 @@ struct row {
 static const char usage_text[] =
     "usage: camjoin-gen --brokers LIST --topic NAME (--count N | --rate R --duration S)\n"
     "                   [--seed N] [--dup-ratio F] [--unknown-camera-ratio F] [--malformed-ratio F]\n"
-    "                   [--cameras CSV] [--id-prefix STR] [--manifest FILE] [-X prop=value]...\n"
+    "                   [--cameras CSV] [--id-prefix STR] [--manifest FILE] [--ts-text]\n"
+    "                   [-X prop=value]...\n"
     "                   [--transactional-id ID [--txn-messages N] [--abort-every N]] [--help]\n";
 
 static int usage_error(const char *flag, const char *what, const char *got)
@@ -138,7 +139,7 @@ static int prefix_ok(const char *p)
 /* Returns -1 to continue, else the exit status. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    enum { O_STR, O_U64, O_REAL, O_HELP };
+    enum { O_STR, O_U64, O_REAL, O_FLAG, O_HELP };
     double duration = 0;
     uint64_t count = 0;
     const struct optdef {
@@ -163,6 +164,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         { "transactional-id", O_STR, &o->txn_id, 0, 0, NULL },
         { "txn-messages", O_U64, &o->txn_messages, 1, 0, "expected an integer >= 1" },
         { "abort-every", O_U64, &o->abort_every, 1, 0, "expected an integer >= 1" },
+        { "ts-text", O_FLAG, &o->ts_text, 0, 0, NULL },
         { "help", O_HELP, NULL, 0, 0, NULL },
     };
     enum { NDEFS = sizeof(defs) / sizeof(defs[0]) };
@@ -176,7 +178,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     if (o->xprops == NULL)
         return 1;
     for (int i = 0; i < NDEFS; i++)
-        lo[i] = (struct option){ defs[i].name, defs[i].type == O_HELP ? no_argument : required_argument,
+        lo[i] = (struct option){ defs[i].name, defs[i].type >= O_FLAG ? no_argument : required_argument,
                                  NULL, 0x100 + i };
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":X:", lo, &idx)) != -1) {
@@ -198,6 +200,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case O_STR: *(const char **)d->dst = optarg; break;
         case O_U64: bad = parse_u64(optarg, d->dst) != 0 || *(uint64_t *)d->dst < d->min; break;
         case O_REAL: bad = parse_real(optarg, d->min, d->max, d->dst); break;
+        case O_FLAG: *(int *)d->dst = 1; break;
         default:
             fputs(usage_text, stdout);
             return 0;
@@ -264,8 +267,10 @@ static void append_cap(char *buf, size_t cap, size_t *len, const char *fmt, ...)
 #define append(buf, len, ...) append_cap(buf, VALUE_MAX, len, __VA_ARGS__)
 
 /* event_ts of wall-clock now: 60% RFC 3339 "Z", 20% with an offset (same
- * instant), 20% integer epoch milliseconds. */
-static void format_now(uint64_t *prng, char out[48])
+ * instant), 20% integer epoch milliseconds; with `text` (--ts-text) those
+ * 20% are RFC 3339 "Z" too, for a consumer whose schema gives the field one
+ * type (the same draws, so the rest of the stream does not change). */
+static void format_now(uint64_t *prng, int text, char out[48])
 {
     static const struct { int minutes; const char *suffix; } zones[] = {
         { 0, "Z" }, { 120, "+02:00" }, { -300, "-05:00" },
@@ -278,10 +283,12 @@ static void format_now(uint64_t *prng, char out[48])
 
     clock_gettime(CLOCK_REALTIME, &now);
     ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    if (form >= 8) {
+    if (form >= 8 && !text) {
         snprintf(out, 48, "%lld", (long long)ms);
         return;
     }
+    if (form >= 8)
+        z = 0;
     t = (time_t)(ms / 1000) + zones[z].minutes * 60;
     gmtime_r(&t, &tm);
     snprintf(out, 48, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03d%s\"", tm.tm_year + 1900,
@@ -324,7 +331,7 @@ static struct msg *gen_valid(struct gen *g)
         memcpy(m->camera, row->camera_id, row->camera_id_len + 1);
     }
     type = event_types[next_below(&g->prng, sizeof(event_types) / sizeof(event_types[0]))];
-    format_now(&g->prng, ts);
+    format_now(&g->prng, g->o->ts_text, ts);
     tail[0] = '\0';
     if (next_unit(&g->prng) < 0.9) {
         unsigned c = next_below(&g->prng, 101);
@@ -366,7 +373,7 @@ static struct msg *gen_malformed(struct gen *g, const char **reason)
         const refdata_row_t *row = refdata_row(g->ref, 0); /* a known camera */
 
         memcpy(m->camera, row->camera_id, row->camera_id_len + 1);
-        format_now(&g->prng, ts);
+        format_now(&g->prng, g->o->ts_text, ts);
         build_event(m, k->omit, k->ts ? k->ts : ts, "person", k->tail);
     }
     g->c.by_reason[g->c.malformed % N_MALFORMED]++;

@@ -28,6 +28,7 @@ struct opts {
     uint64_t txn_messages, abort_every; /* abort_every 0: never */
     double rate; /* 0 = as fast as possible */
     double dup_ratio, unknown_ratio, malformed_ratio;
+    int ts_text; /* --ts-text: every event_ts a string (no epoch-ms numbers) */
     const char **xprops; /* -X values, in order; owned (array only) */
     int nx;
 };

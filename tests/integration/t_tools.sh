@@ -139,6 +139,19 @@ shape_mismatch=$(awk -F'\t' '
     --manifest "$CJ_TMP/M2.csv" >/dev/null 2>"$CJ_TMP/gen.err" || fail "second camjoin-gen run"
 cmp -s "$M" "$CJ_TMP/M2.csv" || fail "same seed gave a different manifest"
 
+# --ts-text: the same draws (the same manifest), and each event_ts that would
+# have been epoch milliseconds is an RFC 3339 "Z" string instead
+"$GEN" --brokers "$BOOT" --topic text --count 2000 --seed 7 --dup-ratio 0.1 \
+    --malformed-ratio 0.05 --unknown-camera-ratio 0.02 --cameras "$CAMERAS" --ts-text \
+    --manifest "$CJ_TMP/M3.csv" >/dev/null 2>"$CJ_TMP/gen.err" || fail "camjoin-gen --ts-text run"
+cmp -s "$M" "$CJ_TMP/M3.csv" || fail "--ts-text gave a different manifest"
+kcat -b "$BOOT" -t text -C -e -q -o beginning -f '%k\t%s\n' >"$CJ_TMP/text.tsv"
+ZFORM='"event_ts":"[0-9T:.-]*Z"' NFORM='"event_ts":[0-9]{13}[,}]'
+assert_eq "--ts-text: messages" "$sent" "$(wc -l <"$CJ_TMP/text.tsv")"
+assert_eq "--ts-text: event_ts numbers" 0 "$(grep -Ec "$NFORM" "$CJ_TMP/text.tsv" || true)"
+assert_eq "--ts-text: Z strings = Z strings + numbers without it" \
+    "$(($(grep -Ec "$ZFORM" "$C") + $(grep -Ec "$NFORM" "$C")))" "$(grep -Ec "$ZFORM" "$CJ_TMP/text.tsv")"
+
 rc=0
 "$GEN" --brokers "$BOOT" --topic events --count 1 --dup-ratio 2 2>"$CJ_TMP/gen.err" || rc=$?
 assert_eq "usage error exit status" 2 "$rc"
