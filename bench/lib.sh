@@ -21,6 +21,28 @@
 #       INSERT trigger (camjoin_rollup() handles INSERT): the peers do the
 #       rollup work camjoin does, as earlier camjoins did it. camjoin adds
 #       its batches' groups itself, and drops this trigger when it starts.
+#   commit_ts_on
+#       track_commit_timestamp = on (restarts the run's PostgreSQL), for
+#       commit_latency; once per cluster, before the live runs
+#   commit_latency TOPIC TABLE [FROM_MS]
+#       one line "p50 p99 p999 max n" (ms, n rows): each row's commit time
+#       (pg_xact_commit_timestamp of its xmin) minus its Kafka message's
+#       CreateTime, for the event_ids sent once at FROM_MS (epoch ms) or
+#       later. The same end-to-end figure for every sink, read from
+#       PostgreSQL and Kafka only (ids sent twice are left out: an upsert
+#       writes the row again for the second message, a dedup keeps the
+#       first). It is the server's commit record, so it is at most a round
+#       trip earlier than camjoin's own histogram (COMMIT returned).
+#   peer_live PID TOPIC TABLE RATE SECONDS [GEN_ARGS...]
+#       a peer's live figure: the peer (PID) consumes TOPIC into TABLE. 200
+#       events (ids ready-*) first, until they are all in TABLE (the peer
+#       works end to end); then camjoin-gen at RATE events/s for SECONDS
+#       (seed 11, 5 % duplicates, 1 % unknown cameras, as the Python
+#       runner's live phase), until every new id is in TABLE (180 s at
+#       most). Fails unless each id of the manifest is in TABLE exactly
+#       once; then sets LIVE_JSON: the achieved rate, the peer's CPU % of one
+#       core from the traffic's start to the last row, its RSS then, and
+#       commit_latency's percentiles of the traffic.
 
 bench_produce() {  # TOPIC COUNT MALFORMED_RATIO [GEN_ARGS...]
     gen produce --topic "$1" --count "$2" --seed 7 --dup-ratio 0.05 \
@@ -61,4 +83,63 @@ peer_rollup_trigger() {
     psql_val "CREATE TRIGGER camjoin_rollup_insert AFTER INSERT ON camera_events
               REFERENCING NEW TABLE AS camjoin_new
               FOR EACH STATEMENT EXECUTE FUNCTION camjoin_rollup()" >/dev/null
+}
+
+commit_ts_on() {
+    psql_val "ALTER SYSTEM SET track_commit_timestamp = on" >/dev/null
+    pg_restart
+    [[ $(psql_val "SHOW track_commit_timestamp") == on ]] || fail "track_commit_timestamp is not on"
+}
+commit_latency() {  # TOPIC TABLE [FROM_MS]
+    kcat -C -b "$KAFKA_BROKERS" -t "$1" -o beginning -e -q -f '%k\t%T\n' >"$CJ_TMP/kafka-ts.tsv" ||
+        fail "kcat could not read $1's timestamps"
+    psql -XAtq -v ON_ERROR_STOP=1 -F ' ' <<SQL || fail "commit_latency: the query failed"
+CREATE TEMP TABLE kafka_ts (event_id text, ts_ms bigint);
+\copy kafka_ts FROM '$CJ_TMP/kafka-ts.tsv'
+SELECT round(percentile_disc(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+       round(percentile_disc(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+       round(percentile_disc(0.999) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+       round(max(ms)::numeric, 2), count(*)
+  FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(e.xmin)) * 1000 - k.ts_ms AS ms
+          FROM $2 e
+          JOIN (SELECT event_id, min(ts_ms) AS ts_ms FROM kafka_ts
+                 GROUP BY event_id HAVING count(*) = 1) k USING (event_id)
+         WHERE k.ts_ms >= ${3:-0}) x;
+SQL
+}
+
+_rows_in() { LIVE_ROWS=$(psql_val "SELECT count(*) FROM $1 WHERE event_id LIKE '$2%'"); ((LIVE_ROWS >= $3)); }
+peer_live() {  # PID TOPIC TABLE RATE SECONDS [GEN_ARGS...]
+    local pid=$1 topic=$2 table=$3 rate=$4 secs=$5 rc=0 ready valid t0 t0_ms t1 cpu0 cpu1 rss
+    shift 5
+    gen produce-ready --topic "$topic" --count 200 --seed 5 --id-prefix ready "$@"
+    ready=$(json_get "$CJ_TMP/produce-ready.json" valid_new)
+    wait_for -i 0.1 -p "$pid" 180 -- _rows_in "$table" ready- "$ready" || rc=$?
+    ((rc != 2)) || fail "the peer exited before its first $ready rows"
+    ((rc == 0)) || fail "the peer wrote ${LIVE_ROWS:-?} of its first $ready rows within 180 s"
+    sleep 2  # past its first batches' commits
+    cpu0=$(proc_cpu_s "$pid") t0=$(now_s) t0_ms=$(date +%s%3N)
+    gen_start live --topic "$topic" --rate "$rate" --duration "$secs" --seed 11 --id-prefix live \
+        --dup-ratio 0.05 --unknown-camera-ratio 0.01 --manifest "$CJ_TMP/live.manifest.csv" "$@"
+    gen_wait live
+    valid=$(json_get "$CJ_TMP/live.json" valid_new)
+    rc=0
+    wait_for -i 0.05 -p "$pid" 180 -- _rows_in "$table" live- "$valid" || rc=$?
+    ((rc != 2)) || fail "the peer exited during the live traffic"
+    ((rc == 0)) || fail "the peer wrote ${LIVE_ROWS:-?} of $valid live rows within 180 s"
+    t1=$(now_s) cpu1=$(proc_cpu_s "$pid") rss=$(proc_rss_kb "$pid")
+    load_manifest "$CJ_TMP/live.manifest.csv"
+    assert_eq "live: valid ids in the manifest, not in $table (lost)" 0 \
+        "$(psql_val "SELECT count(*) FROM (SELECT event_id FROM manifest WHERE kind = 'valid'
+                     EXCEPT SELECT event_id FROM $table) x")"
+    assert_eq "live: rows = distinct ids = valid_new" "$valid $valid" \
+        "$(psql_val "SELECT count(*) || ' ' || count(DISTINCT event_id) FROM $table WHERE event_id LIKE 'live-%'")"
+    local lat
+    lat=$(commit_latency "$topic" "$table" "$t0_ms")
+    LIVE_JSON=$(jq -n --arg a "$(json_get "$CJ_TMP/live.json" rate)" --arg n "$(json_get "$CJ_TMP/live.json" sent)" \
+        --arg cpu "$(echo "($cpu1 - $cpu0) * 100 / ($t1 - $t0)" | bc -l)" --arg rss "$rss" --arg lat "$lat" \
+        '($lat | split(" ") | map(tonumber)) as $l |
+         {rate: ($a|tonumber), messages: ($n|tonumber), cpu_percent_of_one_core: ($cpu|tonumber),
+          rss_kib: ($rss|tonumber), p50_ms: $l[0], p99_ms: $l[1], p999_ms: $l[2], max_ms: $l[3],
+          rows_measured: $l[4], latency: "commit_latency (bench/lib.sh): commit time - Kafka CreateTime"}')
 }

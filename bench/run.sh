@@ -569,6 +569,9 @@ run_peers() {
     bash "$BENCH_SRC/bench/peers/flink/run.sh"
     PEER_TUNED=1 bash "$BENCH_SRC/bench/peers/flink/run.sh"
     bash "$BENCH_SRC/bench/peers/connect/run.sh"
+    bash "$BENCH_SRC/bench/peers/flink/run.sh" live       # each: 10k events/s live
+    PEER_TUNED=1 bash "$BENCH_SRC/bench/peers/flink/run.sh" live
+    bash "$BENCH_SRC/bench/peers/connect/run.sh" live
     bash "$BENCH_SRC/bench/peers/table.sh" "$RESULTS/peers"
     bash "$BENCH_SRC/bench/peers/plot.sh" "$RESULTS/peers" "$BENCH_SRC/docs"
 }

@@ -8,6 +8,7 @@
 #
 #   bash bench/peers/connect/run.sh          # 300k events, 32 partitions
 #   PEER_EVENTS=50000 bash bench/peers/connect/run.sh
+#   bash bench/peers/connect/run.sh live     # 10k events/s live (below)
 #
 # Environment: PEER_EVENTS (300000), PEER_PARTITIONS (32), PEER_TASKS
 # (tasks.max, 2), PEER_BATCH_SIZE (the sink's batch.size, 2000),
@@ -15,6 +16,10 @@
 # generator's --malformed-ratio, 0 as in bench/run.sh), PEER_NO_BUILD=1
 # (use the build in CAMJOIN_BIN as it is), CAMJOIN_BIN (build/ in the repository).
 # Writes bench/results/peers/connect.json (PEER_RESULTS: another folder).
+# live: Connect on a topic of 8 partitions, on a warmed broker
+# (PEER_WARM_SECONDS of traffic, 20), camjoin-gen --ts-text at PEER_LIVE_RATE
+# (10000) events/s for PEER_LIVE_SECONDS (30); the latency from PostgreSQL's
+# commit timestamps (bench/lib.sh's peer_live), into connect-live.json.
 #
 # The steps: build camjoin (for camjoin-gen); a throwaway PostgreSQL 15 and
 # one Apache Kafka broker (tests/integration/lib.sh, as bench/run.sh); the
@@ -57,6 +62,9 @@ MAX_POLL=${PEER_MAX_POLL:-2000}
 MALFORMED=${PEER_MALFORMED:-0}
 RESULTS=${PEER_RESULTS:-$CAMJOIN_SRC/bench/results/peers}
 TOPIC_RAW=peer-raw TOPIC=peer-json DLQ=peer-dlq CONNECTOR=peer-connect TABLE=connect_events
+PHASE=${1:-backlog}
+[[ $PHASE == backlog || $PHASE == live ]] || { echo "run.sh: unknown phase '$PHASE' (backlog, live)" >&2; exit 2; }
+LIVE_RATE=${PEER_LIVE_RATE:-10000} LIVE_S=${PEER_LIVE_SECONDS:-30} WARM_S=${PEER_WARM_SECONDS:-20}
 
 if [[ ${PEER_NO_BUILD:-0} != 1 ]]; then
     echo "building camjoin into $CAMJOIN_BIN" >&2
@@ -92,7 +100,11 @@ connect_fetch() {
 # ------------------------------------------------------------- helpers
 rows_now() { psql_val "SELECT count(*) FROM $TABLE"; }
 rows_at_least() { ROWS_SEEN=$(rows_now); ((ROWS_SEEN >= $1)); }
-task_started() { (($(grep -c 'Sink task finished initialization and start' "$CJ_TMP/connect.log" 2>/dev/null || true) >= TASKS)); }
+task_started() {  # (no log yet: 0)
+    local n
+    n=$(grep -c 'Sink task finished initialization and start' "$CJ_TMP/connect.log" 2>/dev/null) || true
+    ((${n:-0} >= TASKS))
+}
 group_lag() {  # total lag of the sink's consumer group (empty: not known yet)
     kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$KAFKA_BROKERS" \
         --describe --group "connect-$CONNECTOR" 2>/dev/null |
@@ -100,7 +112,93 @@ group_lag() {  # total lag of the sink's consumer group (empty: not known yet)
 }
 lag_zero() { GROUP_LAG=$(group_lag); [[ $GROUP_LAG == 0 ]]; }
 
-# ------------------------------------------------------------- the run
+# Kafka Connect standalone with the sink on $TOPIC (CONNECT_PID), until its
+# tasks have started
+connect_start() {
+    REST_PORT=$(free_port)
+    _kafka_log4j "$CJ_TMP/connect-log4j2.properties" INFO "$CJ_TMP/connect.log"
+    cat >"$CJ_TMP/worker.properties" <<EOF
+bootstrap.servers=$KAFKA_BROKERS
+listeners=http://127.0.0.1:$REST_PORT
+key.converter=org.apache.kafka.connect.storage.StringConverter
+value.converter=org.apache.kafka.connect.json.JsonConverter
+value.converter.schemas.enable=true
+value.converter.schema.content=$(jq -c . "$PEER_DIR/value-schema.json")
+offset.storage.file.filename=$CJ_TMP/connect.offsets
+offset.flush.interval.ms=1000
+consumer.max.poll.records=$MAX_POLL
+consumer.auto.offset.reset=earliest
+EOF
+    cat >"$CJ_TMP/sink.properties" <<EOF
+name=$CONNECTOR
+connector.class=io.debezium.connector.jdbc.JdbcSinkConnector
+tasks.max=$TASKS
+topics=$TOPIC
+connection.url=jdbc:postgresql://127.0.0.1:$PGPORT/$PGDATABASE?stringtype=unspecified
+connection.username=$PGUSER
+connection.password=unused
+insert.mode=upsert
+primary.key.mode=record_value
+primary.key.fields=event_id,event_ts
+delete.enabled=false
+schema.evolution=none
+collection.name.format=$TABLE
+batch.size=$BATCH_SIZE
+transforms=pos
+transforms.pos.type=org.apache.kafka.connect.transforms.InsertField\$Value
+transforms.pos.partition.field=kafka_partition
+transforms.pos.offset.field=kafka_offset
+errors.tolerance=all
+errors.log.enable=true
+errors.deadletterqueue.topic.name=$DLQ
+errors.deadletterqueue.topic.replication.factor=1
+errors.deadletterqueue.context.headers.enable=true
+EOF
+    log "starting Kafka Connect standalone (Debezium JDBC sink $CONNECT_DBZ, tasks.max=$TASKS, batch.size=$BATCH_SIZE, max.poll.records=$MAX_POLL)"
+    T_LAUNCH=$(now_s)
+    setpriv --pdeathsig KILL -- java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$CJ_TMP/connect-log4j2.properties" -cp "$CONNECT_HOME/libs/*" \
+        org.apache.kafka.connect.cli.ConnectStandalone "$CJ_TMP/worker.properties" "$CJ_TMP/sink.properties" \
+        >"$CJ_TMP/connect.stdout.log" 2>&1 </dev/null &
+    CONNECT_PID=$!
+    CAMJOIN_PIDS+=("$CONNECT_PID")
+    rc=0
+    wait_for -i 0.05 -p "$CONNECT_PID" 120 -- task_started || rc=$?
+    ((rc != 2)) || fail "Kafka Connect exited at startup: $(grep -E 'ERROR|Exception' "$CJ_TMP/connect.log" | head -n 3)"
+    ((rc == 0)) || fail "the sink task did not start within 120 s"
+}
+
+# ------------------------------------------------------------- live
+if [[ $PHASE == live ]]; then
+    connect_fetch
+    pg_start
+    commit_ts_on
+    kafka_start peer-connect-warm 1
+    log "warming the broker: $WARM_S s of traffic"
+    kafka_warm_traffic "$WARM_S"
+    kafka_topic_create "$TOPIC" 8
+    kafka_topic_create "$DLQ" 1
+    psql -XAtq -1 -v ON_ERROR_STOP=1 -f "$CAMJOIN_SRC/config/schema.sql" >/dev/null
+    psql_val "CREATE TABLE $TABLE (LIKE camera_events INCLUDING ALL)" >/dev/null
+    connect_start
+    # --ts-text: event_ts always a string, which the one value schema needs
+    # (the backlog re-encodes the topic instead; see the top)
+    peer_live "$CONNECT_PID" "$TOPIC" "$TABLE" "$LIVE_RATE" "$LIVE_S" --ts-text
+    _stop_pid "$CONNECT_PID" TERM 20
+    forget_pid "$CONNECT_PID"
+    mkdir -p "$RESULTS"
+    jq --arg cfg "tasks.max=$TASKS, batch.size=$BATCH_SIZE, max.poll.records=$MAX_POLL" --arg secs "$LIVE_S" \
+        --arg commit "$(git -C "$CAMJOIN_SRC" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+        '{peer: "kafka-connect", settings: $cfg, partitions: 8, seconds: ($secs|tonumber), commit: $commit} + .' \
+        <<<"$LIVE_JSON" >"$RESULTS/connect-live.json"
+    printf '\n%s\n' "Kafka Connect peer live ($LIVE_RATE events/s for $LIVE_S s, 8 partitions)"
+    jq -r '"  p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, p99.9 \(.p999_ms) ms, max \(.max_ms) ms (\(.rows_measured) rows); CPU \(.cpu_percent_of_one_core | floor) % of a core, RSS \(.rss_kib / 1024 | floor) MiB"' \
+        "$RESULTS/connect-live.json"
+    log "wrote $RESULTS/connect-live.json"
+    exit 0
+fi
+
+# ------------------------------------------------------------- the backlog
 connect_fetch
 pg_start
 kafka_start "$TOPIC_RAW" "$PARTS"
@@ -135,57 +233,7 @@ psql_val "CREATE TABLE $TABLE (LIKE camera_events INCLUDING ALL)" >/dev/null
 psql_val "CHECKPOINT" >/dev/null
 
 # ------------------------------------------------------------- Connect
-REST_PORT=$(free_port)
-_kafka_log4j "$CJ_TMP/connect-log4j2.properties" INFO "$CJ_TMP/connect.log"
-cat >"$CJ_TMP/worker.properties" <<EOF
-bootstrap.servers=$KAFKA_BROKERS
-listeners=http://127.0.0.1:$REST_PORT
-key.converter=org.apache.kafka.connect.storage.StringConverter
-value.converter=org.apache.kafka.connect.json.JsonConverter
-value.converter.schemas.enable=true
-value.converter.schema.content=$(jq -c . "$PEER_DIR/value-schema.json")
-offset.storage.file.filename=$CJ_TMP/connect.offsets
-offset.flush.interval.ms=1000
-consumer.max.poll.records=$MAX_POLL
-consumer.auto.offset.reset=earliest
-EOF
-cat >"$CJ_TMP/sink.properties" <<EOF
-name=$CONNECTOR
-connector.class=io.debezium.connector.jdbc.JdbcSinkConnector
-tasks.max=$TASKS
-topics=$TOPIC
-connection.url=jdbc:postgresql://127.0.0.1:$PGPORT/$PGDATABASE?stringtype=unspecified
-connection.username=$PGUSER
-connection.password=unused
-insert.mode=upsert
-primary.key.mode=record_value
-primary.key.fields=event_id,event_ts
-delete.enabled=false
-schema.evolution=none
-collection.name.format=$TABLE
-batch.size=$BATCH_SIZE
-transforms=pos
-transforms.pos.type=org.apache.kafka.connect.transforms.InsertField\$Value
-transforms.pos.partition.field=kafka_partition
-transforms.pos.offset.field=kafka_offset
-errors.tolerance=all
-errors.log.enable=true
-errors.deadletterqueue.topic.name=$DLQ
-errors.deadletterqueue.topic.replication.factor=1
-errors.deadletterqueue.context.headers.enable=true
-EOF
-log "starting Kafka Connect standalone (Debezium JDBC sink $CONNECT_DBZ, tasks.max=$TASKS, batch.size=$BATCH_SIZE, max.poll.records=$MAX_POLL)"
-T_LAUNCH=$(now_s)
-setpriv --pdeathsig KILL -- java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$CJ_TMP/connect-log4j2.properties" -cp "$CONNECT_HOME/libs/*" \
-    org.apache.kafka.connect.cli.ConnectStandalone "$CJ_TMP/worker.properties" "$CJ_TMP/sink.properties" \
-    >"$CJ_TMP/connect.stdout.log" 2>&1 </dev/null &
-CONNECT_PID=$!
-CAMJOIN_PIDS+=("$CONNECT_PID")
-rc=0
-wait_for -i 0.05 -p "$CONNECT_PID" 120 -- task_started || rc=$?
-((rc != 2)) || fail "Kafka Connect exited at startup: $(grep -E 'ERROR|Exception' "$CJ_TMP/connect.log" | head -n 3)"
-((rc == 0)) || fail "the sink task did not start within 120 s"
+connect_start
 T0=$(now_s)
 CPU0=$(proc_cpu_s "$CONNECT_PID")
 log "sink task started $(echo "$T0 - $T_LAUNCH" | bc -l | xargs printf '%.1f') s after launch; waiting for $VALID rows"

@@ -1,6 +1,7 @@
 -- bench/peers/flink/job.sql - the Flink peer's job: camjoin's dedup and join
 -- in Flink SQL. Run by FlinkPeer (run.sh sets every ${VAR}):
---   Kafka (JSON, bounded at the latest offsets) -> validation -> JDBC
+--   Kafka (JSON; bounded at the latest offsets for the backlog, unbounded
+--   live: PEER_BOUNDED_MODE) -> validation -> JDBC
 --   lookup join on camera_id (table `cameras`, lookup cache) -> dedup by
 --   event_id (ROW_NUMBER ... = 1, state TTL = camjoin's 10 min window) ->
 --   JDBC sink into camera_events (config/schema.sql's table).
@@ -38,7 +39,7 @@ CREATE TABLE events_src (
   'properties.bootstrap.servers' = '${KAFKA_BROKERS}',
   'properties.group.id' = 'camjoin-flink-peer',
   'scan.startup.mode' = 'earliest-offset',
-  'scan.bounded.mode' = 'latest-offset',
+  'scan.bounded.mode' = '${PEER_BOUNDED_MODE}',
   'format' = 'json',
   'json.fail-on-missing-field' = 'false',
   'json.ignore-parse-errors' = 'true'

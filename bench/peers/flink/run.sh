@@ -8,6 +8,7 @@
 #   bash bench/peers/flink/run.sh                  # 300k events, 32 partitions
 #   PEER_EVENTS=50000 bash bench/peers/flink/run.sh
 #   PEER_TUNED=1 bash bench/peers/flink/run.sh     # bigger sink batches
+#   bash bench/peers/flink/run.sh live             # 10k events/s live (below)
 #
 # Steps: builds camjoin (for camjoin-gen) into $CAMJOIN_BIN (build/ in the repository)
 # and the peer with Maven (artifacts in ~/.m2, output in /tmp); starts a
@@ -19,6 +20,11 @@
 # generator's manifest (fails before printing any figure if they differ);
 # prints the figures and writes them to bench/results/peers/flink.json
 # (flink-tuned.json with PEER_TUNED=1; PEER_RESULT names another).
+# live: the job on an unbounded source over a topic of 8 partitions, on a
+# warmed broker (PEER_WARM_SECONDS of traffic, 20), camjoin-gen at
+# PEER_LIVE_RATE (10000) events/s for PEER_LIVE_SECONDS (30); the latency
+# from PostgreSQL's commit timestamps (bench/lib.sh's peer_live), written to
+# flink-live.json (flink-tuned-live.json with PEER_TUNED=1).
 #
 # Environment: PEER_EVENTS (300000), PEER_PARTITIONS (32), PEER_PARALLELISM
 # (Flink's, 2), PEER_SINK_PARALLELISM (the JDBC sink's, 1), PEER_SINK_MAX_ROWS / PEER_SINK_INTERVAL (Flink's JDBC
@@ -54,7 +60,9 @@ REWRITE=${PEER_REWRITE_BATCH:-1}
 MALFORMED_RATIO=${PEER_MALFORMED_RATIO:-0}
 HEAP=${PEER_HEAP:-1g}
 JAVA=${PEER_JAVA:-java}
-RESULT_NAME=${PEER_RESULT:-$([[ $TUNED == 1 ]] && echo flink-tuned || echo flink)}
+PHASE=${1:-backlog}
+[[ $PHASE == backlog || $PHASE == live ]] || fail "unknown phase '$PHASE' (backlog, live)"
+RESULT_NAME=${PEER_RESULT:-$([[ $TUNED == 1 ]] && echo flink-tuned || echo flink)$([[ $PHASE == live ]] && echo -live)}
 RESULTS=${PEER_RESULTS:-$CAMJOIN_SRC/bench/results/peers}
 PEER_BUILD=${PEER_BUILD:-/tmp/camjoin-flink-peer}
 TOPIC=peer-flink
@@ -86,6 +94,61 @@ need_bin camjoin-gen
 [[ -s $PEER_BUILD/classpath.txt && -d $PEER_BUILD/classes ]] ||
     fail "no Flink peer build in $PEER_BUILD (run without PEER_SKIP_BUILD=1)"
 
+# camjoin's tables (config/schema.sql, the rollup by trigger) and `cameras`
+tables() {
+    psql -XAtq -1 -v ON_ERROR_STOP=1 -f "$CAMJOIN_SRC/config/schema.sql" >/dev/null 2>"$CJ_TMP/schema.err" ||
+        fail "config/schema.sql failed: $(head -n 5 "$CJ_TMP/schema.err")"
+    peer_rollup_trigger
+    psql -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SET client_min_messages = warning;
+CREATE TABLE cameras (camera_id text PRIMARY KEY, site_id text, site_name text,
+                      zone text, latitude double precision, longitude double precision);
+\copy cameras (camera_id, site_id, site_name, zone, latitude, longitude) FROM '$CAMERAS_CSV' WITH (FORMAT csv, HEADER, FORCE_NOT_NULL (site_id, site_name, zone))
+ANALYZE cameras;
+SQL
+}
+# the Flink job on TOPIC in the background (FLINK_PID), its source bounded
+# at the latest offsets (backlog) or not (live)
+flink_start() {  # TOPIC BOUNDED_MODE
+    JDBC_URL="jdbc:postgresql://127.0.0.1:$PGPORT/camjoin?user=postgres&stringtype=unspecified"
+    if [[ $REWRITE == 1 ]]; then JDBC_URL+="&reWriteBatchedInserts=true"; fi
+    export KAFKA_BROKERS PEER_TOPIC=$1 PEER_BOUNDED_MODE=$2 PEER_JDBC_URL=$JDBC_URL PEER_SINK_TABLE=camera_events
+    export PEER_SINK_MAX_ROWS=$SINK_MAX_ROWS PEER_SINK_INTERVAL=$SINK_INTERVAL
+    export PEER_PARALLELISM=$PARALLELISM PEER_SINK_PARALLELISM=$SINK_PARALLELISM PEER_STATE_TTL=${PEER_STATE_TTL:-10 min}
+    log "Flink job: parallelism $PARALLELISM (sink $SINK_PARALLELISM), sink batches $SINK_MAX_ROWS rows / $SINK_INTERVAL, reWriteBatchedInserts=$REWRITE"
+    "$JAVA" -Xms256m -Xmx"$HEAP" -Duser.timezone=UTC -XX:+UseParallelGC \
+        -cp "$PEER_BUILD/classes:$(cat "$PEER_BUILD/classpath.txt")" \
+        camjoin.peer.FlinkPeer "$PEER_DIR/job.sql" >"$CJ_TMP/flink.out" 2>"$CJ_TMP/flink.log" </dev/null &
+    FLINK_PID=$!
+    CAMJOIN_PIDS+=("$FLINK_PID")   # lib.sh's EXIT trap stops it with the daemons
+}
+
+# ------------------------------------------------------------ live
+if [[ $PHASE == live ]]; then
+    LIVE_TOPIC=peer-flink-live LIVE_RATE=${PEER_LIVE_RATE:-10000} LIVE_S=${PEER_LIVE_SECONDS:-30}
+    pg_start
+    commit_ts_on
+    kafka_start peer-flink-warm 1
+    log "warming the broker: ${PEER_WARM_SECONDS:-20} s of traffic"
+    kafka_warm_traffic "${PEER_WARM_SECONDS:-20}"
+    kafka_topic_create "$LIVE_TOPIC" 8
+    tables
+    flink_start "$LIVE_TOPIC" unbounded
+    peer_live "$FLINK_PID" "$LIVE_TOPIC" camera_events "$LIVE_RATE" "$LIVE_S"
+    _stop_pid "$FLINK_PID" TERM 20
+    forget_pid "$FLINK_PID"
+    mkdir -p "$RESULTS"
+    jq --arg cfg "$SINK_MAX_ROWS rows / $SINK_INTERVAL" --arg secs "$LIVE_S" \
+        --arg commit "$(git -C "$CAMJOIN_SRC" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+        '{peer: "flink", sink_batches: $cfg, partitions: 8, seconds: ($secs|tonumber), commit: $commit} + .' \
+        <<<"$LIVE_JSON" >"$RESULTS/$RESULT_NAME.json"
+    printf '\n%s\n' "Flink peer live ($LIVE_RATE events/s for $LIVE_S s, 8 partitions, sink $SINK_MAX_ROWS rows / $SINK_INTERVAL)"
+    jq -r '"  p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, p99.9 \(.p999_ms) ms, max \(.max_ms) ms (\(.rows_measured) rows); CPU \(.cpu_percent_of_one_core | floor) % of a core, RSS \(.rss_kib / 1024 | floor) MiB"' \
+        "$RESULTS/$RESULT_NAME.json"
+    log "wrote $RESULTS/$RESULT_NAME.json"
+    exit 0
+fi
+
 # ------------------------------------------------------------ the backlog
 pg_start
 kafka_start "$TOPIC" "$PARTS"
@@ -100,33 +163,14 @@ assert_eq "messages in the topic = sent" "$SENT" \
     "$(kafka_end_total "$TOPIC")"
 
 # --------------------------------------------------------------- the tables
-psql -XAtq -1 -v ON_ERROR_STOP=1 -f "$CAMJOIN_SRC/config/schema.sql" >/dev/null 2>"$CJ_TMP/schema.err" ||
-    fail "config/schema.sql failed: $(head -n 5 "$CJ_TMP/schema.err")"
-peer_rollup_trigger
-psql -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL
-SET client_min_messages = warning;
-CREATE TABLE cameras (camera_id text PRIMARY KEY, site_id text, site_name text,
-                      zone text, latitude double precision, longitude double precision);
-\copy cameras (camera_id, site_id, site_name, zone, latitude, longitude) FROM '$CAMERAS_CSV' WITH (FORMAT csv, HEADER, FORCE_NOT_NULL (site_id, site_name, zone))
-ANALYZE cameras;
-SQL
+tables
 load_manifest "$CJ_TMP/manifest.csv"
 psql_val "CHECKPOINT" >/dev/null
 
 # ----------------------------------------------------------- the Flink job
-JDBC_URL="jdbc:postgresql://127.0.0.1:$PGPORT/camjoin?user=postgres&stringtype=unspecified"
-if [[ $REWRITE == 1 ]]; then JDBC_URL+="&reWriteBatchedInserts=true"; fi
-export KAFKA_BROKERS PEER_TOPIC=$TOPIC PEER_JDBC_URL=$JDBC_URL PEER_SINK_TABLE=camera_events
-export PEER_SINK_MAX_ROWS=$SINK_MAX_ROWS PEER_SINK_INTERVAL=$SINK_INTERVAL
-export PEER_PARALLELISM=$PARALLELISM PEER_SINK_PARALLELISM=$SINK_PARALLELISM PEER_STATE_TTL=${PEER_STATE_TTL:-10 min}
-log "Flink job: parallelism $PARALLELISM (sink $SINK_PARALLELISM), sink batches $SINK_MAX_ROWS rows / $SINK_INTERVAL, reWriteBatchedInserts=$REWRITE"
 pg_cpu_start
 T0=$(now_s)
-"$JAVA" -Xms256m -Xmx"$HEAP" -Duser.timezone=UTC -XX:+UseParallelGC \
-    -cp "$PEER_BUILD/classes:$(cat "$PEER_BUILD/classpath.txt")" \
-    camjoin.peer.FlinkPeer "$PEER_DIR/job.sql" >"$CJ_TMP/flink.out" 2>"$CJ_TMP/flink.log" </dev/null &
-FLINK_PID=$!
-CAMJOIN_PIDS+=("$FLINK_PID")   # lib.sh's EXIT trap stops it with the daemons
+flink_start "$TOPIC" latest-offset
 FLINK_RC=0
 wait "$FLINK_PID" || FLINK_RC=$?
 forget_pid "$FLINK_PID"

@@ -28,7 +28,10 @@
 # live: a warmed broker (PEER_WARM_SECONDS of traffic, as bench/run.sh),
 #   8 partitions, camjoin-gen at PEER_LIVE_RATE events/s for
 #   PEER_LIVE_SECONDS (bench/run.sh's live flags); the peer measures commit
-#   time - Kafka timestamp of every message.
+#   time - Kafka timestamp of every message, camjoin its histogram; and for
+#   both, bench/lib.sh's commit_latency reads the same figure from
+#   PostgreSQL's commit timestamps, the way the Flink and Connect runners
+#   measure their peers (the method's cross-check).
 # Every run is checked before a figure is printed: rows = distinct event_ids
 # = the generator's valid_new, the same ids as its manifest, join misses =
 # unknown_camera, dead letters = malformed (by reason), offsets in
@@ -296,6 +299,9 @@ live_one() {  # WHO
     load_manifest "$CJ_TMP/manifest-$name.csv"
     echo "live: $who"
     check_result "live $who" "$sum" "$topic" "$name"
+    # the same percentiles from PostgreSQL's commit timestamps (bench/lib.sh),
+    # as the Flink and Connect runners measure: the method's cross-check
+    read -r LIVE_CT_p50 LIVE_CT_p99 LIVE_CT_p999 LIVE_CT_max LIVE_CT_n < <(commit_latency "$topic" camera_events)
     LIVE_CPU=$(echo "($cpu1 - $cpu0) * 100 / ($t1 - $t0)" | bc -l)
     LIVE_ACHIEVED=$(json_get "$sum" rate)
     LIVE_SENT=$(json_get "$sum" sent)
@@ -303,20 +309,24 @@ live_one() {  # WHO
 live_json() {  # the LIVE_* of the last live_one, as JSON
     jq -n --arg a "$LIVE_ACHIEVED" --arg n "$LIVE_SENT" --arg cpu "$LIVE_CPU" --arg rss "$LIVE_RSS" \
         --arg p50 "$LIVE_p50" --arg p99 "$LIVE_p99" --arg p999 "$LIVE_p999" --arg max "$LIVE_max" \
-        --arg b "$LIVE_BATCHES" \
+        --arg b "$LIVE_BATCHES" --arg c50 "$LIVE_CT_p50" --arg c99 "$LIVE_CT_p99" \
+        --arg c999 "$LIVE_CT_p999" --arg cmax "$LIVE_CT_max" --arg cn "$LIVE_CT_n" \
         '{achieved_rate: ($a|tonumber), messages: ($n|tonumber), batches: ($b|tonumber),
           cpu_percent_of_one_core: ($cpu|tonumber), rss_kb: ($rss|tonumber),
           p50_ms: ($p50|tonumber), p99_ms: ($p99|tonumber), p999_ms: ($p999|tonumber),
-          max_ms: ($max|tonumber)}'
+          max_ms: ($max|tonumber),
+          commit_ts: {p50_ms: ($c50|tonumber), p99_ms: ($c99|tonumber), p999_ms: ($c999|tonumber),
+                      max_ms: ($cmax|tonumber), rows: ($cn|tonumber)}}'
 }
 live_line() {  # WHO: one table row of the last live_one
-    printf '  %-12s %10.0f %9.2f %9.2f %9.2f %9.2f %9.1f %9.1f %8s\n' "$1" "$LIVE_ACHIEVED" \
+    printf '  %-12s %10.0f %9.2f %9.2f %9.2f %9.2f %9.1f %9.1f %8s   %s / %s\n' "$1" "$LIVE_ACHIEVED" \
         "$LIVE_p50" "$LIVE_p99" "$LIVE_p999" "$LIVE_max" "$LIVE_CPU" \
-        "$(echo "$LIVE_RSS / 1024" | bc -l)" "$LIVE_BATCHES"
+        "$(echo "$LIVE_RSS / 1024" | bc -l)" "$LIVE_BATCHES" "$LIVE_CT_p50" "$LIVE_CT_p99"
 }
 
 phase_live() {
     local peer_json peer_line cj_json=null cj_line=""
+    commit_ts_on
     kafka_start peer-live-warm 1
     log "warming the broker: $WARM_S s of traffic"
     kafka_warm_traffic "$WARM_S"
@@ -336,7 +346,8 @@ phase_live() {
           peer: $peer, camjoin: $camjoin}')"
     printf '\n%s\n' "live: $LIVE_RATE events/s for $LIVE_S s on 8 partitions, Apache Kafka $KAFKA_VERSION; latency = Kafka timestamp -> COMMIT returned"
     printf '  %s; the peer batches %s rows / %s ms\n' "$PY_VERSIONS" "$BATCH_ROWS" "$BATCH_MS"
-    printf '  %-12s %10s %9s %9s %9s %9s %9s %9s %8s\n' "" achieved p50_ms p99_ms p99.9_ms max_ms cpu_% rss_MiB batches
+    printf '  %-12s %10s %9s %9s %9s %9s %9s %9s %8s   %s\n' "" achieved p50_ms p99_ms p99.9_ms max_ms cpu_% rss_MiB batches \
+        "commit-ts p50/p99 ms"
     printf '%s\n' "$peer_line"
     [[ -z $cj_line ]] || printf '%s\n' "$cj_line"
     kafka_stop
