@@ -62,7 +62,7 @@ HEAP=${PEER_HEAP:-1g}
 JAVA=${PEER_JAVA:-java}
 PHASE=${1:-backlog}
 [[ $PHASE == backlog || $PHASE == live ]] || fail "unknown phase '$PHASE' (backlog, live)"
-RESULT_NAME=${PEER_RESULT:-$([[ $TUNED == 1 ]] && echo flink-tuned || echo flink)$([[ $PHASE == live ]] && echo -live)}
+RESULT_NAME=${PEER_RESULT:-$([[ $TUNED == 1 ]] && echo flink-tuned || echo flink)$([[ $PHASE != live ]] || echo -live)}
 RESULTS=${PEER_RESULTS:-$CAMJOIN_SRC/bench/results/peers}
 PEER_BUILD=${PEER_BUILD:-/tmp/camjoin-flink-peer}
 TOPIC=peer-flink
