@@ -75,8 +75,10 @@ def main():
     global DASH
     DASH = d = json.load(open(a.dashboard))
     end = dt.datetime.fromisoformat(a.end)
-    variables = d["templating"]["list"]
-    queries = [("variable " + v["name"], v["query"]) for v in variables if v.get("type") == "query"]
+    # the PostgreSQL query variables (not the data source or instance ones)
+    variables = [v for v in d["templating"]["list"] if v.get("type") == "query"
+                 and v["datasource"]["type"] == "grafana-postgresql-datasource"]
+    queries = [("variable " + v["name"], v["query"]) for v in variables]
     for p in d["panels"]:
         for t in p.get("targets", []):
             if t.get("rawSql"):

@@ -8,7 +8,10 @@
 # camera-events (8 partitions), runs camjoin live while camjoin-gen sends
 # DEMO_RATE events/s for DEMO_DURATION s (defaults 10000 and 30), stops
 # camjoin with SIGTERM once every offset is committed, and prints a report
-# read back from PostgreSQL and the Kafka version it ran against.
+# read back from PostgreSQL and the Kafka version it ran against. It also
+# draws two pictures with gnuplot into $DEMO_OUT (default build/demo): events
+# per minute by site from the rollup, and camjoin's end-to-end latency
+# histogram (scraped from its /metrics), and prints their paths.
 # CAMJOIN_KAFKA=mock uses librdkafka's mock cluster instead (offline).
 # Everything it started is removed at exit.
 set -euo pipefail
@@ -38,7 +41,8 @@ kafka_start "$TOPIC" "$PARTS"
 log "warming the broker with 10 s of traffic (a fresh JVM's first seconds are slow)"
 kafka_warm_traffic 10
 camjoin_args "$TOPIC" "$GROUP"
-camjoin_start demo "${CJ_ARGS[@]}"
+HTTP_PORT=$(free_port)
+camjoin_start demo "${CJ_ARGS[@]}" --http "$HTTP_PORT"
 pid=$CAMJOIN_PID
 wait_progress "$TOPIC" "$GROUP" 0 60 "$pid"
 # Start producing once the group has assigned the partitions, so that the
@@ -58,6 +62,8 @@ done
 gen_wait demo
 sent=$(json_get "$CJ_TMP/demo.json" sent)
 wait_offsets "$TOPIC" "$GROUP" "$sent" $((DURATION + 120)) "$pid"
+curl -fsS -m 5 "http://127.0.0.1:$HTTP_PORT/metrics" >"$CJ_TMP/demo-metrics.txt" ||
+    fail "camjoin's /metrics did not answer"
 camjoin_stop "$pid"
 [[ $CAMJOIN_RC -eq 0 ]] || fail "camjoin exited $CAMJOIN_RC after SIGTERM"
 log "camjoin stopped: $(grep 'msg="stopped"' "$CJ_TMP/demo.log" | sed 's/.*msg="stopped" //')"
@@ -80,3 +86,34 @@ printf ' p50 %s | p99 %s | p99.9 %s | max %s\n\n' "$(field latency_p50_ms)" "$(f
 echo "== The generator's own count, for comparison"
 jq -r '"sent \(.sent): \(.valid_new) new events, \(.duplicates) duplicates, \(.malformed) malformed, \(.unknown_camera) with an unknown camera; \(.rate) msg/s over \(.elapsed_s) s",
        (.malformed_by_reason | to_entries[] | "  malformed \(.key): \(.value)")' "$CJ_TMP/demo.json"
+
+# --- two pictures: events per minute by site (the rollup) and the latency histogram
+OUT=${DEMO_OUT:-$CAMJOIN_BIN/demo}
+mkdir -p "$OUT"
+psql -X -A -t -F $'\t' -v ON_ERROR_STOP=1 -c "
+    WITH top AS (SELECT site_id FROM camera_events_minute WHERE site_id IS NOT NULL
+                 GROUP BY site_id ORDER BY sum(events) DESC, site_id LIMIT 5)
+    SELECT to_char(m.minute AT TIME ZONE 'UTC', 'HH24:MI'), m.site_id, sum(m.events)
+    FROM camera_events_minute m JOIN top USING (site_id)
+    GROUP BY 1, 2 ORDER BY 1, 2" >"$CJ_TMP/sites.long"
+# pivot: one row a minute, one column a site
+awk -F'\t' -v OFS='\t' '
+    { if (!($2 in col)) { col[$2] = ++n; name[n] = $2 } if (!($1 in seen)) { seen[$1] = 1; mins[++m] = $1 }
+      v[$1, $2] = $3 }
+    END { printf "minute"; for (i = 1; i <= n; i++) printf "\t%s", name[i]; print ""
+          for (j = 1; j <= m; j++) { printf "%s", mins[j]
+              for (i = 1; i <= n; i++) printf "\t%d", v[mins[j], name[i]]; print "" } }' \
+    "$CJ_TMP/sites.long" >"$CJ_TMP/sites.tsv"
+# per-bucket counts of the cumulative histogram, bounds in ms
+awk '/^camjoin_end_to_end_latency_seconds_bucket/ {
+        le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le)
+        n = $2 - prev; prev = $2
+        if (le != "+Inf" && (n > 0 || seen)) { seen = 1; printf "%g\t%d\n", le * 1000, n } }' \
+    "$CJ_TMP/demo-metrics.txt" >"$CJ_TMP/latency.tsv"
+gnuplot -e "sites='$CJ_TMP/sites.tsv'; lat='$CJ_TMP/latency.tsv'; out='$OUT'" scripts/demo_plots.gp
+for f in "$OUT/demo-events-per-minute.png" "$OUT/demo-latency.png"; do
+    [[ $(head -c 8 "$f" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]] || fail "$f is not a PNG"
+done
+echo "== Pictures"
+echo "   events per minute by site: $OUT/demo-events-per-minute.png"
+echo "   latency histogram:         $OUT/demo-latency.png"

@@ -415,6 +415,7 @@ void assignment_resolved(assignment_t *a, uint64_t round,
         s->round = 0;
         s->pos.next = s->pos.committed = starts[k].offset;
         s->pos.high = r->high[i];
+        s->pos.committed_ts_ms = -1;
         ids[k++] = r->partitions[i];
     }
     if (k && a->io.positioned(a->ud, starts, k) != 0)

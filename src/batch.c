@@ -170,7 +170,7 @@ static int note_offset(batch_t *b, int32_t partition, int64_t offset)
         }
         b->last = b->n_offsets++;
         o = &b->offsets[b->last];
-        *o = (batch_offset_t){partition, offset + 1};
+        *o = (batch_offset_t){partition, offset + 1, -1};
     }
     if (offset + 1 > o->next)
         o->next = offset + 1;
@@ -269,6 +269,13 @@ int batch_add_dead(batch_t *b, int32_t partition, int64_t offset,
     o->len += size;
     b->dead_rows++;
     return 0;
+}
+
+void batch_note_time(batch_t *b, int32_t partition, int64_t ts_ms)
+{
+    batch_offset_t *o = find_offset(b, partition);
+    if (o && ts_ms > o->last_ts_ms)
+        o->last_ts_ms = ts_ms;
 }
 
 int batch_note_offset(batch_t *b, int32_t partition, int64_t offset)

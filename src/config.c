@@ -113,6 +113,35 @@ static int set_from(camjoin_config *cfg, const struct key_row *r, const char *v,
     return -1;
 }
 
+/* librdkafka properties that camjoin sets itself and that a user's value
+ * would silently break: the offsets are keyed by kafka.group, committed in
+ * PostgreSQL, and follow the end-of-partition events. Each names what to use
+ * instead. */
+static const struct {
+    const char *key, *instead;
+} owned_kafka_keys[] = {
+    {"bootstrap.servers", "use --brokers (kafka.brokers)"},
+    {"metadata.broker.list", "use --brokers (kafka.brokers)"},
+    {"group.id", "use --group (kafka.group), which also keys camjoin_offsets"},
+    {"enable.auto.commit", "camjoin commits offsets in PostgreSQL, with each batch"},
+    {"auto.commit.enable", "camjoin commits offsets in PostgreSQL, with each batch"},
+    {"enable.auto.offset.store", "camjoin commits offsets in PostgreSQL, with each batch"},
+    {"enable.partition.eof", "camjoin's offsets need the end-of-partition events"},
+};
+
+/* 0, or -1 with "KEY: set by camjoin; INSTEAD" in msg. */
+static int check_kafka_key(const char *key, size_t keylen, char *msg, size_t msglen)
+{
+    for (size_t i = 0; i < ARRAY_LEN(owned_kafka_keys); i++)
+        if (strlen(owned_kafka_keys[i].key) == keylen &&
+            memcmp(owned_kafka_keys[i].key, key, keylen) == 0) {
+            snprintf(msg, msglen, "%s: set by camjoin; %s", owned_kafka_keys[i].key,
+                     owned_kafka_keys[i].instead);
+            return -1;
+        }
+    return 0;
+}
+
 /* Adds or replaces a kafka property; an existing key keeps its place. */
 static int kv_set(camjoin_config *cfg, const char *key, size_t keylen, const char *value)
 {
@@ -166,6 +195,8 @@ static int on_ini_pair(void *user, const char *section, const char *name, const 
         return 0;
     }
     if (strcmp(section, KAFKA_PROPS) == 0) {
+        if (check_kafka_key(name, strlen(name), ctx->msg, sizeof ctx->msg) < 0)
+            return 0;
         if (kv_set(ctx->cfg, name, strlen(name), value) == 0)
             return 1;
         snprintf(ctx->msg, sizeof ctx->msg, "out of memory");
@@ -343,11 +374,11 @@ static enum config_status scan_args(int argc, char **argv, const struct cli *cli
         }
         if (c == 'c' && set_string(&cfg->config_file, optarg, err, errlen) < 0)
             return CONFIG_ERROR;
-        if (c == OPT_HELP || c == OPT_VERSION) {
-            if (c == OPT_HELP)
+        if (c == 'h' || c == OPT_VERSION) {
+            if (c == 'h')
                 config_print_help(info);
             else
-                fprintf(info, "camjoin %s\n", CAMJOIN_VERSION);
+                config_print_version(info);
             return CONFIG_EXIT;
         }
     }
@@ -400,11 +431,15 @@ static int apply_args(int argc, char **argv, const struct cli *cli, camjoin_conf
             continue;
         }
         switch (c) {
-        case 'X':
+        case 'X': {
+            char msg[MSG_MAX];
             rc = split_kv(optarg, "-X", &klen, err, errlen);
-            if (rc == 0 && (rc = kv_set(cfg, optarg, klen, optarg + klen + 1)) < 0)
+            if (rc == 0 && (rc = check_kafka_key(optarg, klen, msg, sizeof msg)) < 0)
+                snprintf(err, errlen, "-X %s", msg);
+            else if (rc == 0 && (rc = kv_set(cfg, optarg, klen, optarg + klen + 1)) < 0)
                 snprintf(err, errlen, "-X: out of memory");
             break;
+        }
         case OPT_SET:
             rc = apply_set(cfg, optarg, err, errlen);
             break;

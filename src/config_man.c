@@ -154,7 +154,6 @@ static void key_entry(FILE *f, const struct key_row *r)
         word(f, 'B', r->env);
         fputs(".\n", f);
     }
-    fprintf(f, ".br\nRe\\-read on SIGHUP: %s.\n", r->reloadable ? "yes" : "no");
     if (r->secret)
         fputs(".br\nIts password is masked by \\fB\\-\\-print\\-config\\fR.\n", f);
 }
@@ -213,11 +212,14 @@ static const char tail_sections[] =
     "Stop fetching, flush and commit the buffered rows, leave the consumer group, exit 0. "
     "A second signal exits at once; uncommitted messages are read again on the next start.\n"
     ".TP\n\\fBSIGHUP\\fR\n"
-    "Reload the reference CSV (the keys marked \\(lqre\\-read on SIGHUP\\(rq). The new "
-    "table replaces the old one in one swap; a bad file keeps the old table and is logged.\n"
+    "Read the reference CSV at \\fBreference.path\\fR again. The new table replaces the "
+    "old one in one swap; a bad file keeps the old table and is logged. The configuration "
+    "file is not read again: a changed setting needs a restart.\n"
     ".SH EXIT STATUS\n"
     ".TP\n\\fB0\\fR\nSuccess (including a graceful stop).\n"
-    ".TP\n\\fB1\\fR\nRuntime failure, for example PostgreSQL unreachable at startup.\n"
+    ".TP\n\\fB1\\fR\nRuntime failure, for example a permanent PostgreSQL failure at startup "
+    "(authentication, TLS verification, a database that does not exist), named in one line. "
+    "A PostgreSQL that is only unreachable is waited for, with \\fB/readyz\\fR answering 503.\n"
     ".TP\n\\fB2\\fR\nUsage or configuration error, reported in one line that names the "
     "flag, the key or \\fIfile:line\\fR.\n"
     ".SH FILES\n"

@@ -68,8 +68,16 @@ const struct key_row config_rows[] = {
      .help = "before a partition is dropped by retention, write its rows here as "
              "gzip-compressed CSV with a manifest; empty = drop without archiving"},
     {.name = "reference.path", .type = T_STRING, .def = "/etc/camjoin/cameras.csv",
-     .reloadable = true, .flag = "reference", .metavar = "CSV", .env = "CAMJOIN_REFERENCE",
-     .offset = OFF(reference), .min = 1, .help = "CSV file of cameras (the reference table)"},
+     .flag = "reference", .metavar = "CSV", .env = "CAMJOIN_REFERENCE",
+     .offset = OFF(reference), .min = 1,
+     .help = "CSV file of cameras (the reference table). SIGHUP reads the file again; a "
+             "bad file keeps the old table. The configuration itself, this path "
+             "included, is read only at startup"},
+    {.name = "reference.watch", .type = T_ENUM, .def = "on", .offset = OFF(reference_watch),
+     .choices = off_on_names,
+     .help = "watch the CSV's directory and load the file again, as SIGHUP does, once it "
+             "has been replaced (renamed over) or rewritten and then left alone for half "
+             "a second; a bad file keeps the old table"},
     {.name = "join.on_miss", .type = T_ENUM, .def = "keep", .offset = OFF(on_miss),
      .choices = on_miss_names,
      .help = "event whose camera_id is not in the reference table: keep it with NULL "
@@ -104,7 +112,9 @@ const struct key_row config_rows[] = {
              "0 = no limit"},
     {.name = "http.listen", .type = T_STRING, .def = "", .flag = "http", .metavar = "ADDR:PORT",
      .offset = OFF(http_listen),
-     .help = "ADDR:PORT serving /metrics, /healthz and /readyz; empty = no HTTP server"},
+     .help = "where to serve /metrics, /healthz and /readyz: PORT (loopback), :PORT "
+             "(every interface), HOST:PORT (an address or a host name) or [V6ADDR]:PORT; "
+             "empty = no HTTP server"},
     {.name = "http.ready_max_pause", .type = T_DURATION, .def = "30s",
      .offset = OFF(ready_max_pause_ms), .min = 0, .max = 86400000,
      .help = "/readyz answers 503 once partitions have been paused by back-pressure "
@@ -134,8 +144,9 @@ const struct run_flag config_run_flags[] = {
     {"print-config", OPT_PRINT, NULL, false,
      "print the effective configuration as INI, secrets masked, and exit"},
     {"verbose", 'v', NULL, false, "same as --set log.level=debug"},
-    {"version", OPT_VERSION, NULL, false, "print the version and exit"},
-    {"help", OPT_HELP, NULL, false, "print this help and exit"},
+    {"version", OPT_VERSION, NULL, false,
+     "print camjoin's version and the versions of the libraries it runs with, and exit"},
+    {"help", 'h', NULL, false, "print this help and exit"},
 };
 const size_t config_n_run_flags = ARRAY_LEN(config_run_flags);
 _Static_assert(ARRAY_LEN(config_rows) <= CONFIG_ROWS_MAX, "raise CONFIG_ROWS_MAX");

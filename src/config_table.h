@@ -25,7 +25,6 @@ struct key_row {
     const char *name;            /* "section.key" */
     enum value_type type;
     const char *def;             /* default, as text, parsed like any value */
-    bool reloadable;             /* its effect is renewed on SIGHUP */
     const char *flag;            /* long CLI flag without "--", or NULL */
     const char *metavar;         /* the flag's argument in --help */
     const char *env;             /* environment variable, or NULL */
@@ -38,7 +37,7 @@ struct key_row {
 
 /* Flags that are not config keys. Row 0 (-c) is listed first in --help. */
 enum { OPT_SET = 256, OPT_REPLAY, OPT_UNTIL_END, OPT_CHECK, OPT_PRINT, OPT_VERSION,
-       OPT_HELP, OPT_ROW = 512 /* + index into config_rows[] */ };
+       OPT_ROW = 512 /* + index into config_rows[] */ };
 struct run_flag {
     const char *name;    /* long name, or NULL */
     int val;             /* short letter, or OPT_* */
@@ -69,10 +68,9 @@ void config_join_choices(const struct key_row *r, const char *sep, char *buf, si
 /* "integer", "string, non-empty", ...: the type of a row, as --help and
  * the man page name it. */
 const char *config_type_name(const struct key_row *r);
-/* The --help text (config_text.c). */
+/* The --help and --version texts (config_text.c). */
 void config_print_help(FILE *f);
+void config_print_version(FILE *f);
 
-/* A librdkafka property whose value must not be printed. */
-bool config_secret_property(const char *key);
 
 #endif

@@ -3,9 +3,13 @@
 #include "camjoin/config.h"
 #include "config_table.h"
 
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 /* ---- --help ----------------------------------------------------------- */
 
@@ -105,7 +109,7 @@ static void key_type_text(const struct key_row *r, char *buf, size_t len)
 
 void config_print_help(FILE *f)
 {
-    char label[64], text[64], type[96], line[256];
+    char label[64], text[64], type[96];
     print_usage(f);
     fputs("\nOptions:\n", f);
     run_flag_help(f, &config_run_flags[0]);
@@ -124,9 +128,8 @@ void config_print_help(FILE *f)
     for (size_t i = 0; i < config_n_rows; i++) {
         const struct key_row *r = &config_rows[i];
         key_type_text(r, type, sizeof type);
-        snprintf(line, sizeof line, "%s%s", r->help, r->reloadable ? "; re-read on SIGHUP" : "");
         fprintf(f, "  %s =%s%s  (%s)\n      ", r->name, *r->def ? " " : "", r->def, type);
-        print_wrapped(f, 6, 6, line);
+        print_wrapped(f, 6, 6, r->help);
     }
     fputs("  [" KAFKA_PROPS "]\n      any librdkafka property, passed unchanged to "
           "rd_kafka_conf_set (also -X)\n", f);
@@ -140,6 +143,16 @@ void config_print_help(FILE *f)
     help_line(f, "PGHOST, PGUSER, ...", "libpq's own variables fill in what postgres.conninfo omits");
     fputs("\nPrecedence: command line > environment > config file > defaults.\n"
           "Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.\n", f);
+}
+
+/* The libraries' versions are the ones loaded at run time, which is what a
+ * bug report needs (the package may have been upgraded under the binary). */
+void config_print_version(FILE *f)
+{
+    int pq = PQlibVersion(); /* 150010 = 15.10 */
+    fprintf(f, "camjoin %s\nlibrdkafka %s\nlibpq %d.%d\nlibuv %s\njansson %s\n",
+            CAMJOIN_VERSION, rd_kafka_version_str(), pq / 10000, pq % 10000,
+            uv_version_string(), jansson_version_str());
 }
 
 /* ---- --print-config --------------------------------------------------- */

@@ -1,9 +1,13 @@
 /* http — see include/camjoin/http.h. */
 #include "camjoin/http.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define REQ_MAX 8192
 #define REQ_TIMEOUT_MS 5000
@@ -171,39 +175,73 @@ static void on_connection(uv_stream_t *l, int status)
     uv_timer_start(&c->timer, on_timeout, REQ_TIMEOUT_MS, 0);
 }
 
-/* ADDR:PORT, [V6ADDR]:PORT, or PORT / :PORT alone = loopback 127.0.0.1 */
-static int parse_listen(const char *spec, struct sockaddr_storage *sa)
+/* Splits PORT, :PORT, HOST:PORT or [V6ADDR]:PORT. host: "127.0.0.1" for a
+ * port alone, "" (every interface) for :PORT. 0, or -1 when malformed. */
+static int split_listen(const char *spec, char *host, size_t hostlen, int *port)
 {
-    char host[256] = "127.0.0.1";
     const char *colon = strrchr(spec, ':');
     const char *portstr = colon ? colon + 1 : spec;
+    snprintf(host, hostlen, "%s", colon ? "" : "127.0.0.1");
     if (colon && colon != spec) {
         size_t hl = (size_t)(colon - spec);
         if (spec[0] == '[' && hl >= 2 && spec[hl - 1] == ']') {
             spec++;
             hl -= 2;
+        } else if (memchr(spec, ':', hl)) {
+            return -1; /* a bare IPv6 address needs brackets */
         }
-        if (hl >= sizeof host)
+        if (hl == 0 || hl >= hostlen)
             return -1;
         memcpy(host, spec, hl);
         host[hl] = '\0';
     }
     char *end;
-    long port = strtol(portstr, &end, 10);
-    if (!*portstr || *end || port < 1 || port > 65535)
+    long n = strtol(portstr, &end, 10);
+    if (!*portstr || *end || n < 1 || n > 65535)
         return -1;
-    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0)
+    *port = (int)n;
+    return 0;
+}
+
+/* The address to bind: every interface ("::", which also takes IPv4, or
+ * "0.0.0.0" where IPv6 is off), a numeric address, or a host name resolved
+ * now (getaddrinfo, blocking: this runs once, at startup). */
+static int resolve_listen(const char *host, int port, struct sockaddr_storage *sa,
+                          char *why, size_t whylen)
+{
+    if (!*host) {
+        int fd = socket(AF_INET6, SOCK_STREAM, 0);
+        if (fd >= 0)
+            close(fd);
+        return fd >= 0 ? uv_ip6_addr("::", port, (struct sockaddr_in6 *)sa)
+                       : uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)sa);
+    }
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)sa) == 0 ||
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa) == 0)
         return 0;
-    return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)sa) == 0 ? 0 : -1;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        snprintf(why, whylen, "%s", gai_strerror(rc));
+        return -1;
+    }
+    memcpy(sa, res->ai_addr, res->ai_addrlen);
+    if (res->ai_family == AF_INET6)
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+    freeaddrinfo(res);
+    return 0;
 }
 
 int http_check_listen(const char *listen, char *err, size_t errlen)
 {
-    struct sockaddr_storage sa;
-    if (parse_listen(listen, &sa) == 0)
+    char host[256];
+    int port;
+    if (split_listen(listen, host, sizeof host, &port) == 0)
         return 0;
-    snprintf(err, errlen, "http.listen: expected ADDR:PORT or PORT (e.g. 127.0.0.1:9464), "
-             "got \"%s\"", listen);
+    snprintf(err, errlen, "http.listen: expected PORT, :PORT, HOST:PORT or [ADDR]:PORT "
+             "(e.g. 127.0.0.1:9464), got \"%s\"", listen);
     return -1;
 }
 
@@ -211,10 +249,15 @@ http_t *http_new(uv_loop_t *loop, const char *listen, http_handler h, void *ud,
                  char *err, size_t errlen)
 {
     struct sockaddr_storage sa;
-    int rc;
+    char host[256], why[256] = "not an address";
+    int rc, port;
     if (http_check_listen(listen, err, errlen) != 0)
         return NULL;
-    parse_listen(listen, &sa);
+    if (split_listen(listen, host, sizeof host, &port) != 0 ||
+        resolve_listen(host, port, &sa, why, sizeof why) != 0) {
+        snprintf(err, errlen, "http.listen %s: %s", listen, why);
+        return NULL;
+    }
     http_t *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");

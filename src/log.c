@@ -4,7 +4,9 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -353,10 +355,65 @@ static size_t render_logfmt(char *line, const char *ts, enum log_level level, co
     return len;
 }
 
+/* ---- journald ----------------------------------------------------------- */
+
+/* 1 when stderr is systemd's journal stream: $JOURNAL_STREAM ("DEV:INODE",
+ * set by systemd for a unit's stdout/stderr) names the very file stderr is.
+ * A shell or pipe that redirected stderr does not match. Decided once. */
+static int journal_stream(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        const char *v = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+        char end;
+        cached = v && sscanf(v, "%llu:%llu%c", &dev, &ino, &end) == 2 &&
+                 fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+                 (unsigned long long)st.st_ino == ino;
+    }
+    return cached;
+}
+
+/* sd-daemon(3)'s "<N>" prefix: journald strips it and records priority N. */
+static const char *const journal_prefix[] = {
+    [LOG_ERROR] = "<3>", [LOG_WARN] = "<4>", [LOG_INFO] = "<6>", [LOG_DEBUG] = "<7>"};
+#define PREFIX_BYTES 3
+
+/* One write(2) of line[PREFIX_BYTES..n) with, on the journal, the level's
+ * prefix in front (the caller leaves PREFIX_BYTES free at line's start). */
+static void write_prefixed(enum log_level level, char *line, size_t n)
+{
+    size_t from = PREFIX_BYTES;
+    if (journal_stream()) {
+        memcpy(line, journal_prefix[level], PREFIX_BYTES);
+        from = 0;
+    }
+    ssize_t w = write(STDERR_FILENO, line + from, n - from);
+    (void)w;
+}
+
+void log_plain(enum log_level level, const char *fmt, ...)
+{
+    char line[PREFIX_BYTES + 1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line + PREFIX_BYTES, sizeof line - PREFIX_BYTES - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = PREFIX_BYTES + ((size_t)n < sizeof line - PREFIX_BYTES - 2
+                                     ? (size_t)n : sizeof line - PREFIX_BYTES - 2);
+    line[len++] = '\n';
+    write_prefixed(level, line, len);
+}
+
 /* Renders one line in the current format and writes it with one write(2). */
 static void write_line(enum log_level level, const char *msg, const char *kv)
 {
-    char ts[96], line[LINE_BYTES]; /* 24 bytes for years 0-9999; room for gcc's worst case */
+    char ts[96], buf[PREFIX_BYTES + LINE_BYTES]; /* ts: 24 bytes for years 0-9999; room
+                                                    for gcc's worst case */
+    char *line = buf + PREFIX_BYTES;
     struct timeval tv;
     struct tm tm;
     gettimeofday(&tv, NULL);
@@ -368,8 +425,7 @@ static void write_line(enum log_level level, const char *msg, const char *kv)
                                          : render_logfmt(line, ts, level, msg, kv);
     if (n == 0)
         return;
-    ssize_t w = write(STDERR_FILENO, line, n);
-    (void)w;
+    write_prefixed(level, buf, PREFIX_BYTES + n);
 }
 
 /* ---- repeats ---------------------------------------------------------- */

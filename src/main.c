@@ -19,7 +19,7 @@
 
 static int fail_usage(const char *msg)
 {
-    fprintf(stderr, "camjoin: %s\n", msg);
+    log_plain(LOG_ERROR, "camjoin: %s", msg);
     return 2;
 }
 
@@ -72,11 +72,6 @@ int main(int argc, char **argv)
     config_scrub_argv(argc, argv); /* cfg holds copies; ps must not show them */
     log_set_level((enum log_level)cfg->log_level);
     log_set_format((enum log_format)cfg->log_format);
-    if (cfg->print_config) {
-        config_print(cfg, stdout);
-        config_free(cfg);
-        return 0;
-    }
     if (replay_parse(cfg->replay_from, &replay, err, sizeof err) != 0) {
         config_free(cfg);
         return fail_usage(err);
@@ -97,16 +92,19 @@ int main(int argc, char **argv)
         code = fail_usage(err); /* a bad kafka property is a config error */
         goto out;
     }
-    if (cfg->check_config) { /* everything a start would check, short of connecting */
-        printf("configuration ok; reference table %s: %zu cameras\n",
-               cfg->reference, refdata_count(ref));
+    if (cfg->check_config || cfg->print_config) { /* all a start checks, short of connecting */
+        if (cfg->print_config)
+            config_print(cfg, stdout);
+        else
+            printf("configuration ok; reference table %s: %zu cameras\n",
+                   cfg->reference, refdata_count(ref));
         pipeline_free(p);
         uv_run(&loop, UV_RUN_DEFAULT);
         code = 0;
         goto out;
     }
     if (pipeline_start(p, err, sizeof err) != 0) {
-        fprintf(stderr, "camjoin: %s\n", err);
+        log_plain(LOG_ERROR, "camjoin: %s", err);
         code = 1;
     } else {
         log_started(cfg, ref);

@@ -1,10 +1,13 @@
 /* metrics — see include/camjoin/metrics.h. */
 #include "camjoin/metrics.h"
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "camjoin/base.h"
 #include "camjoin/histogram.h"
@@ -38,10 +41,28 @@ static void invalid_by_reason(const pipeline_t *p, strbuf_t *t)
                     r[i].reason, (unsigned long long)r[i].count);
 }
 
+static void kafka_errors(const pipeline_t *p, strbuf_t *t)
+{
+    size_t n;
+    const pipeline_reason_t *r = pipeline_get_kafka_errors(p, &n);
+    family(t, "camjoin_kafka_errors_total", "counter",
+           "Errors reported by librdkafka, by error name (rd_kafka_err2name).");
+    for (size_t i = 0; i < n; i++) /* names are [A-Z0-9_] */
+        strbuf_addf(t, "camjoin_kafka_errors_total{code=\"%s\"} %llu\n", r[i].reason,
+                    (unsigned long long)r[i].count);
+}
+
 static void lag(const pipeline_t *p, strbuf_t *t)
 {
     pipeline_lag_t l[256];
     size_t n = pipeline_get_lag(p, l, 256);
+    family(t, "camjoin_consumer_lag_seconds", "gauge",
+           "Now minus the Kafka timestamp of the last message committed, per partition "
+           "(0 when caught up; absent until this run commits one).");
+    for (size_t i = 0; i < n; i++)
+        if (l[i].lag_ms >= 0)
+            strbuf_addf(t, "camjoin_consumer_lag_seconds{partition=\"%d\"} %.3f\n",
+                        (int)l[i].partition, (double)l[i].lag_ms / 1000);
     family(t, "camjoin_consumer_lag_messages", "gauge",
            "High watermark minus the position committed to PostgreSQL, per partition.");
     for (size_t i = 0; i < n; i++)
@@ -113,6 +134,12 @@ static const struct counter PIPELINE_COUNTERS[] = {
      offsetof(pipeline_stats_t, reloads)},
     {"camjoin_reference_reload_failures_total", "Failed reloads of the reference CSV (old table kept).",
      offsetof(pipeline_stats_t, reload_failures)},
+    {"camjoin_consumed_bytes_total", "Payload bytes of the Kafka messages handed to the pipeline.",
+     offsetof(pipeline_stats_t, consumed_bytes)},
+    {"camjoin_rebalances_total", "Consumer group rebalances completed (the new assignment positioned and fetching).",
+     offsetof(pipeline_stats_t, rebalances)},
+    {"camjoin_postgres_reconnects_total", "PostgreSQL connections re-established after a loss.",
+     offsetof(pipeline_stats_t, pg_reconnects)},
 };
 
 static const struct counter UPKEEP_COUNTERS[] = {
@@ -150,6 +177,69 @@ static void upkeep(const pipeline_t *p, strbuf_t *t)
             u.last_success_ms > 0 ? (uint64_t)u.last_success_ms : 0);
 }
 
+/* ---- process_*: the Prometheus client libraries' standard set ---- */
+
+static double process_start_s(void)
+{
+    /* /proc/self/stat field 22 (starttime, clock ticks after boot) + btime */
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    const char *c = strrchr(buf, ')'); /* the command may hold spaces */
+    unsigned long long ticks = 0, btime = 0;
+    for (int field = 2; c && *c && field < 22; c++)
+        if (*c == ' ')
+            field++;
+    if (!c || sscanf(c, "%llu", &ticks) != 1)
+        return 0;
+    if (!(f = fopen("/proc/stat", "r")))
+        return 0;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "btime %llu", &btime) == 1)
+            break;
+    fclose(f);
+    return (double)btime + (double)ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void process_metrics(strbuf_t *t)
+{
+    struct rusage ru;
+    struct rlimit rl;
+    long rss_pages = 0;
+    unsigned long long fds = 0;
+    getrusage(RUSAGE_SELF, &ru);
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%*s %ld", &rss_pages) != 1)
+            rss_pages = 0;
+        fclose(f);
+    }
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && (e = readdir(d));)
+        fds += e->d_name[0] != '.';
+    if (d) {
+        closedir(d);
+        fds--; /* the directory's own descriptor */
+    }
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    strbuf_addf(t, "# HELP process_cpu_seconds_total Total user and system CPU time spent in "
+                "seconds.\n# TYPE process_cpu_seconds_total counter\n"
+                "process_cpu_seconds_total %.6f\n", cpu);
+    metric(t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+           (unsigned long long)rss_pages * (unsigned long long)sysconf(_SC_PAGESIZE));
+    strbuf_addf(t, "# HELP process_start_time_seconds Start time of the process since unix "
+                "epoch in seconds.\n# TYPE process_start_time_seconds gauge\n"
+                "process_start_time_seconds %.2f\n", process_start_s());
+    metric(t, "process_open_fds", "gauge", "Number of open file descriptors.", fds);
+    metric(t, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+           getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0);
+}
+
 static void render(const pipeline_t *p, strbuf_t *t)
 {
     pipeline_stats_t s;
@@ -160,8 +250,9 @@ static void render(const pipeline_t *p, strbuf_t *t)
     counters(t, &s, PIPELINE_COUNTERS, ARRAY_LEN(PIPELINE_COUNTERS));
     metric(t, "camjoin_reference_rows", G, "Rows in the reference table.",
            h.reference_rows);
-    seconds(t, "camjoin_reference_age_seconds",
-            "Time since the current reference table was loaded.", h.reference_age_ms);
+    seconds(t, "camjoin_reference_loaded_timestamp_seconds",
+            "Unix time when the current reference table was loaded.",
+            (uint64_t)h.reference_loaded_ms);
     metric(t, "camjoin_dedup_keys", G, "Keys in the dedup window.", h.dedup_keys);
     metric(t, "camjoin_dedup_bytes", G, "Bytes held by the dedup window.",
            h.dedup_bytes);
@@ -172,11 +263,12 @@ static void render(const pipeline_t *p, strbuf_t *t)
     metric(t, "camjoin_partitions_assigned", G, "Partitions assigned.", h.assigned);
     metric(t, "camjoin_partitions_paused", G, "Partitions paused by back-pressure.",
            h.paused ? h.active : 0);
-    seconds(t, "camjoin_paused_seconds",
-            "How long back-pressure has kept the partitions paused (0: consuming).",
-            h.paused_ms);
+    seconds(t, "camjoin_paused_since_timestamp_seconds",
+            "Unix time when back-pressure paused the partitions (0: consuming).",
+            (uint64_t)h.paused_since_ms);
     upkeep(p, t);
     invalid_by_reason(p, t);
+    kafka_errors(p, t);
     lag(p, t);
     pipeline_latency_t lat;
     pipeline_get_latency(p, &lat);
@@ -187,6 +279,10 @@ static void render(const pipeline_t *p, strbuf_t *t)
               "Event time (event_ts) to COMMIT, per row.", lat.event_to_commit);
     histogram(t, "camjoin_commit_duration_seconds",
               "Batch transaction, from submit to COMMIT returned.", lat.commit);
+    histogram(t, "camjoin_rebalance_duration_seconds",
+              "Rebalance, from the first callback to the partitions positioned.", lat.rebalance);
+    histogram(t, "camjoin_batch_rows", "Event rows per committed transaction.", lat.batch_rows);
+    process_metrics(t);
     strbuf_addf(t, "# HELP camjoin_build_info Build information.\n"
            "# TYPE camjoin_build_info gauge\n"
            "camjoin_build_info{version=\"%s\"} 1\n", CAMJOIN_VERSION);
@@ -194,6 +290,8 @@ static void render(const pipeline_t *p, strbuf_t *t)
 
 static const char *not_ready(const pipeline_health_t *h)
 {
+    if (h->waiting)
+        return h->waiting;
     if (h->stopping)
         return "stopping";
     if (!h->pg_up)

@@ -58,6 +58,12 @@ void notify_reloading(void)
         sd_notify(0, "RELOADING=1");
 }
 
+void notify_extend_timeout(uint64_t usec)
+{
+    if (notify_enabled())
+        sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)usec);
+}
+
 void notify_watchdog(void)
 {
     if (notify_enabled())
@@ -77,6 +83,7 @@ void notify_ready(const char *status) { (void)status; }
 void notify_stopping(const char *status) { (void)status; }
 void notify_status(const char *fmt, ...) { (void)fmt; }
 void notify_reloading(void) {}
+void notify_extend_timeout(uint64_t usec) { (void)usec; }
 void notify_watchdog(void) {}
 uint64_t notify_watchdog_usec(void) { return 0; }
 

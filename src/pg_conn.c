@@ -106,3 +106,31 @@ char *pg_conn_escape(PGconn *c, const char *v, int ident)
     PQfreemem(e);
     return copy;
 }
+
+int pg_conn_retryable(const PGconn *c, const PGresult *r)
+{
+    static const char *const transient[] = {
+        "Connection refused", "timeout expired", "Connection timed out",
+        "could not translate host name", "Is the server running", /* refused, socket */
+        "Network is unreachable", "No route to host", "Connection reset by peer",
+        "server closed the connection unexpectedly", "could not receive data from server",
+        "the database system is starting up", "the database system is shutting down",
+        "the database system is not yet accepting connections",
+        "the database system is not accepting connections",
+        "the database system is in recovery mode", "sorry, too many clients already",
+        "remaining connection slots are reserved",
+    };
+    if (r) {
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (!st || !c || PQstatus(c) == CONNECTION_BAD)
+            return 1; /* no server answer: the connection went away */
+        return strncmp(st, "08", 2) == 0 || strncmp(st, "53", 2) == 0 ||
+               strncmp(st, "57P", 3) == 0 || strcmp(st, "40001") == 0 ||
+               strcmp(st, "40P01") == 0 || strcmp(st, "55P03") == 0;
+    }
+    const char *msg = c ? PQerrorMessage(c) : "";
+    for (size_t i = 0; i < ARRAY_LEN(transient); i++)
+        if (strstr(msg, transient[i]))
+            return 1;
+    return 0;
+}

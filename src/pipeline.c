@@ -24,37 +24,48 @@
 #include "camjoin/metrics.h"
 #include "camjoin/notify.h"
 #include "camjoin/pg_conn.h"
+#include "camjoin/refwatch.h"
 #include "camjoin/reload.h"
 #include "camjoin/sink_pg.h"
 #include "pipeline_int.h"
 
 #define TICK_MS 1000
+#define REFWATCH_DEBOUNCE_MS 500 /* the file left alone this long is read */
 
 static const double LATENCY_BOUNDS_S[] = {
     0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
     300, 3600};
 static const double COMMIT_BOUNDS_S[] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+static const double REBALANCE_BOUNDS_S[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+/* rows per batch: camjoin_batch_rows reads these bounds as rows */
+static const double BATCH_ROWS_BOUNDS[] = {1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000,
+                                           50000, 100000};
 #define STATS_EVERY_MS 10000
 
 
-static void on_source_error(void *ud, const char *msg, int fatal)
+static void on_source_error(void *ud, const char *code, const char *msg, int fatal)
 {
     pipeline_t *p = ud;
     char q[600];
-    log_emit(fatal ? LOG_ERROR : LOG_WARN, "kafka", "detail=%s",
-             log_quote(q, sizeof q, msg));
-    if (fatal)
-        pipeline_stop(p, 1);
+    pipeline_count_kafka_error(p, code);
+    if (!fatal) {
+        log_warn("kafka", "detail=%s", log_quote(q, sizeof q, msg));
+        return;
+    }
+    log_error("kafka error that reconnecting cannot cure (not retried); stopping",
+              "detail=%s", log_quote(q, sizeof q, msg));
+    pipeline_stop(p, 1);
 }
 
 /* The sink's news, logged here: the sink itself logs nothing. */
 static void on_sink_news(void *ud, const sink_pg_news *n)
 {
-    (void)ud;
+    pipeline_t *p = ud;
     char q[600];
     switch (n->kind) {
     case SINK_NEWS_UP:
+        p->st.pg_reconnects++;
         log_info("postgres connected", NULL);
         break;
     case SINK_NEWS_DOWN:
@@ -97,27 +108,45 @@ static void on_reloaded(void *ud, refdata_t *fresh, const char *err, int more)
     } else {
         refdata_free(p->ref);
         p->ref = fresh; /* the swap: the next event sees the new table */
-        p->ref_loaded_ms = uv_now(p->loop);
+        p->ref_loaded_wall_ms = clock_wall_ms();
         p->st.reloads++;
         log_info("reference table reloaded", "rows=%zu hash=%016llx",
                  refdata_count(p->ref), (unsigned long long)refdata_hash(p->ref));
     }
     if (more && p->stopped)
         reload_cancel_queued(p->reload);
-    else if (!more && !p->stopping)
+    else if (!more && !p->stopping && p->phase == PL_RUNNING)
         notify_ready(NULL); /* the reload is over, whatever its outcome */
+}
+
+/* The reference CSV was replaced or rewritten (refwatch.h): the same load
+ * as SIGHUP's, without systemd's RELOADING=1 (nobody ran systemctl reload). */
+static void on_reference_changed(void *ud)
+{
+    pipeline_t *p = ud;
+    char q[1100];
+    log_info("reference file changed, reloading", "path=%s",
+             log_quote(q, sizeof q, p->cfg->reference));
+    if (reload_request(p->reload) != 0) {
+        p->st.reload_failures++;
+        log_emit_each(LOG_ERROR, "reference reload failed: out of memory", NULL);
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     pipeline_t *p = h->data;
     if (signum == SIGHUP) {
-        if (!reload_busy(p->reload))
-            notify_reloading();
+        if (!reload_busy(p->reload) && p->phase == PL_RUNNING)
+            notify_reloading(); /* before READY=1, systemd is still starting us */
         if (reload_request(p->reload) != 0) {
             p->st.reload_failures++;
             log_emit_each(LOG_ERROR, "reference reload failed: out of memory", NULL);
         }
+        return;
+    }
+    if (p->phase != PL_RUNNING) {
+        pipeline_start_abandon(p, signum);
         return;
     }
     if (!p->stopping) {
@@ -182,7 +211,10 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
     p->lat_produce = hist_new(LATENCY_BOUNDS_S, ARRAY_LEN(LATENCY_BOUNDS_S));
     p->lat_event = hist_new(LATENCY_BOUNDS_S, ARRAY_LEN(LATENCY_BOUNDS_S));
     p->commit_dur = hist_new(COMMIT_BOUNDS_S, ARRAY_LEN(COMMIT_BOUNDS_S));
-    if (!p->lat_produce || !p->lat_event || !p->commit_dur ||
+    p->rebalance_dur = hist_new(REBALANCE_BOUNDS_S, ARRAY_LEN(REBALANCE_BOUNDS_S));
+    p->batch_rows = hist_new(BATCH_ROWS_BOUNDS, ARRAY_LEN(BATCH_ROWS_BOUNDS));
+    if (!p->lat_produce || !p->lat_event || !p->commit_dur || !p->rebalance_dur ||
+        !p->batch_rows ||
         !(p->dedup = dedup_new(cfg->dedup_window_ms, 1 << 16))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -205,7 +237,7 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
         goto fail;
     }
     p->ref = ref;                  /* owned by the pipeline from here */
-    p->ref_loaded_ms = uv_now(loop);
+    p->ref_loaded_wall_ms = clock_wall_ms();
     return p;
 fail:
     reload_free(p->reload);
@@ -216,19 +248,15 @@ fail:
     hist_free(p->lat_produce);
     hist_free(p->lat_event);
     hist_free(p->commit_dur);
+    hist_free(p->rebalance_dur);
+    hist_free(p->batch_rows);
     free(p);
     return NULL;
 }
 
-int pipeline_start(pipeline_t *p, char *err, size_t errlen)
+/* The rest of the startup, PostgreSQL connected (pipeline_start.c). */
+int pipeline_run(pipeline_t *p, char *err, size_t errlen)
 {
-    static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
-    if (p->cfg->http_listen[0] &&
-        !(p->http = http_new(p->loop, p->cfg->http_listen, metrics_handle, p,
-                             err, errlen)))
-        return -1;
-    if (sink_pg_open(p->sink, err, errlen) != 0)
-        return -1;
     log_info("postgres connected", NULL); /* later reconnects: on_sink_news */
     /* today's partitions before consuming; a failure only costs rows going
      * to the default partition until a later run succeeds */
@@ -245,6 +273,26 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
         log_info("cooperative assignor: offsets are not committed to Kafka "
                  "(this librdkafka loses the assignment on a commit during a "
                  "rebalance); lag is on /metrics", NULL);
+    uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
+    p->last_stats_ms = uv_now(p->loop);
+    upkeep_start(p->upkeep); /* a full run at once, then every retention.interval */
+    if (p->cfg->reference_watch) {
+        char werr[300], q[400];
+        p->refwatch = refwatch_start(p->loop, p->cfg->reference, REFWATCH_DEBOUNCE_MS,
+                                     on_reference_changed, p, werr, sizeof werr);
+        if (!p->refwatch)
+            log_warn("reference file not watched; SIGHUP still reloads it", "error=%s",
+                     log_quote(q, sizeof q, werr));
+    }
+    pipeline_notify_start(p); /* connected, table loaded, subscribed: READY=1 */
+    return 0;
+}
+
+/* The handles, initialised once by pipeline_start (pipeline_start.c) so that
+ * pipeline_close() may close them all whatever the phase. */
+void pipeline_init_handles(pipeline_t *p)
+{
+    static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
         uv_signal_init(p->loop, &p->sig[i]);
         p->sig[i].data = p;
@@ -253,12 +301,9 @@ int pipeline_start(pipeline_t *p, char *err, size_t errlen)
     uv_timer_init(p->loop, &p->tick);
     uv_timer_init(p->loop, &p->linger);
     uv_timer_init(p->loop, &p->closer);
-    p->tick.data = p->linger.data = p->closer.data = p;
-    uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
-    p->last_stats_ms = uv_now(p->loop);
-    upkeep_start(p->upkeep); /* a full run at once, then every retention.interval */
-    pipeline_notify_start(p); /* connected, table loaded, subscribed: READY=1 */
-    return 0;
+    uv_timer_init(p->loop, &p->watchdog);
+    uv_timer_init(p->loop, &p->start_timer);
+    p->tick.data = p->linger.data = p->closer.data = p->start_timer.data = p;
 }
 
 int pipeline_exit_code(const pipeline_t *p) { return p->exit_code; }
@@ -277,6 +322,8 @@ void pipeline_free(pipeline_t *p)
     hist_free(p->lat_produce);
     hist_free(p->lat_event);
     hist_free(p->commit_dur);
+    hist_free(p->rebalance_dur);
+    hist_free(p->batch_rows);
     refdata_free(p->ref);
     assignment_free(p->asg);
     pipeline_free_requests(p);

@@ -161,6 +161,18 @@ static int record_gap(pipeline_t *p, int32_t id, int64_t from, int64_t to)
     return 0;
 }
 
+/* A rebalance runs from the first rebalance callback (revoke or assign) to
+ * the moment its partitions are positioned and fetching: counted, timed. */
+static void rebalance_done(pipeline_t *p)
+{
+    if (!p->rebalance_since_ms)
+        return;
+    hist_record_us(p->rebalance_dur,
+                   (int64_t)(uv_now(p->loop) - p->rebalance_since_ms) * 1000);
+    p->st.rebalances++;
+    p->rebalance_since_ms = 0;
+}
+
 static void log_start(pipeline_t *p, const assignment_start_t *st)
 {
     const assignment_pos_t *pos = assignment_active(p->asg, st->partition);
@@ -206,6 +218,7 @@ static int io_positioned(void *ud, const assignment_start_t *starts, size_t n)
             offs[k++] = pos->next;
         }
     }
+    rebalance_done(p); /* if one was under way, it ends here */
     /* paused for a re-positioning, or with nothing buffered any more: the
      * new positions resume fetching (back-pressure keeps its own pause) */
     rc = source_kafka_paused(p->src) && pipeline_may_resume(p)
@@ -267,6 +280,8 @@ void pipeline_on_revoke(void *ud, const int32_t *partitions, size_t n, int keep)
     char t[256];
     log_info("partitions revoked", "count=%zu partitions=%s", n,
              log_ids(t, sizeof t, partitions, n));
+    if (!p->rebalance_since_ms) /* a rebalance begins; it ends when positioned */
+        p->rebalance_since_ms = uv_now(p->loop);
     assignment_revoke(p->asg, partitions, n, keep);
     if (!keep) {
         pipeline_drop_buffered(p);
@@ -290,6 +305,10 @@ void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n)
     char t[256];
     log_info("partitions assigned", "count=%zu partitions=%s", n,
              log_ids(t, sizeof t, partitions, n));
+    if (!p->rebalance_since_ms)
+        p->rebalance_since_ms = uv_now(p->loop);
+    if (n == 0)
+        rebalance_done(p); /* nothing to position */
     if (assignment_assign(p->asg, partitions, n) != 0) {
         log_error("out of memory in assignment", NULL);
         pipeline_stop(p, 1);

@@ -178,6 +178,8 @@ void pipeline_on_message(void *ud, const source_msg_t *m)
     p->st.consumed++;
     batchq_note(p->q);
     process(p, b, m);
+    batch_note_time(b, m->partition, m->timestamp_ms); /* for the lag in seconds */
+    p->st.consumed_bytes += m->len;
     if (batch_messages(b) >= (size_t)p->cfg->batch_max_rows && batchq_seal(p->q))
         pipeline_stop(p, 1);
 }
@@ -300,10 +302,16 @@ static void on_txn_done(void *ud, batch_t *b, enum sink_result r,
     assert(b == p->sent);
     p->sent = NULL; /* ours again */
     if (r == SINK_OK) {
-        for (size_t i = 0; i < n; i++)
-            if (assignment_committed(p->asg, off[i].partition, off[i].next))
-                p->kafka_dirty = 1;
+        for (size_t i = 0; i < n; i++) {
+            if (!assignment_committed(p->asg, off[i].partition, off[i].next))
+                continue;
+            p->kafka_dirty = 1;
+            if (off[i].last_ts_ms >= 0) /* ACTIVE: committed just moved */
+                assignment_active(p->asg, off[i].partition)->committed_ts_ms =
+                    off[i].last_ts_ms;
+        }
         record_latency(p, b, commit_ms);
+        hist_record_us(p->batch_rows, (int64_t)batch_rows(b) * 1000000);
         p->st.restaged = sink_pg_restaged(p->sink);
         p->st.batches++;
         p->st.rows_committed += batch_rows(b);
@@ -343,12 +351,8 @@ void pipeline_stop(pipeline_t *p, int code)
     pipeline_flush(p);
 }
 
-/* Closes the consumer, the connection and our handles: the loop runs dry.
- * Runs from its own timer callback, never from inside a librdkafka or sink
- * callback, so nothing below it is torn down while it is still on the stack. */
-static void on_close(uv_timer_t *t)
+void pipeline_close(pipeline_t *p)
 {
-    pipeline_t *p = t->data;
     pipeline_commit_kafka(p);
     source_kafka_close(p->src);
     sink_pg_free(p->sink); /* an unfinished transaction rolls back; its batch
@@ -357,14 +361,26 @@ static void on_close(uv_timer_t *t)
     p->sink = NULL;
     upkeep_close(p->upkeep); /* a run on the pool stops at its next check */
     p->upkeep = NULL;
+    refwatch_close(p->refwatch);
+    p->refwatch = NULL;
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&p->sig[i], NULL);
     uv_close((uv_handle_t *)&p->tick, NULL);
     uv_close((uv_handle_t *)&p->linger, NULL);
     uv_close((uv_handle_t *)&p->closer, NULL);
     uv_close((uv_handle_t *)&p->watchdog, NULL);
+    uv_close((uv_handle_t *)&p->start_timer, NULL);
     http_close(p->http);
     p->http = NULL;
+}
+
+/* Closes everything: the loop runs dry. Runs from its own timer callback,
+ * never from inside a librdkafka or sink callback, so nothing below it is
+ * torn down while it is still on the stack. */
+static void on_close(uv_timer_t *t)
+{
+    pipeline_t *p = t->data;
+    pipeline_close(p);
     pipeline_log_stats(p, "stopped");
 }
 

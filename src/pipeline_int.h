@@ -22,12 +22,32 @@
 #include "camjoin/histogram.h"
 #include "camjoin/http.h"
 #include "camjoin/pipeline.h"
+#include "camjoin/refwatch.h"
 #include "camjoin/reload.h"
 #include "camjoin/sink_pg.h"
 #include "camjoin/upkeep.h"
 
+/* The startup phases (pipeline_start.c). Every change goes through
+ * pipeline_set_phase(), which asserts that the transition is one of:
+ *   NEW -> RUNNING | WAITING | ENDED, WAITING -> TRYING | ENDED,
+ *   TRYING -> WAITING | RUNNING | ENDED, RUNNING -> ENDED (the rest of the
+ *   startup failed: Kafka could not start). */
+enum pipeline_phase {
+    PL_NEW,     /* pipeline_new() done: nothing started; the first attempt
+                   to connect runs blocking, before the loop */
+    PL_WAITING, /* PostgreSQL not reached yet (a transient failure): the
+                   start timer is armed for the next attempt; /readyz says why */
+    PL_TRYING,  /* an attempt runs on the thread pool: start_conn, start_rc
+                   and start_err are the pool thread's until it returns */
+    PL_RUNNING, /* connected, subscribed, READY=1 sent; stopping and
+                   stopped tell the rest */
+    PL_ENDED,   /* gave up before running (a stop signal, a permanent
+                   failure): the handles are closing, the loop runs dry */
+};
+
 struct pipeline {
     uv_loop_t *loop;
+    enum pipeline_phase phase;
     const camjoin_config *cfg;
     source_kafka_t *src;
     sink_pg_t *sink;
@@ -48,6 +68,7 @@ struct pipeline {
     int kafka_dirty;         /* committed positions not yet told to Kafka */
     int stopping, stopped, exit_code;
     reload_t *reload;        /* SIGHUP: the reference CSV on the thread pool */
+    refwatch_t *refwatch;    /* the CSV replaced or rewritten (reference.watch) */
     uv_signal_t sig[3];
     uv_timer_t tick, linger, closer;
     uint64_t last_stats_ms, last_consumed;
@@ -55,14 +76,30 @@ struct pipeline {
     hist_t *lat_produce;     /* Kafka timestamp -> commit returned, per message written */
     hist_t *lat_event;       /* event_ts -> commit returned, per row */
     hist_t *commit_dur;      /* submit -> commit returned, per batch */
-    uint64_t ref_loaded_ms;  /* uv_now when the current reference table came in */
+    hist_t *rebalance_dur;   /* first rebalance callback -> positioned */
+    hist_t *batch_rows;      /* event rows per committed batch (x 10^6) */
+    uint64_t rebalance_since_ms; /* uv_now of the rebalance under way; 0: none */
+    int64_t ref_loaded_wall_ms; /* wall clock when the current reference table came in */
     uint64_t paused_since_ms;/* uv_now of the back-pressure pause; 0 = not paused */
     pipeline_reason_t invalid[PIPELINE_MAX_REASONS]; /* dead letters by reason */
     size_t ninvalid;
+    pipeline_reason_t kafka_errors[PIPELINE_MAX_REASONS]; /* by error name */
+    size_t nkafka_errors;
     uv_timer_t watchdog;     /* pings systemd's watchdog while the loop turns */
     upkeep_t *upkeep;        /* partitions and retention; NULL before start, after close */
     int upkeep_plain_warned; /* the "not partitioned" warning was logged */
     uint64_t status_ms, status_consumed; /* last STATUS= sent, for its rate */
+
+    /* startup (pipeline_start.c) */
+    uv_timer_t start_timer;  /* WAITING: the next attempt */
+    uv_work_t start_work;    /* TRYING: the attempt on the thread pool */
+    sink_pg_conn_t *start_conn; /* TRYING: the attempt's result */
+    int start_rc;            /* TRYING: an enum sink_open_result */
+    char start_err[512];     /* TRYING: the attempt's message */
+    char wait_reason[600];   /* WAITING, TRYING: why, for /readyz */
+    int64_t start_backoff_ms;
+    uint64_t start_attempts, start_since_ms;
+    int start_abandon;       /* TRYING: a stop signal came; end when it returns */
 };
 
 /* ---- pipeline_assign.c ---- */
@@ -92,10 +129,27 @@ int pipeline_may_resume(const pipeline_t *p);  /* back-pressure and re-positioni
 /* revoking partitions whose batches are all done are forgotten */
 void pipeline_release_revoked(pipeline_t *p);
 
+/* ---- pipeline.c and pipeline_start.c: the lifecycle ---- */
+
+void pipeline_set_phase(pipeline_t *p, enum pipeline_phase from, enum pipeline_phase to);
+/* The rest of the startup once PostgreSQL is connected: upkeep, Kafka, the
+ * timers, READY=1. 0, or -1 with err set. */
+int pipeline_run(pipeline_t *p, char *err, size_t errlen);
+/* Initialises (and starts the signals among) the pipeline's own handles. */
+void pipeline_init_handles(pipeline_t *p);
+/* A stop signal before RUNNING (pipeline.c's signal handler). */
+void pipeline_start_abandon(pipeline_t *p, int signum);
+/* Closes every handle the pipeline opened (the consumer, the connection,
+ * the upkeep, the signals, the timers, HTTP): the loop runs dry. */
+void pipeline_close(pipeline_t *p);
+
 /* ---- pipeline_status.c: counts, lag and the systemd conversation ---- */
 
 void pipeline_count_invalid(pipeline_t *p, const char *reason);
-/* READY=1 with a first STATUS=, and the watchdog timer if systemd set one */
+void pipeline_count_kafka_error(pipeline_t *p, const char *code);
+/* The watchdog timer, if systemd set one: from the start, before READY */
+void pipeline_watchdog_start(pipeline_t *p);
+/* READY=1 with a first STATUS= */
 void pipeline_notify_start(pipeline_t *p);
 void pipeline_notify_status(pipeline_t *p); /* STATUS=, from the tick */
 /* the "progress" and "stopped" lines: counters and latency quantiles */

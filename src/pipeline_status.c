@@ -18,28 +18,46 @@
 #include "camjoin/source_kafka.h"
 #include "pipeline_int.h"
 
-/* ---- invalid messages by reason ---- */
+/* ---- counts by name: dead letters by reason, Kafka errors by code ---- */
+
+/* One more of `name` in a first-seen table of PIPELINE_MAX_REASONS; the
+ * last slot becomes "other" once the table is full. */
+static void count_in(pipeline_reason_t *t, size_t *n, const char *name)
+{
+    size_t i;
+    for (i = 0; i < *n; i++)
+        if (strcmp(t[i].reason, name) == 0)
+            break;
+    if (i == *n) {
+        if (*n == PIPELINE_MAX_REASONS) /* never with today's codes */
+            name = "other", i = PIPELINE_MAX_REASONS - 1;
+        else
+            (*n)++;
+        snprintf(t[i].reason, sizeof t[i].reason, "%s", name);
+    }
+    t[i].count++;
+}
 
 void pipeline_count_invalid(pipeline_t *p, const char *reason)
 {
-    size_t i;
-    for (i = 0; i < p->ninvalid; i++)
-        if (strcmp(p->invalid[i].reason, reason) == 0)
-            break;
-    if (i == p->ninvalid) {
-        if (p->ninvalid == PIPELINE_MAX_REASONS) /* never with today's codes */
-            reason = "other", i = PIPELINE_MAX_REASONS - 1;
-        else
-            p->ninvalid++;
-        snprintf(p->invalid[i].reason, sizeof p->invalid[i].reason, "%s", reason);
-    }
-    p->invalid[i].count++;
+    count_in(p->invalid, &p->ninvalid, reason);
+}
+
+void pipeline_count_kafka_error(pipeline_t *p, const char *code)
+{
+    count_in(p->kafka_errors, &p->nkafka_errors, code);
 }
 
 const pipeline_reason_t *pipeline_get_invalid(const pipeline_t *p, size_t *n)
 {
     *n = p->ninvalid;
     return p->invalid;
+}
+
+const pipeline_reason_t *pipeline_get_kafka_errors(const pipeline_t *p, size_t *n)
+{
+    *n = p->nkafka_errors;
+    return p->kafka_errors;
 }
 
 /* ---- lag ---- */
@@ -70,6 +88,9 @@ size_t pipeline_get_lag(const pipeline_t *p, pipeline_lag_t *out, size_t cap)
         out[k].partition = id;
         out[k].committed = pos->committed;
         out[k].lag = part_lag(p, id, &out[k].high);
+        out[k].lag_ms = out[k].lag == 0 ? 0
+                        : pos->committed_ts_ms < 0 ? -1
+                        : clock_wall_ms() - pos->committed_ts_ms;
         k++;
     }
     return k;
@@ -111,17 +132,20 @@ void pipeline_notify_status(pipeline_t *p)
 
 static void on_watchdog(uv_timer_t *t) { (void)t; notify_watchdog(); }
 
-void pipeline_notify_start(pipeline_t *p)
+void pipeline_watchdog_start(pipeline_t *p)
 {
-    char s[256];
     uint64_t usec = notify_watchdog_usec();
-    uv_timer_init(p->loop, &p->watchdog);
-    p->watchdog.data = p;
+    p->watchdog.data = p; /* initialised by pipeline_start */
     if (usec) {
         uint64_t ms = usec / 2000 ? usec / 2000 : 1;
         uv_timer_start(&p->watchdog, on_watchdog, ms, ms);
         notify_watchdog();
     }
+}
+
+void pipeline_notify_start(pipeline_t *p)
+{
+    char s[256];
     p->status_ms = uv_now(p->loop);
     if (notify_enabled()) {
         status_text(p, s, sizeof s);
@@ -198,6 +222,7 @@ void pipeline_get_health(const pipeline_t *p, pipeline_health_t *h)
 {
     memset(h, 0, sizeof *h);
     h->pg_up = p->sink && sink_pg_up(p->sink);
+    h->waiting = p->phase == PL_WAITING || p->phase == PL_TRYING ? p->wait_reason : NULL;
     h->stopping = p->stopping;
     h->paused = source_kafka_paused(p->src);
     h->assigned = assignment_count(p->asg);
@@ -207,8 +232,9 @@ void pipeline_get_health(const pipeline_t *p, pipeline_health_t *h)
     h->dedup_bytes = dedup_bytes(p->dedup);
     h->reference_rows = refdata_count(p->ref);
     uint64_t now = uv_now(p->loop);
-    h->reference_age_ms = now - p->ref_loaded_ms;
+    h->reference_loaded_ms = p->ref_loaded_wall_ms;
     h->paused_ms = p->paused_since_ms && h->paused ? now - p->paused_since_ms : 0;
+    h->paused_since_ms = p->paused_since_ms && h->paused ? clock_wall_ms() - (int64_t)h->paused_ms : 0;
     h->max_pause_ms = (uint64_t)p->cfg->ready_max_pause_ms;
 }
 void pipeline_get_stats(const pipeline_t *p, pipeline_stats_t *out) { *out = p->st; }
@@ -218,6 +244,8 @@ void pipeline_get_latency(const pipeline_t *p, pipeline_latency_t *out)
     out->produce_to_commit = p->lat_produce;
     out->event_to_commit = p->lat_event;
     out->commit = p->commit_dur;
+    out->rebalance = p->rebalance_dur;
+    out->batch_rows = p->batch_rows;
 }
 
 void pipeline_get_upkeep(const pipeline_t *p, upkeep_stats_t *out)

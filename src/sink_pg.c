@@ -428,71 +428,16 @@ sink_pg_t *sink_pg_new(uv_loop_t *loop, const camjoin_config *cfg,
     return s;
 }
 
-/* 1 when every object of the schema exists already. */
-static int schema_present(sink_pg_t *s)
+/* The connection made by sink_pg_connect() (sink_open.c) becomes the
+ * sink's; c is freed. */
+int sink_pg_attach(sink_pg_t *s, sink_pg_conn_t *c, char *err, size_t errlen)
 {
-    sink_sql_schema_present(&s->sql, s->table_id, s->index_id);
-    if (s->sql.oom)
-        return 0;
-    PGresult *r = PQexec(s->conn, s->sql.data);
-    int yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-              strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    return yes;
-}
-
-int sink_pg_open(sink_pg_t *s, char *err, size_t errlen)
-{
-    char m[512];
-    s->conn = pg_conn_open(s->cfg->pg_conninfo, "camjoin", 0);
-    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-        pg_conn_first_line(m, sizeof m, s->conn ? PQerrorMessage(s->conn) : "out of memory");
-        snprintf(err, errlen, "PostgreSQL unreachable: %s", m);
-        goto fail;
-    }
-    s->group_lit = pg_conn_escape(s->conn, s->cfg->group, 0);
-    s->topic_lit = pg_conn_escape(s->conn, s->cfg->topic, 0);
-    s->table_id = pg_conn_escape(s->conn, s->cfg->table, 1);
-    char index[512];
-    snprintf(index, sizeof index, "%s_ingested_at_idx", s->cfg->table);
-    s->index_id = pg_conn_escape(s->conn, index, 1);
-    char *ddl = s->table_id && s->index_id
-                    ? sink_pg_schema_sql(s->table_id, s->index_id) : NULL;
-    if (!s->group_lit || !s->topic_lit || !ddl) {
-        free(ddl);
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    /* DDL only when something is missing: a least-privilege role (no CREATE
-     * on the schema) can run against a schema created by its owner. The DDL
-     * is one transaction, serialized across instances starting together. */
-    const char *steps[] = {"BEGIN", "SELECT pg_advisory_xact_lock(7262330617)",
-                           ddl, "COMMIT", sink_sql_setup};
-    enum { SESSION_STEP = 4 };
-    size_t first = schema_present(s) ? SESSION_STEP : 0;
-    /* PostgreSQL cuts names at 63 bytes: the derived ones must stay apart */
-    if (first == 0 && strlen(s->cfg->table) > SINK_SQL_TABLE_MAX) {
-        snprintf(err, errlen, "postgres.table: \"%.80s\" is longer than %d bytes "
-                 "(camjoin names its rollup table and views after it, such as "
-                 "<table>_join_misses_minute)", s->cfg->table, SINK_SQL_TABLE_MAX);
-        free(ddl);
-        goto fail;
-    }
-    for (size_t i = first; i < ARRAY_LEN(steps); i++) {
-        PGresult *r = PQexec(s->conn, steps[i]);
-        ExecStatusType st = PQresultStatus(r);
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            pg_conn_first_line(m, sizeof m, PQresultErrorMessage(r));
-            snprintf(err, errlen, "PostgreSQL %s failed: %s",
-                     i == SESSION_STEP ? "session setup (temporary staging tables)"
-                                       : "schema setup", m);
-            PQclear(r);
-            free(ddl);
-            goto fail;
-        }
-        PQclear(r);
-    }
-    free(ddl);
+    assert(s->state == SK_DOWN && !s->conn);
+    free(s->group_lit); /* a failed attach before this one */
+    free(s->topic_lit);
+    free(s->table_id);
+    free(s->index_id);
+    s->conn = sink_pg_conn_take(c, &s->group_lit, &s->topic_lit, &s->table_id, &s->index_id);
     if (PQsetnonblocking(s->conn, 1) != 0) {
         snprintf(err, errlen, "PostgreSQL: cannot switch to nonblocking mode");
         goto fail;

@@ -71,4 +71,9 @@ struct sink_pg {
     strbuf_t sql;
 };
 
+/* sink_open.c, for sink_pg_attach(): the connection, and the escaped names
+ * into the pointers given (the caller's from here); c is freed. */
+PGconn *sink_pg_conn_take(sink_pg_conn_t *c, char **group_lit, char **topic_lit,
+                          char **table_id, char **index_id);
+
 #endif

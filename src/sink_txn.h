@@ -17,7 +17,7 @@
 typedef enum sink_state {
     /* No connection. The retry timer runs the reconnect backoff (100 ms
      * doubling to postgres.retry_max). → CONNECTING on TIMER; → IDLE on
-     * OPENED (sink_pg_open, the blocking startup). */
+     * OPENED (sink_pg_attach, after the startup connection). */
     SK_DOWN,
     /* PQconnectPoll under way; the retry timer is the connect timeout.
      * → SETUP on CONNECTED; → DOWN on LOST. */

@@ -1,4 +1,5 @@
-/* source_kafka — see include/camjoin/source_kafka.h. */
+/* source_kafka — see include/camjoin/source_kafka.h; the state and what
+ * this file shares with source_kafka_meta.c: source_kafka_int.h. */
 #include "camjoin/source_kafka.h"
 
 #include <errno.h>
@@ -12,31 +13,14 @@
 #include "camjoin/base.h"
 #include "camjoin/config.h"
 #include "camjoin/log.h"
+#include "source_kafka_int.h"
 
 #define DRAIN_BATCH 1024
 #define DRAIN_BUDGET (8 * DRAIN_BATCH) /* messages per loop iteration */
-#define QUERY_TIMEOUT_MS 10000
 
-struct source_kafka {
-    uv_loop_t *loop;
-    rd_kafka_conf_t *conf;      /* until source_kafka_start() creates rk */
-    rd_kafka_t *rk;
-    rd_kafka_queue_t *queue;    /* consumer queue (main queue forwarded to it) */
-    char *topic;
-    int pipefd[2];              /* io-event pipe: librdkafka writes, we poll */
-    uv_poll_t poll;
-    uv_idle_t idle;             /* continues a drain cut short by the budget */
-    uv_timer_t tick;            /* periodic drain: liveness while paused */
-    int handles_open;
-    int paused;
-    int closed;
-    int cooperative;            /* partition.assignment.strategy cooperative-sticky */
-    int kafka_commits;          /* the informational commits to Kafka are safe */
-    source_kafka_callbacks cb;
-    void *ud;
-};
 
 /* ---- librdkafka callbacks (served on the loop thread by the queue) ---- */
+
 
 static int32_t *plist_ids(const rd_kafka_topic_partition_list_t *parts)
 {
@@ -46,11 +30,12 @@ static int32_t *plist_ids(const rd_kafka_topic_partition_list_t *parts)
     return ids;
 }
 
-static int assign_error(source_kafka_t *s, const char *what, const char *why)
+static int assign_error(source_kafka_t *s, const char *code, const char *what,
+                        const char *why)
 {
     char msg[256];
     snprintf(msg, sizeof msg, "kafka %s: %s", what, why);
-    s->cb.on_error(s->ud, msg, 0);
+    s->cb.on_error(s->ud, code, msg, 0);
     return -1;
 }
 
@@ -62,7 +47,8 @@ static int incremental(source_kafka_t *s, rd_kafka_topic_partition_list_t *l,
                                  : rd_kafka_incremental_unassign(s->rk, l);
     if (!e)
         return 0;
-    assign_error(s, assign ? "incremental assign" : "incremental unassign",
+    assign_error(s, rd_kafka_error_name(e),
+                 assign ? "incremental assign" : "incremental unassign",
                  rd_kafka_error_string(e));
     rd_kafka_error_destroy(e);
     return -1;
@@ -83,7 +69,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     source_kafka_t *s = opaque;
     int32_t *ids = plist_ids(parts);
     if (!ids) {
-        s->cb.on_error(s->ud, "out of memory in rebalance", 1);
+        s->cb.on_error(s->ud, "_NO_MEMORY", "out of memory in rebalance", 1);
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -112,7 +98,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         char msg[256];
         snprintf(msg, sizeof msg, "rebalance error: %s", rd_kafka_err2str(err));
-        s->cb.on_error(s->ud, msg, 0);
+        s->cb.on_error(s->ud, rd_kafka_err2name(err), msg, 0);
     }
     s->cb.on_revoke(s->ud, ids, (size_t)parts->cnt, keep);
     free(ids);
@@ -123,8 +109,8 @@ static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason,
 {
     source_kafka_t *s = opaque;
     char msg[512];
-    int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
-    if (fatal) {
+    int fatal = source_kafka_permanent((rd_kafka_resp_err_t)err);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char fatal_reason[256];
         rd_kafka_fatal_error(rk, fatal_reason, sizeof fatal_reason);
         snprintf(msg, sizeof msg, "kafka fatal error: %s", fatal_reason);
@@ -132,7 +118,7 @@ static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason,
         snprintf(msg, sizeof msg, "kafka: %s: %s",
                  rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
     }
-    s->cb.on_error(s->ud, msg, fatal);
+    s->cb.on_error(s->ud, rd_kafka_err2name((rd_kafka_resp_err_t)err), msg, fatal);
 }
 
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
@@ -181,11 +167,11 @@ static void drain(source_kafka_t *s)
                 s->cb.on_out_of_range(s->ud, m->partition, m->offset, msg);
             } else {
                 char msg[512];
-                int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL ||
+                int fatal = source_kafka_permanent(m->err) ||
                             rd_kafka_fatal_error(s->rk, NULL, 0) != 0;
                 snprintf(msg, sizeof msg, "consume error: partition=%d %s",
                          (int)m->partition, rd_kafka_message_errstr(m));
-                s->cb.on_error(s->ud, msg, fatal);
+                s->cb.on_error(s->ud, rd_kafka_err2name(m->err), msg, fatal);
             }
             rd_kafka_message_destroy(m);
         }
@@ -224,7 +210,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v,
     char e[256];
     if (rd_kafka_conf_set(conf, k, v, e, sizeof e) == RD_KAFKA_CONF_OK)
         return 0;
-    snprintf(err, errlen, "kafka property %s=%s: %s", k, v, e);
+    snprintf(err, errlen, "kafka property %s=%s: %s", k, config_secret_property(k) ? "****" : v,
+             e); /* librdkafka's own reason names the key, never the value */
     return -1;
 }
 
@@ -342,6 +329,8 @@ int source_kafka_start(source_kafka_t *s, char *err, size_t errlen)
         return -1;
     }
     s->conf = NULL; /* owned by rk */
+    if (source_kafka_check_topic(s, err, errlen) != 0)
+        return -1;
     rd_kafka_poll_set_consumer(s->rk);
     rd_kafka_set_log_queue(s->rk, NULL); /* logs to the main → consumer queue */
     s->queue = rd_kafka_queue_get_consumer(s->rk);
@@ -365,16 +354,6 @@ int source_kafka_start(source_kafka_t *s, char *err, size_t errlen)
     return 0;
 }
 
-static rd_kafka_topic_partition_list_t *
-plist(const char *topic, const int32_t *parts, const int64_t *offs, size_t n)
-{
-    rd_kafka_topic_partition_list_t *l =
-        rd_kafka_topic_partition_list_new((int)(n ? n : 1));
-    for (size_t i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(l, topic, parts[i])->offset =
-            offs ? offs[i] : RD_KAFKA_OFFSET_INVALID;
-    return l;
-}
 
 /* Cooperative: the partitions among these that are assigned already (added
  * paused by on_rebalance, or being re-positioned) leave the assignment first,
@@ -383,7 +362,7 @@ static int assign_incremental(source_kafka_t *s, rd_kafka_topic_partition_list_t
 {
     rd_kafka_topic_partition_list_t *cur = NULL, *again;
     if (rd_kafka_assignment(s->rk, &cur) != RD_KAFKA_RESP_ERR_NO_ERROR || !cur)
-        return assign_error(s, "assignment", "cannot read the assignment");
+        return assign_error(s, "_NO_MEMORY", "assignment", "cannot read the assignment");
     again = rd_kafka_topic_partition_list_new(l->cnt ? l->cnt : 1);
     for (int i = 0; i < l->cnt; i++)
         if (rd_kafka_topic_partition_list_find(cur, s->topic, l->elems[i].partition))
@@ -399,14 +378,14 @@ int source_kafka_assign(source_kafka_t *s, const int32_t *partitions,
 {
     if (s->closed)
         return -1;
-    rd_kafka_topic_partition_list_t *l = plist(s->topic, partitions, offsets, n);
+    rd_kafka_topic_partition_list_t *l = source_kafka_plist(s->topic, partitions, offsets, n);
     int rc = 0;
     if (s->cooperative) {
         rc = assign_incremental(s, l);
     } else {
         rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
         if (e)
-            rc = assign_error(s, "assign", rd_kafka_err2str(e));
+            rc = assign_error(s, rd_kafka_err2name(e), "assign", rd_kafka_err2str(e));
     }
     if (rc == 0 && s->paused)
         rd_kafka_pause_partitions(s->rk, l);
@@ -457,109 +436,9 @@ void source_kafka_commit_async(source_kafka_t *s, const int32_t *partitions,
 {
     if (s->closed || n == 0 || !s->kafka_commits || rd_kafka_assignment_lost(s->rk))
         return;
-    rd_kafka_topic_partition_list_t *l = plist(s->topic, partitions, next, n);
+    rd_kafka_topic_partition_list_t *l = source_kafka_plist(s->topic, partitions, next, n);
     rd_kafka_commit(s->rk, l, 1);
     rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* ---- resolution on the thread pool ---- */
-
-struct resolve_job {
-    uv_work_t req;
-    rd_kafka_t *rk;
-    const char *topic;
-    size_t n;
-    int32_t *parts;
-    int64_t *low, *high, *at;
-    int64_t time_ms;
-    int status;
-    char err[256];
-    source_resolve_cb done;
-    void *ud;
-};
-
-static void resolve_work(uv_work_t *req)
-{
-    struct resolve_job *j = req->data;
-    for (size_t i = 0; i < j->n; i++) {
-        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
-            j->rk, j->topic, j->parts[i], &j->low[i], &j->high[i],
-            QUERY_TIMEOUT_MS);
-        if (e) {
-            snprintf(j->err, sizeof j->err, "watermarks of partition %d: %s",
-                     (int)j->parts[i], rd_kafka_err2str(e));
-            j->status = -1;
-            return;
-        }
-        j->at[i] = j->high[i];
-    }
-    if (j->time_ms < 0)
-        return;
-    rd_kafka_topic_partition_list_t *l = plist(j->topic, j->parts, NULL, j->n);
-    for (int i = 0; i < l->cnt; i++)
-        l->elems[i].offset = j->time_ms;
-    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(j->rk, l, QUERY_TIMEOUT_MS);
-    for (int i = 0; !e && i < l->cnt; i++) {
-        if (l->elems[i].err) {
-            e = l->elems[i].err;
-            break;
-        }
-        if (l->elems[i].offset >= 0)
-            j->at[i] = l->elems[i].offset;
-    }
-    if (e) {
-        snprintf(j->err, sizeof j->err, "offsets for time %lld: %s",
-                 (long long)j->time_ms, rd_kafka_err2str(e));
-        j->status = -1;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-static void resolve_after(uv_work_t *req, int status)
-{
-    struct resolve_job *j = req->data;
-    source_resolved_t r = {
-        .n = j->n, .partitions = j->parts, .low = j->low, .high = j->high,
-        .at_time = j->at, .status = status ? -1 : j->status, .err = j->err,
-    };
-    j->done(j->ud, &r);
-    free(j->parts);
-    free(j->low);
-    free(j);
-}
-
-int source_kafka_resolve(source_kafka_t *s, const int32_t *partitions, size_t n,
-                         int64_t time_ms, source_resolve_cb done, void *ud)
-{
-    size_t cnt = n ? n : 1;
-    struct resolve_job *j = calloc(1, sizeof *j);
-    if (!j)
-        return -1;
-    j->parts = malloc(cnt * sizeof *j->parts);
-    j->low = malloc(3 * cnt * sizeof *j->low); /* low, high, at: one block */
-    if (!j->parts || !j->low) {
-        free(j->parts);
-        free(j->low);
-        free(j);
-        return -1;
-    }
-    memcpy(j->parts, partitions, n * sizeof *partitions);
-    j->high = j->low + cnt;
-    j->at = j->low + 2 * cnt;
-    j->req.data = j;
-    j->rk = s->rk;
-    j->topic = s->topic;
-    j->n = n;
-    j->time_ms = time_ms;
-    j->done = done;
-    j->ud = ud;
-    if (uv_queue_work(s->loop, &j->req, resolve_work, resolve_after) != 0) {
-        free(j->parts);
-        free(j->low);
-        free(j);
-        return -1;
-    }
-    return 0; /* the job is the pool's until resolve_after */
 }
 
 void source_kafka_close(source_kafka_t *s)

@@ -68,6 +68,8 @@ typedef struct assignment_pos {
     int64_t stored;    /* next_offset in camjoin_offsets as last known; the
                           fence of the next transaction; BATCH_OFFSET_NONE */
     int64_t high;      /* high watermark when positioned */
+    int64_t committed_ts_ms; /* Kafka timestamp of the last message committed
+                                by this run; -1 none yet (owner) */
 } assignment_pos_t;
 
 /* Why a start offset is not the one asked for. */

@@ -72,6 +72,8 @@ typedef struct batch batch_t;
 typedef struct batch_offset {
     int32_t partition;
     int64_t next;       /* value to store: last noted offset + 1 */
+    int64_t last_ts_ms; /* the latest Kafka timestamp noted for the partition
+                           (batch_note_time); -1: none */
 } batch_offset_t;
 
 /* `topic` is copied; it fills the topic column of dead letters. Both streams
@@ -93,6 +95,11 @@ CJ_MUSTCHECK int batch_add_dead(batch_t *b, int32_t partition, int64_t offset,
 
 /* Notes an offset that produced no row (a duplicate, a dropped miss). */
 CJ_MUSTCHECK int batch_note_offset(batch_t *b, int32_t partition, int64_t offset);
+
+/* Notes the Kafka timestamp of a message of `partition` already added or
+ * noted in this batch (for the consumer's lag in seconds); the latest one
+ * is kept. A partition not in the batch is ignored. */
+void batch_note_time(batch_t *b, int32_t partition, int64_t ts_ms);
 
 /* Records offsets [from, to) of a partition as lost before they were read
  * (retention): one dead letter at kafka_offset `from` with reason

@@ -69,6 +69,8 @@ typedef struct camjoin_config {
     char *archive_dir;        /* archive.dir; default "" = drop without archiving */
     /* [reference] */
     char *reference;          /* reference.path, --reference, CAMJOIN_REFERENCE; default "/etc/camjoin/cameras.csv" */
+    int reference_watch;      /* reference.watch: off | on; default on: reload when
+                                 the file is replaced or rewritten */
     /* [join] */
     enum join_on_miss on_miss;/* join.on_miss: keep | drop | dead-letter; default keep */
     /* [dedup] */
@@ -127,9 +129,13 @@ void config_print(const camjoin_config *cfg, FILE *f);
 
 /* Writes the camjoin(1) man page (roff, man(7) macros) generated from the
  * same key and flag tables: every flag, every key with its type, range,
- * default, flag, environment variable and reload behaviour (config_man.c).
+ * default, flag and environment variable (config_man.c).
  * Used at build time by camjoin-gen-man. */
 void config_print_man(FILE *f);
+
+/* A librdkafka property whose value must not be printed (a password, a
+ * secret, a private key): --print-config and every error message mask it. */
+bool config_secret_property(const char *key);
 
 /* Writes `conninfo` (keyword string or URI) into buf with every password
  * masked as "****" (the --print-config form), truncated to fit and always

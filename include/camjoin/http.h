@@ -31,13 +31,16 @@ typedef struct http_response {
 
 typedef void (*http_handler)(void *ud, const char *path, http_response *res);
 
-/* Checks that `listen` is ADDR:PORT (or PORT) with a numeric address (a configuration
- * error otherwise). Returns 0 or -1 with err set. */
+/* Checks the syntax of `listen`: PORT, :PORT, HOST:PORT or [V6ADDR]:PORT (a
+ * configuration error otherwise; host names are resolved by http_new).
+ * Returns 0 or -1 with err set. */
 CJ_MUSTCHECK int http_check_listen(const char *listen, char *err, size_t errlen);
 
-/* Listens on ADDR:PORT ("127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464"); a
- * port alone ("9464" or ":9464") means loopback, 127.0.0.1.
- * Returns NULL with err set ("http.listen: ..."). */
+/* Listens on `listen`: a port alone ("9464") means loopback, 127.0.0.1;
+ * ":9464" every interface, as exporters read it ("::", which takes IPv4
+ * too, or 0.0.0.0 without IPv6); "HOST:9464" a numeric address
+ * ("127.0.0.1", "[::1]", "0.0.0.0") or a host name, resolved once here.
+ * Returns NULL with err set ("http.listen ...: ..."). */
 http_t *http_new(uv_loop_t *loop, const char *listen, http_handler h, void *ud,
                  char *err, size_t errlen);
 

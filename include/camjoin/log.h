@@ -48,6 +48,13 @@
  * that wrap a library turn its own messages into log lines at the boundary:
  * source_kafka librdkafka's log lines, pg_conn PostgreSQL's notices.
  *
+ * journald: when stderr is systemd's journal stream ($JOURNAL_STREAM names
+ * stderr's device and inode, as systemd sets it for a unit), every line
+ * starts with sd-daemon(3)'s priority prefix: <3> error, <4> warn, <6> info,
+ * <7> debug. journald strips it and records the priority, so `journalctl -p
+ * err` finds the errors. Anywhere else (a terminal, a file, a pipe) lines
+ * are unchanged.
+ *
  * Cost: one vsnprintf, a pass over the pair text in JSON mode, a hash of msg
  * for warn/error, and one write(2) per line; nothing is buffered, so lines
  * from a crashing process are not lost. Not thread-safe by design (the level,
@@ -100,6 +107,11 @@ void log_emit(enum log_level level, const char *msg, const char *kvfmt, ...)
  * occurrence matters however close together they come. */
 void log_emit_each(enum log_level level, const char *msg, const char *kvfmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* One line of plain text on stderr, without ts/level/msg but with the
+ * journal's prefix for `level`: main()'s "camjoin: ..." lines for usage and
+ * startup errors. Never suppressed. */
+void log_plain(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Writes `s` as a quoted logfmt value into `buf` (always NUL-terminated,
  * truncated with "..." if it does not fit). Returns buf, for use in a

@@ -12,6 +12,8 @@
  *   STATUS=<text>     one line shown by `systemctl status`
  *   WATCHDOG=1        keep-alive; must arrive within WatchdogSec= or systemd
  *                     kills and restarts the service
+ *   EXTEND_TIMEOUT_USEC=<n>  still starting (waiting for PostgreSQL): the
+ *                     start timeout now ends n microseconds from now
  *
  * Invariants: the environment is never unset (unset_environment = 0), so every
  * call behaves the same and a child process would inherit the socket too. A
@@ -47,6 +49,8 @@ void notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void notify_reloading(void);
 /* "STOPPING=1\nSTATUS=<status>"; status may be NULL. */
 void notify_stopping(const char *status);
+/* "EXTEND_TIMEOUT_USEC=<usec>". */
+void notify_extend_timeout(uint64_t usec);
 /* "WATCHDOG=1". */
 void notify_watchdog(void);
 /* WatchdogSec= in microseconds (sd_watchdog_enabled: $WATCHDOG_USEC, and

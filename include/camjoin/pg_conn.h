@@ -45,6 +45,18 @@ CJ_MUSTCHECK int pg_conn_check_conninfo(const char *conninfo, char *err, size_t 
  * connection's encoding. */
 char *pg_conn_escape(PGconn *c, const char *v, int ident);
 
+/* Whether a failure is worth retrying. r NULL: the connection attempt c
+ * failed (PQstatus CONNECTION_BAD), and libpq gives no SQLSTATE for that, so
+ * the message is matched (libpq's and the server's English texts; camjoin
+ * never sets a locale): the server unreachable (refused, timed out, no route,
+ * the socket file missing, the host name not resolved), starting up, shutting
+ * down, in recovery, or out of connection slots. Anything else, such as
+ * authentication, TLS verification, a database or role that does not exist,
+ * or pg_hba.conf, is permanent: 0. r set: a statement failed; retryable when
+ * the connection is gone, or its SQLSTATE is of class 08 (connection), 53
+ * (resources), 57P (shutdown, cannot connect now), 40001/40P01 or 55P03. */
+int pg_conn_retryable(const PGconn *c, const PGresult *r);
+
 /* The first line of a libpq message into dst ("unknown error" if empty). */
 void pg_conn_first_line(char *dst, size_t size, const char *msg);
 

@@ -25,10 +25,14 @@
  * fenced commit (another consumer moved the offsets) drops the buffer and
  * repeats that resolution for the current assignment.
  *
+ * Startup: PostgreSQL first (waiting for it while it is unreachable, see
+ * pipeline_start()), Kafka last, READY=1 when subscribed.
+ *
  * Shutdown (SIGTERM/SIGINT, or --until-end reaching the end): pause, flush,
  * commit, close the consumer and the connection, let the loop run dry. A
  * second signal abandons what is buffered (it is re-read on the next start).
- * SIGHUP reloads the reference CSV, parsed on the thread pool and swapped in
+ * SIGHUP, or the file replaced or rewritten (reference.watch), reloads the
+ * reference CSV, parsed on the thread pool and swapped in
  * on the loop; a bad file keeps the old table.
  *
  * Partition upkeep (upkeep.h) runs beside the flow: today's partitions are
@@ -69,6 +73,9 @@ typedef struct pipeline_stats {
     uint64_t offsets_skipped; /* offsets with no message (transaction markers,
                                * aborted transactions, compaction) */
     uint64_t restaged;        /* batches redone through staging (they met existing rows) */
+    uint64_t consumed_bytes;  /* payload bytes of the messages consumed */
+    uint64_t rebalances;      /* consumer group rebalances completed (positioned) */
+    uint64_t pg_reconnects;   /* PostgreSQL connections re-established */
     int64_t first_message_ms; /* wall clock of the first message, 0 = none yet */
     int64_t last_commit_ms;   /* wall clock of the last successful commit */
 } pipeline_stats_t;
@@ -76,6 +83,9 @@ typedef struct pipeline_stats {
 /* The pipeline's present state, for /metrics and /readyz. */
 typedef struct pipeline_health {
     int pg_up;                /* the PostgreSQL connection is ready */
+    const char *waiting;      /* startup waits for PostgreSQL: why ("waiting
+                                 for PostgreSQL: ..."); NULL once running.
+                                 Valid until the loop turns again */
     int stopping;
     int paused;               /* partitions paused by back-pressure */
     size_t assigned;          /* partitions in the assignment */
@@ -83,7 +93,10 @@ typedef struct pipeline_health {
     size_t buffered;          /* messages not yet committed */
     size_t dedup_keys, dedup_bytes;
     size_t reference_rows;
-    uint64_t reference_age_ms;/* since the current reference table was loaded */
+    int64_t reference_loaded_ms; /* wall clock when the current reference
+                                    table came in */
+    int64_t paused_since_ms;  /* wall clock when back-pressure paused the
+                                 partitions; 0 when consuming */
     uint64_t paused_ms;       /* how long back-pressure has held the partitions
                                  paused; 0 when consuming */
     uint64_t max_pause_ms;    /* http.ready_max_pause: longer is not ready */
@@ -98,6 +111,10 @@ typedef struct pipeline_latency {
     const hist_t *produce_to_commit; /* every row and dead letter written */
     const hist_t *event_to_commit;   /* every row written */
     const hist_t *commit;            /* per transaction: submit to COMMIT */
+    const hist_t *rebalance;         /* first rebalance callback to positioned */
+    const hist_t *batch_rows;        /* event rows per committed transaction,
+                                        recorded as rows x 10^6 "us" (the
+                                        bounds read as rows) */
 } pipeline_latency_t;
 void pipeline_get_latency(const pipeline_t *p, pipeline_latency_t *out);
 
@@ -110,6 +127,9 @@ typedef struct pipeline_reason {
     uint64_t count;
 } pipeline_reason_t;
 const pipeline_reason_t *pipeline_get_invalid(const pipeline_t *p, size_t *n);
+/* Kafka errors reported by librdkafka, by error name (rd_kafka_err2name:
+ * "_TRANSPORT", "_ALL_BROKERS_DOWN", ...), in first-seen order. */
+const pipeline_reason_t *pipeline_get_kafka_errors(const pipeline_t *p, size_t *n);
 
 /* Consumer lag of each positioned partition: the high watermark (librdkafka's
  * cached value) minus the position committed by this run. Writes at most
@@ -117,6 +137,9 @@ const pipeline_reason_t *pipeline_get_invalid(const pipeline_t *p, size_t *n);
 typedef struct pipeline_lag {
     int32_t partition;
     int64_t high, committed, lag;
+    int64_t lag_ms; /* 0 when caught up (lag 0); else now minus the Kafka
+                       timestamp of the last message this run committed;
+                       -1 when this run has committed none yet */
 } pipeline_lag_t;
 size_t pipeline_get_lag(const pipeline_t *p, pipeline_lag_t *out, size_t cap);
 
@@ -129,8 +152,16 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
                          refdata_t *ref, replay_spec_t *replay, char *err,
                          size_t errlen);
 
-/* Connects to PostgreSQL (blocking, creates the schema), starts the consumer
- * and installs the signal handlers. Returns 0 or -1 with err set. */
+/* Installs the signal handlers, starts HTTP and tries PostgreSQL once
+ * (blocking, creates the schema); connected, it starts the consumer and
+ * sends READY=1. A transient failure (pg_conn_retryable) is not an error:
+ * the pipeline waits, retrying with the backoff on the thread pool while
+ * the loop runs (/readyz 503 with the reason, STATUS= "waiting for
+ * PostgreSQL"), and goes on the same way when it connects; a permanent
+ * failure then ends the loop with exit code 1, logged. Returns 0 (running
+ * or waiting: run the loop), or -1 with err set: a permanent failure at the
+ * first attempt, or HTTP or Kafka could not start (nothing is left open;
+ * run the loop once more so the handles finish closing). */
 CJ_MUSTCHECK int pipeline_start(pipeline_t *p, char *err, size_t errlen);
 
 /* After uv_run() returns: 0 clean, 1 runtime failure. */

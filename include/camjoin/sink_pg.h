@@ -34,13 +34,15 @@
  * The states of the connection and of the statement in flight, and every
  * transition between them: src/sink_txn.h.
  *
- * Startup (sink_pg_open) is the one blocking part, before the loop runs: it
- * connects, so that a wrong address fails fast with exit 1, and creates
- * whatever part of the schema is missing, idempotently, under an advisory
- * lock (several instances may start together). When everything exists no
- * DDL runs at all, so a role without CREATE privilege works. The connection
- * then switches to nonblocking mode. Connection defaults, escaping and the
- * conninfo check: camjoin/pg_conn.h.
+ * Startup is the one blocking part, in two halves: sink_pg_connect()
+ * (blocking, any thread: the pipeline runs it on the thread pool after a
+ * first try) connects and creates whatever part of the schema is missing,
+ * idempotently, under an advisory lock (several instances may start
+ * together); sink_pg_attach() (loop thread) hands the connection to the
+ * sink, which then runs nonblocking. When everything exists no DDL runs at
+ * all, so a role without CREATE privilege works. Connection defaults,
+ * escaping, the conninfo check and which failures are retried:
+ * camjoin/pg_conn.h.
  *
  * Requests: each carries its own callback and user data, called once on
  * the loop thread when it is done (never from inside the request call).
@@ -112,9 +114,24 @@ typedef void (*sink_pg_news_cb)(void *ud, const sink_pg_news *news);
 sink_pg_t *sink_pg_new(uv_loop_t *loop, const camjoin_config *cfg,
                        sink_pg_news_cb on_news, void *ud);
 
-/* Blocking: connect, create the schema, prepare the session. Returns 0, or
- * -1 with a one-line message in err. Call before running the loop. */
-CJ_MUSTCHECK int sink_pg_open(sink_pg_t *s, char *err, size_t errlen);
+/* A connection made by sink_pg_connect(), not yet the sink's. */
+typedef struct sink_pg_conn sink_pg_conn_t;
+enum sink_open_result {
+    SINK_OPEN_OK,    /* *out is set */
+    SINK_OPEN_RETRY, /* unreachable, starting, shutting down, full: try again */
+    SINK_OPEN_FATAL, /* credentials, TLS, no such database, privileges, a bad
+                        postgres.table, out of memory: retrying cannot help */
+};
+/* Blocking, any thread (reads cfg only): connect, create the schema, prepare
+ * the session. Anything but SINK_OPEN_OK leaves one line in err. */
+CJ_MUSTCHECK enum sink_open_result sink_pg_connect(const camjoin_config *cfg,
+                                                   sink_pg_conn_t **out, char *err,
+                                                   size_t errlen);
+/* Loop thread, the sink DOWN and never attached: c becomes the sink's (it is
+ * freed whatever the result). 0, or -1 with err set (try again later). */
+CJ_MUSTCHECK int sink_pg_attach(sink_pg_t *s, sink_pg_conn_t *c, char *err, size_t errlen);
+void sink_pg_conn_free(sink_pg_conn_t *c);
+
 
 /* Queues a transaction for the batch. expected (malloc'd) has one entry per
  * batch_offsets(b): the offset camjoin_offsets must hold now for that

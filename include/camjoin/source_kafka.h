@@ -78,8 +78,11 @@ typedef struct source_kafka_callbacks {
      * is assigned again. `msg` is one formatted line for the log. */
     void (*on_out_of_range)(void *ud, int32_t partition, int64_t offset,
                             const char *msg);
-    /* a consumer error worth logging (already formatted, one line) */
-    void (*on_error)(void *ud, const char *msg, int fatal);
+    /* a consumer error worth logging (already formatted, one line), and
+     * its librdkafka error name (rd_kafka_err2name); fatal:
+     * one that reconnecting cannot cure (librdkafka's fatal errors,
+     * authentication, TLS, authorization on the topic, group or cluster) */
+    void (*on_error)(void *ud, const char *code, const char *msg, int fatal);
 } source_kafka_callbacks;
 
 /* Builds the consumer configuration from cfg: brokers, group, topic, the
@@ -88,7 +91,11 @@ typedef struct source_kafka_callbacks {
 source_kafka_t *source_kafka_new(uv_loop_t *loop, const camjoin_config *cfg,
                                  const source_kafka_callbacks *cb, void *ud,
                                  char *err, size_t errlen);
-/* Creates the consumer (rd_kafka_new), subscribes, starts watching the queue. */
+/* Creates the consumer (rd_kafka_new), checks that the topic exists (a
+ * blocking metadata request, at most ~3 s; a broker that does not answer is
+ * no answer, and the subscription goes ahead), subscribes, starts watching
+ * the queue. -1 with err set: the topic does not exist, or may not be
+ * described (permanent: not retried). */
 CJ_MUSTCHECK int source_kafka_start(source_kafka_t *s, char *err, size_t errlen);
 
 /* Eager: assigns exactly these partitions at these absolute offsets (the

@@ -4,14 +4,18 @@
 #   1. at startup, every bad file → exit 2 and exactly ONE line on stderr,
 #      "camjoin: FILE:LINE: reason" (the line is the offending record's first
 #      line, counted independently here from the fixture);
-#   2. SIGHUP while running: a broken file keeps the old table (events
+#   2. SIGHUP while running (reference.watch off): a broken file keeps the old table (events
 #      produced after the failed reload still join with the OLD site values),
 #      the failure is logged (level=error, "reference reload failed", naming
 #      file:line) and counted in /metrics; a missing file is a second failure;
 #      then a good file in which a camera moved to another site is swapped in
 #      (camjoin_reference_reloads_total 1) and events produced after it get
 #      the new site, while an untouched camera keeps its values;
-#   3. a 1M-row CSV (T_HOSTILE_CSV_ROWS) loads with --check-config; the time
+#   3. reference.watch (on by default), no signal: a good file renamed over
+#      the CSV is loaded within the debounce, and a rewrite in place (two
+#      chunks 100 ms apart) is loaded once, whole; rows produced after each
+#      change join with the table of that change;
+#   4. a 1M-row CSV (T_HOSTILE_CSV_ROWS) loads with --check-config; the time
 #      it takes is reported.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -112,7 +116,8 @@ kafka_start "$TOPIC" 1
 HTTP_PORT=$(free_port)
 CAMERAS_CSV=$LIVE
 camjoin_args "$TOPIC" "$GROUP"
-camjoin_start reload "${CJ_ARGS[@]}" --http "127.0.0.1:$HTTP_PORT"
+# SIGHUP alone here: the file watch (section 3) would reload on each mv too
+camjoin_start reload "${CJ_ARGS[@]}" --http "127.0.0.1:$HTTP_PORT" --set reference.watch=off
 pid=$CAMJOIN_PID
 wait_progress "$TOPIC" "$GROUP" 0 30 "$pid"
 
@@ -129,7 +134,8 @@ produce_phase() {  # PHASE N: N events, alternating the moved and the kept camer
     wait_offsets "$TOPIC" "$GROUP" "$produced" 30 "$pid"
 }
 metric() { curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
-log_has() { (($(grep -c -- "$1" "$CJ_TMP/reload.log" || true) >= $2)); }
+RELOAD_LOG=$CJ_TMP/reload.log
+log_has() { (($(grep -c -- "$1" "$RELOAD_LOG" || true) >= $2)); }
 wait_log() {  # PATTERN COUNT: until the daemon's log has COUNT matching lines
     local rc=0
     wait_for -p "$pid" 10 -- log_has "$1" "$2" || rc=$?
@@ -202,7 +208,44 @@ assert_eq "old and new site of $MOVED differ (the test can tell them apart)" t \
     "$(psql_val "SELECT o.site_id <> n.site_id FROM ref_old o JOIN ref_cameras n USING (camera_id) WHERE camera_id = '$MOVED'")"
 echo "FIGURES hostile_csv_reload: events=$produced reloads_ok=1 reload_failures=2 rows_with_wrong_site=0 lost=$((produced - $(psql_val "SELECT count(*) FROM camera_events")))"
 
-# ------------------------------------------------------ 3. a 1M-row CSV
+# ------------------------------------------ 3. reference.watch, no signal
+echo "reference.watch: the file renamed over, then rewritten in place, is reloaded by itself"
+TOPIC=hostile-csv-watch GROUP=hostile-csv-watch-it
+kafka_start "$TOPIC" 1
+cp "$ORIG_CSV" "$LIVE"
+camjoin_args "$TOPIC" "$GROUP"
+camjoin_start watch "${CJ_ARGS[@]}" --http "127.0.0.1:$HTTP_PORT"
+pid=$CAMJOIN_PID
+RELOAD_LOG=$CJ_TMP/watch.log
+wait_progress "$TOPIC" "$GROUP" 0 30 "$pid"
+produced=0
+produce_phase wbefore "$PHASE_N"
+cp "$NEW" "$CJ_TMP/new.tmp" && mv "$CJ_TMP/new.tmp" "$LIVE"   # a deploy tool's rename
+wait_log 'reference table reloaded' 1
+produce_phase wrenamed "$PHASE_N"
+# an editor's rewrite in place: truncated, then written in two chunks 100 ms
+# apart; the debounce (500 ms) makes it one load, of the whole file
+head -n 200 "$ORIG_CSV" >"$LIVE"
+sleep 0.1
+tail -n +201 "$ORIG_CSV" >>"$LIVE"
+wait_log 'reference table reloaded' 2
+produce_phase wrewritten "$PHASE_N"
+sleep 1   # a third, spurious load would show by now
+assert_eq "loads: one per change" 2 "$(grep -c 'reference table reloaded' "$RELOAD_LOG")"
+assert_eq "rows of the last load" "rows=$(awk 'NR > 1 && NF' "$ORIG_CSV" | wc -l)" \
+    "$(grep 'reference table reloaded' "$RELOAD_LOG" | tail -n 1 | grep -o 'rows=[0-9]*')"
+assert_eq "metrics: reloads/failures" "2/0" \
+    "$(metric camjoin_reference_reloads_total)/$(metric camjoin_reference_reload_failures_total)"
+camjoin_stop "$pid"
+assert_eq "camjoin exit code after SIGTERM" 0 "$CAMJOIN_RC"
+assert_eq "wbefore-*: rows joined with the original table" 0 "$(site_differs wbefore ref_old)"
+assert_eq "wrenamed-*: rows joined with the renamed-over file" 0 "$(site_differs wrenamed ref_cameras)"
+assert_eq "wrewritten-*: rows joined with the file rewritten in place" 0 "$(site_differs wrewritten ref_old)"
+assert_eq "rows = events produced" "$produced" \
+    "$(psql_val "SELECT count(*) FROM camera_events WHERE event_id LIKE 'w%'")"
+echo "FIGURES hostile_csv_watch: events=$produced reloads_ok=2 rows_with_wrong_site=0"
+
+# ------------------------------------------------------ 4. a 1M-row CSV
 echo "a $BIG_ROWS-row CSV with --check-config"
 awk -v n="$BIG_ROWS" 'BEGIN {
     print "camera_id,site_id,site_name,zone,latitude,longitude"
@@ -228,4 +271,4 @@ assert_eq "$BIG_ROWS-row CSV + duplicate: exit 2, last line named" \
     "$rc $(cat "$CJ_TMP/big.err")"
 echo "FIGURES hostile_csv_big: rows=$BIG_ROWS size_mb=$big_mb check_config_s=$load_s max_rss_kb=$(cat "$CJ_TMP/big.rss")"
 rm -f "$CJ_TMP/big.csv" "$CJ_TMP/big-dup.csv"
-echo "PASS: t_hostile_csv ($((n_cases + 2)) bad files, 3 reloads, $BIG_ROWS-row file in ${load_s} s)"
+echo "PASS: t_hostile_csv ($((n_cases + 2)) bad files, 3 reloads by SIGHUP, 2 by the watch, $BIG_ROWS-row file in ${load_s} s)"

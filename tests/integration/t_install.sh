@@ -88,7 +88,9 @@ check_install() {
     exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
     assert_eq "unit ExecStart" "$prefix/bin/camjoin -c $conf" "$exec_start"
     [[ -x "$root${exec_start%% *}" ]] || fail "ExecStart binary $root${exec_start%% *} is not executable"
-    "$root$prefix/bin/camjoin" -c "$root$conf" --print-config >"$CJ_TMP/conf.out" 2>&1 ||
+    # --print-config validates, reference CSV included: the installed sample
+    "$root$prefix/bin/camjoin" -c "$root$conf" --reference "$root$prefix/share/camjoin/cameras.csv" \
+        --print-config >"$CJ_TMP/conf.out" 2>&1 ||
         fail "the installed camjoin.conf does not parse: $(head -c 300 "$CJ_TMP/conf.out")"
     assert_eq "installed camjoin.conf = config/camjoin.conf" "" \
         "$(cmp "$root$conf" "$CAMJOIN_SRC/config/camjoin.conf" 2>&1)"

@@ -12,7 +12,13 @@
 #     batches counter and the batches against the latency counts),
 #   - kcat (each partition's end offset = high watermark = committed offset,
 #     so the lag is 0),
-#   - the CSV (reference rows) and `camjoin --version`.
+#   - the CSV (reference rows) and `camjoin --version`;
+#   - kcat again for the payload bytes (camjoin_consumed_bytes_total) and,
+#     while PostgreSQL is down, the Kafka timestamp of each partition's last
+#     committed message (camjoin_consumer_lag_seconds);
+#   - /proc and ps for process_* (fds, fd limit, RSS, CPU, start time); the
+#     batches for camjoin_batch_rows (_sum = rows, _count = batches); one
+#     rebalance for one consumer; one PostgreSQL reconnect after one outage.
 # Then the scrape goes through `promtool check metrics` (Prometheus's own
 # linter), which must print nothing, and the endpoints' status codes are
 # checked: 200 for /healthz and /readyz, 404 for an unknown path, 405 for
@@ -117,7 +123,7 @@ assert_eq "camjoin_postgres_up" 1 "$(val camjoin_postgres_up)"
 echo "lag per partition, against kcat's end offsets"
 assert_eq camjoin_partitions_assigned "$PARTS" "$(val camjoin_partitions_assigned)"
 assert_eq camjoin_partitions_paused 0 "$(val camjoin_partitions_paused)"
-assert_eq camjoin_paused_seconds 0.000 "$(val camjoin_paused_seconds)"
+assert_eq camjoin_paused_since_timestamp_seconds 0.000 "$(val camjoin_paused_since_timestamp_seconds)"
 ends=0
 while read -r p end; do
     assert_eq "high watermark of partition $p" "$end" \
@@ -125,6 +131,8 @@ while read -r p end; do
     assert_eq "committed offset of partition $p" "$end" \
         "$(val "camjoin_partition_committed_offset{partition=\"$p\"}")"
     assert_eq "lag of partition $p" 0 "$(val "camjoin_consumer_lag_messages{partition=\"$p\"}")"
+    assert_eq "lag in seconds of partition $p (caught up)" 0.000 \
+        "$(val "camjoin_consumer_lag_seconds{partition=\"$p\"}")"
     ends=$((ends + end))
 done < <(kafka_end_offsets "$TOPIC")
 assert_eq "sum of end offsets = sent" "$sent" "$ends"
@@ -142,13 +150,41 @@ for h in camjoin_end_to_end_latency_seconds camjoin_event_latency_seconds camjoi
               if (bad) { print bad; exit 1 } }' "$M" || fail "$h is not a valid cumulative histogram"
 done
 echo "  ok  buckets cumulative, +Inf = count for all three"
+assert_eq "rows per batch: _sum = rows committed" "$valid_new" "$(val camjoin_batch_rows_sum | cut -d. -f1)"
+assert_eq "rows per batch: _count = batches" "$(val camjoin_batches_committed_total)" "$(val camjoin_batch_rows_count)"
+# one consumer joins an empty group: exactly one rebalance, timed once
+assert_eq camjoin_rebalances_total 1 "$(val camjoin_rebalances_total)"
+assert_eq "rebalance duration samples" 1 "$(val camjoin_rebalance_duration_seconds_count)"
+assert_eq "camjoin_postgres_reconnects_total (no outage yet)" 0 "$(val camjoin_postgres_reconnects_total)"
+bytes=$(kcat -b "$KAFKA_BROKERS" -C -t "$TOPIC" -e -q -f '%S\n' | awk '$1 > 0 { s += $1 } END { print s + 0 }')
+assert_eq "camjoin_consumed_bytes_total = payload bytes in the topic (kcat)" "$bytes" \
+    "$(val camjoin_consumed_bytes_total)"
+grep -q '^# TYPE camjoin_kafka_errors_total counter$' "$M" || fail "no camjoin_kafka_errors_total family"
+
+echo "process_* against /proc and ps"
+in_range() { awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v >= lo && v <= hi) }'; }
+max_fds=$(awk '/^Max open files/ { print $4 }' "/proc/$pid/limits")
+assert_eq process_max_fds "$max_fds" "$(val process_max_fds)"
+fds=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l)
+in_range "$(val process_open_fds)" $((fds - 3)) $((fds + 3)) ||
+    fail "process_open_fds $(val process_open_fds), /proc/$pid/fd holds $fds"
+start=$(date -d "$(ps -o lstart= -p "$pid")" +%s)
+in_range "$(val process_start_time_seconds)" $((start - 1)) $((start + 1)) ||
+    fail "process_start_time_seconds $(val process_start_time_seconds), ps says $start"
+rss=$(awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$pid/status")
+in_range "$(val process_resident_memory_bytes)" $((rss * 8 / 10)) $((rss * 12 / 10)) ||
+    fail "process_resident_memory_bytes $(val process_resident_memory_bytes), VmRSS $rss"
+cpu=$(awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / t }' "/proc/$pid/stat")
+in_range "$(val process_cpu_seconds_total)" "$(awk -v c="$cpu" 'BEGIN { print c - 0.5 }')" "$(awk -v c="$cpu" 'BEGIN { print c + 0.5 }')" ||
+    fail "process_cpu_seconds_total $(val process_cpu_seconds_total), /proc/$pid/stat $cpu"
+echo "  ok  fds $(val process_open_fds) of $max_fds, RSS $rss, CPU $(val process_cpu_seconds_total) s, started $start"
 
 echo "reference table and build"
 cameras=$(awk 'NR > 1 && NF' "$CAMERAS_CSV" | wc -l)
 assert_eq camjoin_reference_rows "$cameras" "$(val camjoin_reference_rows)"
-age=$(val camjoin_reference_age_seconds)
-awk -v a="$age" -v lim="$(awk -v s="$t_started" -v e="$scraped_at" 'BEGIN { print e - s + 1 }')" \
-    'BEGIN { exit !(a > 0 && a <= lim) }' || fail "camjoin_reference_age_seconds $age not in (0, process age]"
+loaded=$(val camjoin_reference_loaded_timestamp_seconds)
+awk -v a="$loaded" -v s="$t_started" -v e="$scraped_at" 'BEGIN { exit !(a >= s - 1 && a <= e) }' ||
+    fail "camjoin_reference_loaded_timestamp_seconds $loaded not within the run ($t_started .. $scraped_at)"
 version=$("$CAMJOIN_BIN/camjoin" --version | awk '{ print $2; exit }')
 assert_eq "build_info" 1 "$(val "camjoin_build_info{version=\"$version\"}")"
 
@@ -180,6 +216,16 @@ for p in "${!END1[@]}"; do
         "$(val "camjoin_consumer_lag_messages{partition=\"$p\"}")"
 done
 assert_eq "buffered messages, PostgreSQL down" 900 "$(val camjoin_buffered_messages)"
+# lag in seconds: now minus the Kafka timestamp of the last committed message
+# (the one at the old end offset - 1, read back with kcat)
+for p in "${!END1[@]}"; do
+    ts=$(kcat -b "$KAFKA_BROKERS" -C -t "$TOPIC" -p "$p" -o $((END0[$p] - 1)) -c 1 -q -f '%T\n')
+    lag_s=$(val "camjoin_consumer_lag_seconds{partition=\"$p\"}")
+    now=$(now_s)
+    awk -v l="$lag_s" -v ts="$ts" -v now="$now" 'BEGIN { want = now - ts / 1000; exit !(l >= want - 3 && l <= want + 0.1) }' ||
+        fail "lag seconds of partition $p: $lag_s, the last committed message was produced at $ts ms (now $now)"
+done
+echo "  ok  camjoin_consumer_lag_seconds = now - the last committed message's Kafka timestamp, per partition"
 assert_eq "/readyz status, PostgreSQL down" 503 "$(code "$URL/readyz")"
 assert_eq "/readyz reason" "postgres unavailable" "$(cat "$CJ_TMP/body")"
 assert_eq "/healthz status, PostgreSQL down" 200 "$(code "$URL/healthz")"
@@ -190,12 +236,14 @@ scrape_until '/^camjoin_consumer_lag_messages/ { l += $2 } /^camjoin_postgres_up
 assert_eq "rows after the outage" $((valid_new + $(json_get "$CJ_TMP/metrics2.json" valid_new))) \
     "$(val camjoin_rows_committed_total)"
 assert_eq "/readyz status after the outage" 200 "$(code "$URL/readyz")"
+assert_eq "camjoin_postgres_reconnects_total after one outage" 1 "$(val camjoin_postgres_reconnects_total)"
 
 echo "back-pressure: a lock holds the COPY; the buffer fills; /readyz turns 503 after 1 s"
 pg_lock_hold t_metrics_lock
 gen metrics3 --topic "$TOPIC" --count 3000 --seed 4444 --id-prefix pause
 scrape_until '/^camjoin_partitions_paused / { p = $2 } /^camjoin_postgres_up / { up = $2 }
-              /^camjoin_paused_seconds / { s = $2 } END { exit !(p == 3 && up == 1 && s > 1) }' \
+              /^camjoin_paused_since_timestamp_seconds / { s = $2 }
+              END { srand(); now = srand(); exit !(p == 3 && up == 1 && s > 0 && now - s > 1) }' \
     "partitions paused for more than 1 s with PostgreSQL up"
 assert_eq "/readyz status, paused > http.ready_max_pause" 503 "$(code "$URL/readyz")"
 assert_eq "/readyz reason" "paused by back-pressure longer than http.ready_max_pause" "$(cat "$CJ_TMP/body")"

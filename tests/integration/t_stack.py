@@ -2,10 +2,8 @@
 # Prometheus and Grafana files and the dashboard. Each command prints what
 # the shell needs, or "  ok  ..." lines; a failed check exits 1 with
 # "FAIL: ...". Environment: CAMJOIN_SRC, and DASH_FROM/DASH_TO (the time
-# range, as Grafana writes it into SQL) for the dash-* commands.
-import copy
-import csv
-import io
+# range, as Grafana writes it into SQL) for the dash-* commands, which live
+# in stack_dash.py; the shared helpers in stack_common.py.
 import json
 import os
 import re
@@ -14,42 +12,10 @@ import subprocess
 import sys
 from urllib.parse import urlsplit
 
-import jsonschema
-import yaml
-
-import grafana_sql  # beside this file
-
-SRC = os.environ["CAMJOIN_SRC"]
-DEPLOY = os.path.join(SRC, "deploy")
-DASH = os.path.join(DEPLOY, "grafana/dashboards/camjoin.json")
-PROV = os.path.join(DEPLOY, "grafana/provisioning")
-PG_TYPE = "grafana-postgresql-datasource"
-SERVICES = {"kafka", "kafka-init", "postgres", "camjoin", "gen", "prometheus", "grafana"}
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr)
-    sys.exit(1)
-
-
-def ok(name, value=""):
-    print("  ok  %-58s %s" % (name, value))
-
-
-def check(cond, name, value=""):
-    if not cond:
-        fail("%s (%s)" % (name, value))
-    ok(name, value)
-
-
-def load_yaml(path):
-    with open(path) as f:
-        return yaml.safe_load(f)
-
-
-def load_dash():
-    with open(DASH) as f:
-        return json.load(f)
+from stack_common import (DASH, DEPLOY, PG_TYPE, PROV, SERVICES, SRC, check, datasources, fail,
+                          load_yaml, ok, yaml_files)
+from stack_dash import (cmd_dash_metrics, cmd_dash_rules, cmd_dash_run_all, cmd_dash_sql,
+                        cmd_dash_static)
 
 
 # ------------------------------------------------------------ compose
@@ -146,13 +112,27 @@ def cmd_compose_check(path):
     check(cond("gen", "kafka-init") == "service_completed_successfully",
           "gen waits for the topic (kafka-init completed)")
 
-    # PostgreSQL credentials: camjoin's URI = the postgres service
+    # PostgreSQL: initialised with config/roles.sql by deploy/postgres/init.sh;
+    # camjoin's URI is the writer role's, not the superuser's
     penv = s["postgres"]["environment"]
+    pm = mounts(s["postgres"])
+    for target, src in (("/docker-entrypoint-initdb.d/10-camjoin.sh", "deploy/postgres/init.sh"),
+                        ("/camjoin-sql/roles.sql", "config/roles.sql"),
+                        ("/camjoin-sql/schema.sql", "config/schema.sql")):
+        check(os.path.realpath(pm.get(target, "")) == os.path.realpath(os.path.join(SRC, src)),
+              "postgres mounts %s at %s" % (src, target), pm.get(target))
+    check(os.access(os.path.join(SRC, "deploy/postgres/init.sh"), os.X_OK),
+          "deploy/postgres/init.sh is executable (the image runs it, not sources it)")
     u = urlsplit(cenv["CAMJOIN_PG"])
     got = (u.hostname, u.port, u.username, u.password, u.path.lstrip("/"))
-    want = ("postgres", 5432, penv["POSTGRES_USER"], penv["POSTGRES_PASSWORD"], penv["POSTGRES_DB"])
-    check(got == want, "CAMJOIN_PG = the postgres service's host, user, password, db",
+    want = ("postgres", 5432, "camjoin", penv["CAMJOIN_PASSWORD"], penv["POSTGRES_DB"])
+    check(got == want, "CAMJOIN_PG = the postgres service, as the writer role camjoin",
           "%s@%s:%s/%s" % (u.username, u.hostname, u.port, want[4]))
+    check(penv["POSTGRES_USER"] not in ("camjoin", "camjoin_reader"),
+          "the superuser is not a role camjoin or Grafana logs in as", penv["POSTGRES_USER"])
+    check(s["camjoin"].get("stop_grace_period") == "90s",
+          "camjoin's stop_grace_period 90s (the flush on SIGTERM; the unit's TimeoutStopSec)",
+          s["camjoin"].get("stop_grace_period"))
 
     # Prometheus scrapes camjoin's --http port
     port = camjoin_http_port(s)
@@ -195,8 +175,9 @@ def cmd_compose_check(path):
     jd = pg.get("jsonData", {})
     got = (pg.get("url"), pg.get("user"), pg.get("secureJsonData", {}).get("password"),
            jd.get("database"), jd.get("sslmode"))
-    want = ("postgres:5432", penv["POSTGRES_USER"], penv["POSTGRES_PASSWORD"], penv["POSTGRES_DB"], "disable")
-    check(got == want, "PostgreSQL datasource = the postgres service",
+    want = ("postgres:5432", "camjoin_reader", penv["CAMJOIN_READER_PASSWORD"], penv["POSTGRES_DB"],
+            "disable")
+    check(got == want, "PostgreSQL datasource = the postgres service, as the reader role",
           "%s user=%s db=%s sslmode=%s" % (got[0], got[1], got[3], got[4]))
     prom = [d for d in ds.values() if d["type"] == "prometheus"]
     check([d.get("url") for d in prom] == ["http://prometheus:9090"], "Prometheus datasource url",
@@ -204,27 +185,13 @@ def cmd_compose_check(path):
     check(9090 in published(s["prometheus"]), "prometheus publishes 9090")
 
 
-def yaml_files(d):
-    return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith((".yml", ".yaml")))
-
-
-def datasources():
-    out = {}
-    for f in yaml_files(os.path.join(PROV, "datasources")):
-        doc = load_yaml(f)
-        if doc.get("apiVersion") != 1:
-            fail("%s: apiVersion is not 1" % f)
-        for d in doc.get("datasources", []):
-            if d["uid"] in out:
-                fail("datasource uid %s defined twice" % d["uid"])
-            out[d["uid"]] = d
-    return out
-
-
 def cmd_compose_get(path, what):
     s = compose(path)
     if what == "camjoin-env":
         for k, v in sorted(s["camjoin"].get("environment", {}).items()):
+            print("%s=%s" % (k, v))
+    elif what == "postgres-env":
+        for k, v in sorted(s["postgres"].get("environment", {}).items()):
             print("%s=%s" % (k, v))
     elif what == "camjoin-args":
         print("\n".join(s["camjoin"].get("command", [])))
@@ -404,157 +371,6 @@ def cmd_dockerfile_libs(tmp):
 
 
 # ------------------------------------------------------------ dashboard
-def cmd_dash_static(schema_path):
-    d = load_dash()
-    with open(schema_path) as f:
-        schema = json.load(f)
-    jsonschema.Draft7Validator.check_schema(schema)
-    v = jsonschema.Draft7Validator(schema)
-
-    def rejected(name, mutate):
-        x = copy.deepcopy(d)
-        mutate(x)
-        check(any(True for _ in v.iter_errors(x)), "schema rejects " + name)
-
-    pgp = next(i for i, p in enumerate(d["panels"]) if p["datasource"]["type"] == PG_TYPE)
-    prp = next(i for i, p in enumerate(d["panels"]) if p["datasource"]["type"] == "prometheus")
-    rejected("a panel without datasource", lambda x: x["panels"][pgp].pop("datasource"))
-    rejected("a panel without targets", lambda x: x["panels"][pgp].pop("targets"))
-    rejected("a panel with no target", lambda x: x["panels"][prp].update(targets=[]))
-    rejected("a SQL target without rawSql", lambda x: x["panels"][pgp]["targets"][0].pop("rawSql"))
-    rejected("a Prometheus target without expr", lambda x: x["panels"][prp]["targets"][0].pop("expr"))
-    rejected("a target without datasource", lambda x: x["panels"][prp]["targets"][0].pop("datasource"))
-    rejected("a variable without datasource", lambda x: x["templating"]["list"][0].pop("datasource"))
-    rejected("an All option without allValue", lambda x: x["templating"]["list"][0].pop("allValue"))
-    rejected("a dashboard without uid", lambda x: x.pop("uid"))
-
-    ds = datasources()
-    refs = [("panel " + p["title"], p["datasource"]) for p in d["panels"]]
-    refs += [("target of " + p["title"], t["datasource"]) for p in d["panels"] for t in p["targets"]]
-    refs += [("variable " + x["name"], x["datasource"]) for x in d["templating"]["list"]]
-    for what, r in refs:
-        if r["uid"] not in ds or ds[r["uid"]]["type"] != r["type"]:
-            fail("%s uses datasource %s, which deploy/grafana/provisioning does not define" % (what, r))
-    ok("every datasource ref is provisioned (uid and type)",
-       "%d refs: %s" % (len(refs), " ".join(sorted({r["uid"] for _, r in refs}))))
-    ids = [p["id"] for p in d["panels"]]
-    check(len(ids) == len(set(ids)), "panel ids unique", len(ids))
-    names = [x["name"] for x in d["templating"]["list"]]
-    check(names == ["site", "zone", "camera", "event_type"], "variables", " ".join(names))
-    for x in d["templating"]["list"]:
-        check(x["type"] == "query" and x["datasource"]["type"] == PG_TYPE and x["multi"] and x["includeAll"],
-              "variable %s: PostgreSQL query, multi-value, with All" % x["name"], x["allValue"])
-    # every $ in SQL is an allowed macro or ${var:sqlstring}
-    for kind, name, sql in pg_queries(d):
-        substitute(sql, {}, d)
-    ok("SQL uses only grafana_sql.py's macros and ${var:sqlstring}",
-       "%d queries" % len(list(pg_queries(d))))
-
-
-def prom_exprs(d):
-    return [(p["title"], t["expr"]) for p in d["panels"] for t in p["targets"] if "expr" in t]
-
-
-def cmd_dash_rules():
-    """The Prometheus expressions as a recording-rules file, for promtool check rules."""
-    rules = [{"record": "camjoin_dashboard:expr_%d" % i, "expr": e}
-             for i, (_, e) in enumerate(prom_exprs(load_dash()))]
-    print(yaml.safe_dump({"groups": [{"name": "camjoin_dashboard", "rules": rules}]}, sort_keys=False))
-
-
-def cmd_dash_metrics():
-    names = set()
-    for _, e in prom_exprs(load_dash()):
-        names |= set(re.findall(r"\b(camjoin_[a-z0-9_]+)\b", e))
-    print("\n".join(sorted(names)))
-
-
-def pg_queries(d):
-    for x in d["templating"]["list"]:
-        if x["datasource"]["type"] == PG_TYPE:
-            yield "variable", x["name"], x["query"]
-    for p in d["panels"]:
-        for t in p["targets"]:
-            if "rawSql" in t:
-                yield "panel", p["title"], t["rawSql"]
-
-
-def substitute(sql, values, d):
-    """grafana_sql.substitute() over DASH_FROM .. DASH_TO; its errors fail."""
-    frm, to = os.environ.get("DASH_FROM", "1970-01-01T00:00:00Z"), os.environ.get("DASH_TO", "1970-01-01T00:00:00Z")
-    try:
-        return grafana_sql.substitute(sql, values, d, frm, to)
-    except ValueError as e:
-        fail(str(e))
-
-
-def parse_values(argv):
-    vals = {}
-    for a in argv:
-        k, _, v = a.partition("=")
-        vals[k] = v
-    return vals
-
-
-def cmd_dash_sql(kind, name, argv):
-    d = load_dash()
-    for k, n, sql in pg_queries(d):
-        if k == kind and n == name:
-            print(substitute(sql, parse_values(argv), d))
-            return
-    fail("no %s %r with SQL in the dashboard" % (kind, name))
-
-
-def psql(sql):
-    r = subprocess.run(["psql", "-X", "-q", "--csv", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        fail("query failed: %s\n%s" % (r.stderr.strip(), sql))
-    rows = list(csv.reader(io.StringIO(r.stdout)))
-    return rows[0] if rows else [], rows[1:]
-
-
-def var_values(d, name, values):
-    x = next(v for v in d["templating"]["list"] if v["name"] == name)
-    head, rows = psql(substitute(x["query"], values, d))
-    col = head.index("__value") if "__value" in head else 0
-    return [r[col] for r in rows]
-
-
-def cmd_dash_run_all(values_out):
-    """Every PostgreSQL query of the dashboard, for: every variable at All;
-    each variable alone at one value from its own query; and the chain
-    site -> zone -> camera (each picked from its query given the previous).
-    Each must succeed and return at least one row."""
-    d = load_dash()
-    picked = {}
-    combos = [("all at All", {})]
-    for x in d["templating"]["list"]:
-        vals = var_values(d, x["name"], {})
-        if not vals:
-            fail("variable %s: its query returns no value with every variable at All" % x["name"])
-        picked[x["name"]] = vals[0]
-        combos.append(("%s=%s" % (x["name"], vals[0]), {x["name"]: vals[0]}))
-    chain = {"site": picked["site"]}
-    for name in ("zone", "camera"):
-        vals = var_values(d, name, chain)
-        if not vals:
-            fail("variable %s: no value for %s" % (name, chain))
-        chain[name] = vals[0]
-    combos.append(("chain " + " ".join("%s=%s" % kv for kv in chain.items()), chain))
-    n = 0
-    for label, values in combos:
-        for kind, name, sql in pg_queries(d):
-            head, rows = psql(substitute(sql, values, d))
-            if not rows:
-                fail("[%s] %s %r returned no row:\n%s" % (label, kind, name, substitute(sql, values, d)))
-            n += 1
-            ok("[%s] %s %s" % (label, kind, name[:32]), "%d rows" % len(rows))
-    with open(values_out, "w") as f:
-        json.dump({"single": picked, "chain": chain}, f)
-    ok("dashboard SQL executed", "%d queries, %d variable settings" % (n, len(combos)))
-
-
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     table = {

@@ -80,7 +80,10 @@ assert_eq "DEMO_RATE=500 reaches the generator's --rate" 500 \
 mapfile -t CJ_ENV < <(st compose-get "$COMPOSE" camjoin-env)
 mapfile -t CJ_CMD < <(st compose-get "$COMPOSE" camjoin-args)
 printf '%s\n' "${CJ_CMD[@]}" >"$CJ_TMP/camjoin.args"
-env -i PATH="$PATH" "${CJ_ENV[@]}" "$CAMJOIN_BIN/camjoin" "${CJ_CMD[@]}" --print-config \
+# --print-config validates like --check-config, reference table included: the
+# image's /etc/camjoin/cameras.csv is config/cameras.csv (Dockerfile), given here
+env -i PATH="$PATH" "${CJ_ENV[@]}" CAMJOIN_REFERENCE="$CAMJOIN_SRC/config/cameras.csv" \
+    "$CAMJOIN_BIN/camjoin" "${CJ_CMD[@]}" --print-config \
     >"$CJ_TMP/print-config.out" 2>"$CJ_TMP/print-config.err" ||
     fail "camjoin ${CJ_CMD[*]} --print-config: $(cat "$CJ_TMP/print-config.err")"
 echo "  ok  camjoin with the compose environment and flags: --print-config exits 0"
@@ -89,7 +92,8 @@ grep -qxF "conninfo = postgresql://camjoin:****@postgres:5432/camjoin" "$CJ_TMP/
     fail "--print-config: conninfo is not CAMJOIN_PG with the password masked"
 echo "  ok  --print-config conninfo = CAMJOIN_PG, password masked"
 rc=0
-env -i PATH="$PATH" "${CJ_ENV[@]}" "$CAMJOIN_BIN/camjoin" "${CJ_CMD[@]}" --set retention.dayz=1 \
+env -i PATH="$PATH" "${CJ_ENV[@]}" CAMJOIN_REFERENCE="$CAMJOIN_SRC/config/cameras.csv" \
+    "$CAMJOIN_BIN/camjoin" "${CJ_CMD[@]}" --set retention.dayz=1 \
     --print-config >/dev/null 2>&1 || rc=$?
 assert_eq "the same flags plus a misspelled key: exit status" 2 "$rc"
 promtool check config "$PROM_CFG" >"$CJ_TMP/promtool.out" 2>&1 ||
@@ -128,11 +132,24 @@ PARTS=$(st compose-get "$COMPOSE" partitions)
 GROUP=camjoin
 for kv in "${CJ_ENV[@]}"; do [[ $kv != CAMJOIN_GROUP=* ]] || GROUP=${kv#*=}; done
 pg_start
+# the postgres service's first start: deploy/postgres/init.sh with the
+# service's environment (roles.sql, then the two passwords)
+mapfile -t PG_ENV < <(st compose-get "$COMPOSE" postgres-env)
+env "${PG_ENV[@]}" CAMJOIN_SQL_DIR="$SRC/config" sh "$SRC/deploy/postgres/init.sh" \
+    >"$CJ_TMP/init.out" 2>&1 || fail "deploy/postgres/init.sh: $(tail -n 5 "$CJ_TMP/init.out")"
+assert_eq "roles after init.sh (login, superuser)" "camjoin:true:false camjoin_owner:false:false camjoin_reader:true:false" \
+    "$(psql_val "SELECT string_agg(rolname || ':' || rolcanlogin || ':' || rolsuper, ' ' ORDER BY rolname)
+                 FROM pg_roles WHERE rolname LIKE 'camjoin%'")"
+assert_eq "passwords set by init.sh (SCRAM verifiers)" "2" \
+    "$(psql_val "SELECT count(*) FROM pg_authid WHERE rolname IN ('camjoin', 'camjoin_reader')
+                 AND rolpassword LIKE 'SCRAM-SHA-256\$%'")"
 kafka_start "$TOPIC" "$PARTS"
 HTTP_PORT=$(free_port)
-# the compose environment, with this test's broker, database and CSV
+# the compose environment, with this test's broker, database and CSV; camjoin
+# logs in as the writer role, as CAMJOIN_PG says in the compose file
 for kv in "${CJ_ENV[@]}"; do export "${kv?}"; done
-export CAMJOIN_BROKERS=$KAFKA_BROKERS CAMJOIN_PG=$CAMJOIN_PG_URI CAMJOIN_REFERENCE=$CAMERAS_CSV
+export CAMJOIN_BROKERS=$KAFKA_BROKERS CAMJOIN_REFERENCE=$CAMERAS_CSV
+export CAMJOIN_PG="postgresql://camjoin@127.0.0.1:$PGPORT/camjoin"
 args=()
 for ((i = 0; i < ${#CJ_CMD[@]}; i++)); do
     args+=("${CJ_CMD[$i]}")
@@ -185,7 +202,10 @@ for m in $(st dash-metrics); do
 done
 echo "  ok  every metric of the dashboard's expressions is scraped   $(st dash-metrics | wc -l) names"
 
-echo "dashboard SQL against PostgreSQL"
+echo "dashboard SQL against PostgreSQL, as Grafana's role camjoin_reader"
+assert_eq "camjoin's session user (pg_stat_activity)" camjoin \
+    "$(psql_val "SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity WHERE application_name LIKE 'camjoin%'")"
+export PGUSER=camjoin_reader
 DASH_FROM=$(psql_val "SELECT to_char((now() - interval '1 hour') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
 DASH_TO=$(psql_val "SELECT to_char((now() + interval '1 hour') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
 export DASH_FROM DASH_TO

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # t_startup_errors — exit codes and messages of the CLI contract (docs/ARCHITECTURE.md §3):
 # 2 + one line naming the flag / key / file:line for usage and configuration
-# errors, 1 for a runtime failure at startup (PostgreSQL unreachable), 0 for
-# --help, --version, --check-config and --print-config.
+# errors (a librdkafka property camjoin owns, given with -X, included; and
+# --print-config validates like --check-config), 0 for -h, --help,
+# --version, --check-config and --print-config. Exit 1 (a permanent
+# PostgreSQL failure) and the wait for a PostgreSQL that is down:
+# t_startup_wait.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_bin camjoin
@@ -71,13 +74,21 @@ check "reference: latitude out of range" 2 1 "$BAD_LAT_CSV:3" "${BASE[@]}" --ref
 check "unknown option" 2 1 "--no-such-flag" "${BASE[@]}" --no-such-flag
 check "bad --replay-from spec" 2 1 "replay" "${BASE[@]}" --replay-from yesterday-ish
 check "bad -X kafka property" 2 1 "no\.such\.property" "${BASE[@]}" -X no.such.property=1
-
-echo "runtime failure at startup: exit 1"
-check "PostgreSQL unreachable" 1 1 "[Pp]ostgre" "${BASE[@]}"
+check "-X group.id (camjoin's)" 2 1 \
+    "^camjoin: -X group\.id: set by camjoin; use --group \(kafka\.group\)" "${BASE[@]}" -X group.id=g2
+check "-X bootstrap.servers (camjoin's)" 2 1 \
+    "^camjoin: -X bootstrap\.servers: set by camjoin; use --brokers" "${BASE[@]}" -X bootstrap.servers=h:1
+check "--print-config, bad reference CSV" 2 1 "$BAD_LAT_CSV:3" "${BASE[@]}" --reference "$BAD_LAT_CSV" \
+    --print-config
+check "--http, malformed" 2 1 "http\.listen: expected PORT, :PORT, HOST:PORT" "${BASE[@]}" \
+    --http ::1:9464 --check-config
 
 echo "informational runs: exit 0"
 check "--version" 0 0 "$VERSION" --version
 check "--help" 0 0 "--until-end" --help
+cp "$CJ_TMP/case$n.out" "$CJ_TMP/help.out"
+check "-h" 0 0 "--until-end" -h
+cmp -s "$CJ_TMP/help.out" "$CJ_TMP/case$n.out" || fail "-h does not print --help's text"
 for flag in -c --brokers --topic --group --pg --reference --table -X --replay-from --until-end \
     --http --check-config --print-config -v --verbose --version --help; do
     grep -Eq -- "(^|[^[:alnum:]-])$flag([^[:alnum:]-]|$)" "$CJ_TMP/case$n.out" ||

@@ -441,11 +441,18 @@ static void test_offsets(void **state)
     assert_int_equal(batch_note_offset(b, 0, 9), 0); /* lower: next stays 12 */
     assert_int_equal(batch_add_event(b, &ev, NULL, 2, 101), 0);
     assert_int_equal(batch_note_offset(b, 2, 102), 0);
+    /* Kafka timestamps: the latest per partition; partition 1 gets none, and
+     * a partition not in the batch is ignored */
+    batch_note_time(b, 0, 5000);
+    batch_note_time(b, 2, 7000);
+    batch_note_time(b, 0, 4000); /* older: 5000 stays */
+    batch_note_time(b, 2, 7001);
+    batch_note_time(b, 9, 9999);
 
     static const batch_offset_t want[] = {
-        {0, 12},
-        {1, 8},
-        {2, 103},
+        {0, 12, 5000},
+        {1, 8, -1},
+        {2, 103, 7001},
     };
     size_t n;
     batch_offset_t *off = batch_offsets(b, &n);
@@ -453,6 +460,7 @@ static void test_offsets(void **state)
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(off[i].partition, want[i].partition);
         assert_int_equal(off[i].next, want[i].next);
+        assert_int_equal(off[i].last_ts_ms, want[i].last_ts_ms);
     }
     assert_int_equal(batch_rows(b), 2);
     assert_int_equal(batch_dead(b), 1);

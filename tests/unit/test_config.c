@@ -109,6 +109,7 @@ static void assert_same_config(const camjoin_config *a, const camjoin_config *b)
     assert_int_equal(a->retention_interval_ms, b->retention_interval_ms);
     assert_string_equal(a->archive_dir, b->archive_dir);
     assert_string_equal(a->reference, b->reference);
+    assert_int_equal(a->reference_watch, b->reference_watch);
     assert_int_equal(a->on_miss, b->on_miss);
     assert_int_equal(a->dedup_window_ms, b->dedup_window_ms);
     assert_int_equal(a->dedup_warm_up, b->dedup_warm_up);
@@ -137,7 +138,7 @@ static void assert_defaults(const camjoin_config *c)
         .pg_conninfo = "", .table = "camera_events", .pg_retry_max_ms = 10000,
         .write_mode = WRITE_AUTO, .partitions_ahead = 7, .retention_days = 0,
         .retention_interval_ms = 3600000, .archive_dir = "",
-        .reference = "/etc/camjoin/cameras.csv", .on_miss = JOIN_KEEP,
+        .reference = "/etc/camjoin/cameras.csv", .reference_watch = 1, .on_miss = JOIN_KEEP,
         .dedup_window_ms = 600000, .dedup_warm_up = 1, .batch_max_rows = 20000,
         .batch_max_wait_ms = 0,
         .batch_max_buffered = 200000, .max_message_bytes = 1048576, .http_listen = "",
@@ -349,6 +350,20 @@ static const struct {
     {{"-c", "/"}, "/: cannot read: Is a directory"},
     /* a syntax error wins over --help that follows it */
     {{"--frob", "--help"}, "unknown option --frob (see --help)"},
+    /* librdkafka properties camjoin owns: each names what to use instead */
+    {{"-X", "group.id=other"},
+     "-X group.id: set by camjoin; use --group (kafka.group), which also keys camjoin_offsets"},
+    {{"-X", "bootstrap.servers=h:9092"},
+     "-X bootstrap.servers: set by camjoin; use --brokers (kafka.brokers)"},
+    {{"-X", "metadata.broker.list=h:9092"},
+     "-X metadata.broker.list: set by camjoin; use --brokers (kafka.brokers)"},
+    {{"-X", "enable.auto.commit=true"},
+     "-X enable.auto.commit: set by camjoin; camjoin commits offsets in PostgreSQL, with each batch"},
+    {{"-X", "enable.auto.offset.store=true"},
+     "-X enable.auto.offset.store: set by camjoin; camjoin commits offsets in PostgreSQL, with "
+     "each batch"},
+    {{"-X", "enable.partition.eof=false"},
+     "-X enable.partition.eof: set by camjoin; camjoin's offsets need the end-of-partition events"},
 };
 
 static void test_cli_errors(void **state)
@@ -375,6 +390,8 @@ static const struct {
     {"[kafka\nbrokers = x\n", "1: syntax error (expected [section] or name = value)"},
     {"[kafka.properties]\nclient.id = a\n = b\n", "3: missing key before '='"},
     {"[kafka]\nbrokers = x\n  topic = y\ngroup =\n", "4: kafka.group: must not be empty"},
+    {"[kafka.properties]\nclient.id = a\ngroup.id = b\n",
+     "3: group.id: set by camjoin; use --group (kafka.group), which also keys camjoin_offsets"},
     {"[join]\non_miss = skip\n[log]\nlevel = loud\n",
      "2: join.on_miss: bad value \"skip\" (one of: keep, drop, dead-letter)"},
 };
@@ -408,7 +425,7 @@ static void test_full_file(void **state)
         .table = "events_t", .pg_retry_max_ms = 30000, .write_mode = WRITE_STAGED,
         .partitions_ahead = 3, .retention_days = 90, .retention_interval_ms = 900000,
         .archive_dir = "/var/lib/camjoin/archive",
-        .reference = "/srv/cameras.csv",
+        .reference = "/srv/cameras.csv", .reference_watch = 0,
         .on_miss = JOIN_DEAD_LETTER, .dedup_window_ms = 5400000, .dedup_warm_up = 0,
         .max_future_ms = 300000, .max_age_ms = 604800000, .batch_max_rows = 500,
         .batch_max_wait_ms = 250, .batch_max_buffered = 1000, .max_message_bytes = 65536,
@@ -503,6 +520,33 @@ static void test_run_flags(void **state)
     config_free(c);
 }
 
+/* s with every run of spaces and newlines made one space (malloc'd). */
+static char *squeeze(const char *s)
+{
+    char *out = malloc(strlen(s) + 1), *o = out;
+    assert_non_null(out);
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\n')
+            *o++ = *s;
+        else if (o > out && o[-1] != ' ')
+            *o++ = ' ';
+    *o = '\0';
+    return out;
+}
+
+static const char *const whole_texts[] = {
+    "auto: COPY rows straight into the tables; a batch that meets an existing row (a "
+    "replay) is rolled back and redone through staging tables with ON CONFLICT DO NOTHING, "
+    "as are the next batches until one meets no conflict. staged: always stage (slower, "
+    "never redoes a batch)",
+    "CSV file of cameras (the reference table). SIGHUP reads the file again; a bad file "
+    "keeps the old table. The configuration itself, this path included, is read only at "
+    "startup",
+    "where to serve /metrics, /healthz and /readyz: PORT (loopback), :PORT (every "
+    "interface), HOST:PORT (an address or a host name) or [V6ADDR]:PORT; empty = no HTTP "
+    "server",
+};
+
 static void test_help_and_version(void **state)
 {
     (void)state;
@@ -514,7 +558,7 @@ static void test_help_and_version(void **state)
         "http.listen", "log.level", "[kafka.properties]", "-c FILE", "--brokers LIST",
         "--topic NAME", "--group ID", "--pg CONNINFO", "--reference CSV", "--table NAME",
         "-X KEY=VALUE", "--replay-from SPEC", "--until-end", "--http ADDR:PORT",
-        "--check-config", "--print-config", "-v, --verbose", "--version", "--help",
+        "--check-config", "--print-config", "-v, --verbose", "--version", "-h, --help",
         "--set KEY=VALUE", "CAMJOIN_BROKERS", "CAMJOIN_TOPIC", "CAMJOIN_GROUP", "CAMJOIN_PG",
         "CAMJOIN_REFERENCE", "keep|drop|dead-letter", "error|warn|info|debug",
         "dedup.window = 10m", "event.max_message_bytes = 1MiB", "batch.max_rows = 20000",
@@ -533,11 +577,28 @@ static void test_help_and_version(void **state)
             fail_msg("--help does not mention %s", must_mention[i]);
     for (const char *line = text; *line; line += strcspn(line, "\n") + 1)
         assert_true(strcspn(line, "\n") < 80);
+    /* the longest texts whole, however they wrap (a 256-byte buffer once cut
+     * write_mode's mid-sentence) */
+    char *flat = squeeze(text);
+    for (size_t i = 0; i < ARRAY_LEN(whole_texts); i++)
+        if (!strstr(flat, whole_texts[i]))
+            fail_msg("--help does not carry the whole text: %s", whole_texts[i]);
+    free(flat);
+
+    char *short_text;
+    assert_int_equal(parse((const char *[]){"-h", NULL}, &c, err, sizeof err, &short_text),
+                     CONFIG_EXIT);
+    assert_string_equal(short_text, text); /* -h is --help */
+    free(short_text);
     free(text);
 
+    /* the versions pkg-config gave the build (CMake), against the ones the
+     * libraries report at run time */
     assert_int_equal(parse((const char *[]){"--version", NULL}, &c, err, sizeof err, &text),
                      CONFIG_EXIT);
-    assert_string_equal(text, "camjoin " CAMJOIN_VERSION "\n");
+    assert_string_equal(text, "camjoin " CAMJOIN_VERSION "\nlibrdkafka " BUILD_RDKAFKA_VERSION
+                              "\nlibpq " BUILD_PQ_VERSION "\nlibuv " BUILD_UV_VERSION
+                              "\njansson " BUILD_JANSSON_VERSION "\n");
     free(text);
 }
 
@@ -650,7 +711,7 @@ static void test_print_defaults(void **state)
                               "write_mode = auto\npartitions_ahead = 7\n"
                               "\n[retention]\ndays = 0\ninterval = 1h\n"
                               "\n[archive]\ndir =\n"
-                              "\n[reference]\npath = /etc/camjoin/cameras.csv\n"
+                              "\n[reference]\npath = /etc/camjoin/cameras.csv\nwatch = on\n"
                               "\n[join]\non_miss = keep\n"
                               "\n[dedup]\nwindow = 10m\nwarm_up = on\n"
                               "\n[batch]\nmax_rows = 20000\nmax_wait = 0\n"
