@@ -104,11 +104,16 @@ awk -F'\t' -v OFS='\t' '
           for (j = 1; j <= m; j++) { printf "%s", mins[j]
               for (i = 1; i <= n; i++) printf "\t%d", v[mins[j], name[i]]; print "" } }' \
     "$CJ_TMP/sites.long" >"$CJ_TMP/sites.tsv"
-# per-bucket counts of the cumulative histogram, bounds in ms
+# per-bucket counts of the cumulative histogram, bounds in ms, from the first
+# bucket holding a message to the last
 awk '/^camjoin_end_to_end_latency_seconds_bucket/ {
         le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le)
         n = $2 - prev; prev = $2
-        if (le != "+Inf" && (n > 0 || seen)) { seen = 1; printf "%g\t%d\n", le * 1000, n } }' \
+        if (le == "+Inf") next
+        if (n > 0 && !first) first = k + 1
+        if (n > 0) last = k + 1
+        b[++k] = le * 1000; c[k] = n }
+     END { for (i = first; i <= last; i++) printf "%g\t%d\n", b[i], c[i] }' \
     "$CJ_TMP/demo-metrics.txt" >"$CJ_TMP/latency.tsv"
 gnuplot -e "sites='$CJ_TMP/sites.tsv'; lat='$CJ_TMP/latency.tsv'; out='$OUT'" scripts/demo_plots.gp
 for f in "$OUT/demo-events-per-minute.png" "$OUT/demo-latency.png"; do
