@@ -47,7 +47,7 @@ struct slot {
 struct assignment {
     assignment_io io;
     void *ud;
-    replay_spec_t replay;
+    replay_spec_t replay, until; /* --replay-from, --replay-until */
     int warm_up, reset_latest;
     struct slot *slots;    /* indexed by partition id */
     size_t nslots;
@@ -103,8 +103,8 @@ static struct slot *slot_find(const assignment_t *a, int32_t id)
 }
 
 assignment_t *assignment_new(const assignment_io *io, void *ud,
-                             replay_spec_t *replay, int dedup_warm_up,
-                             int offset_reset_latest)
+                             replay_spec_t *replay, replay_spec_t *until,
+                             int dedup_warm_up, int offset_reset_latest)
 {
     assignment_t *a = calloc(1, sizeof *a);
     if (!a)
@@ -113,6 +113,8 @@ assignment_t *assignment_new(const assignment_io *io, void *ud,
     a->ud = ud;
     a->replay = *replay;
     memset(replay, 0, sizeof *replay); /* its arrays are ours now */
+    a->until = *until;
+    memset(until, 0, sizeof *until);
     a->warm_up = dedup_warm_up;
     a->reset_latest = offset_reset_latest;
     a->awaiting = 1;
@@ -124,6 +126,7 @@ void assignment_free(assignment_t *a)
     if (!a)
         return;
     replay_spec_clear(&a->replay);
+    replay_spec_clear(&a->until);
     free(a->slots);
     free(a->ours);
     free(a);
@@ -178,7 +181,8 @@ static void to_resolving(assignment_t *a, uint64_t r, const int32_t *ids, size_t
     for (size_t i = 0; i < n; i++)
         set_state(&a->slots[ids[i]], ASSIGN_RESOLVING);
     int64_t at = a->replay.kind == REPLAY_TIME ? a->replay.time_ms : -1;
-    if (a->io.resolve(a->ud, r, ids, n, at) != 0)
+    int64_t until = a->until.kind == REPLAY_TIME ? a->until.time_ms : -1;
+    if (a->io.resolve(a->ud, r, ids, n, at, until) != 0)
         stall(a, ids, n);
 }
 
@@ -354,41 +358,63 @@ void assignment_warmed(assignment_t *a, uint64_t round, int status, size_t rows)
     free(ids);
 }
 
-/* Where partition `id` starts: the replay spec (on its first positioning
- * only), else the stored offset, else auto.offset.reset; clamped into
- * [low, high]. */
-static assignment_start_t start_of(assignment_t *a, struct slot *s, int32_t id,
-                                   int64_t low, int64_t high, int64_t at_time)
+assignment_start_t assignment_plan(const replay_spec_t *from, int apply_from,
+                                   const replay_spec_t *until, int reset_latest, int32_t id,
+                                   int64_t stored, int64_t low, int64_t high, int64_t at_time,
+                                   int64_t at_until)
 {
-    assignment_start_t st = {.partition = id, .clamp = ASSIGN_CLAMP_NONE};
-    int64_t start = s->pos.stored;
-    int replayed = 0;
-    if (!s->replayed && a->replay.kind != REPLAY_NONE) {
-        replayed = a->replay.kind != REPLAY_PARTITIONS;
-        switch (a->replay.kind) {
+    assignment_start_t st = {.partition = id, .clamp = ASSIGN_CLAMP_NONE, .end = -1};
+    int64_t start = stored;
+    if (apply_from && from->kind != REPLAY_NONE) {
+        st.replayed = from->kind != REPLAY_PARTITIONS;
+        switch (from->kind) {
         case REPLAY_EARLIEST: start = low; break;
         case REPLAY_LATEST: start = high; break;
-        case REPLAY_OFFSET: start = a->replay.offset; break;
+        case REPLAY_OFFSET: start = from->offset; break;
         case REPLAY_TIME: start = at_time; break;
         case REPLAY_PARTITIONS:
-            for (size_t k = 0; k < a->replay.n; k++)
-                if (a->replay.partitions[k] == id) {
-                    start = a->replay.offsets[k];
-                    replayed = 1;
+            for (size_t k = 0; k < from->n; k++)
+                if (from->partitions[k] == id) {
+                    start = from->offsets[k];
+                    st.replayed = 1;
                 }
             break;
         default: break;
         }
     }
-    s->replayed = 1;
     if (start == BATCH_OFFSET_NONE)
-        start = a->reset_latest ? high : low;
+        start = reset_latest ? high : low;
     st.wanted = start;
     if (start < low)
-        st.clamp = replayed ? ASSIGN_CLAMP_REPLAY_LOW : ASSIGN_CLAMP_GAP;
+        st.clamp = st.replayed ? ASSIGN_CLAMP_REPLAY_LOW : ASSIGN_CLAMP_GAP;
     else if (start > high)
         st.clamp = ASSIGN_CLAMP_HIGH;
     st.offset = start < low ? low : start > high ? high : start;
+    switch (until->kind) {
+    case REPLAY_OFFSET: st.end = until->offset; break;
+    case REPLAY_TIME: st.end = at_until; break;
+    case REPLAY_PARTITIONS:
+        st.end = high;
+        for (size_t k = 0; k < until->n; k++)
+            if (until->partitions[k] == id)
+                st.end = until->offsets[k];
+        break;
+    default: return st; /* no bound */
+    }
+    st.end = st.end < st.offset ? st.offset : st.end > high ? high : st.end;
+    return st;
+}
+
+/* Where partition `id` starts and stops: assignment_plan(), the replay spec
+ * applied on the partition's first positioning only. */
+static assignment_start_t start_of(assignment_t *a, struct slot *s, int32_t id,
+                                   int64_t low, int64_t high, int64_t at_time,
+                                   int64_t at_until)
+{
+    assignment_start_t st = assignment_plan(&a->replay, !s->replayed, &a->until,
+                                            a->reset_latest, id, s->pos.stored, low, high,
+                                            at_time, at_until);
+    s->replayed = 1;
     return st;
 }
 
@@ -410,12 +436,13 @@ void assignment_resolved(assignment_t *a, uint64_t round,
         if (!s || s->state != ASSIGN_RESOLVING || s->round != round)
             continue;
         starts[k] = start_of(a, s, r->partitions[i], r->low[i], r->high[i],
-                             r->at_time[i]);
+                             r->at_time[i], r->at_until[i]);
         set_state(s, ASSIGN_ACTIVE);
         s->round = 0;
         s->pos.next = s->pos.committed = starts[k].offset;
         s->pos.high = r->high[i];
         s->pos.committed_ts_ms = -1;
+        s->pos.end = starts[k].end;
         ids[k++] = r->partitions[i];
     }
     if (k && a->io.positioned(a->ud, starts, k) != 0)

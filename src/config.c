@@ -446,8 +446,14 @@ static int apply_args(int argc, char **argv, const struct cli *cli, camjoin_conf
         case OPT_REPLAY:
             rc = set_string(&cfg->replay_from, optarg, err, errlen);
             break;
+        case OPT_REPLAY_UNTIL:
+            rc = set_string(&cfg->replay_until, optarg, err, errlen);
+            break;
         case OPT_UNTIL_END:
             cfg->until_end = true;
+            break;
+        case OPT_DRY_RUN:
+            cfg->dry_run = true;
             break;
         case OPT_CHECK:
             cfg->check_config = true;
@@ -506,5 +512,6 @@ void config_free(camjoin_config *cfg)
     free(cfg->kafka_props);
     free(cfg->config_file);
     free(cfg->replay_from);
+    free(cfg->replay_until);
     free(cfg);
 }

@@ -138,8 +138,15 @@ const struct run_flag config_run_flags[] = {
      "OFFSET, P:OFFSET[,P:OFFSET...] or @TIME (RFC 3339, epoch ms, or a duration "
      "before now such as @-1h); each partition starts at its first offset whose "
      "timestamp is >= TIME"},
+    {"replay-until", OPT_REPLAY_UNTIL, "SPEC", false,
+     "this run only, stop each partition at SPEC: OFFSET, P:OFFSET[,P:OFFSET...] "
+     "(partitions not listed stop at their end) or @TIME (before its first offset whose "
+     "timestamp is >= TIME), at most the end it had at assignment; then commit and exit 0"},
     {"until-end", OPT_UNTIL_END, NULL, false,
      "read each assigned partition up to its high watermark at assignment, commit, exit 0"},
+    {"dry-run", OPT_DRY_RUN, NULL, false,
+     "print, for each partition of the topic, the offset this run would start at, the one "
+     "it would stop at and the messages between, then exit 0 without consuming or writing"},
     {"check-config", OPT_CHECK, NULL, false, "check the configuration and exit (2 if invalid)"},
     {"print-config", OPT_PRINT, NULL, false,
      "print the effective configuration as INI, secrets masked, and exit"},

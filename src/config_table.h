@@ -36,8 +36,8 @@ struct key_row {
 };
 
 /* Flags that are not config keys. Row 0 (-c) is listed first in --help. */
-enum { OPT_SET = 256, OPT_REPLAY, OPT_UNTIL_END, OPT_CHECK, OPT_PRINT, OPT_VERSION,
-       OPT_ROW = 512 /* + index into config_rows[] */ };
+enum { OPT_SET = 256, OPT_REPLAY, OPT_REPLAY_UNTIL, OPT_UNTIL_END, OPT_DRY_RUN, OPT_CHECK,
+       OPT_PRINT, OPT_VERSION, OPT_ROW = 512 /* + index into config_rows[] */ };
 struct run_flag {
     const char *name;    /* long name, or NULL */
     int val;             /* short letter, or OPT_* */

@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     char err[1024];
     camjoin_config *cfg = NULL;
     refdata_t *ref = NULL;
-    replay_spec_t replay;
+    replay_spec_t replay, until;
     int code;
 
     switch (config_parse(argc, argv, stdout, &cfg, err, sizeof err)) {
@@ -76,8 +76,17 @@ int main(int argc, char **argv)
         config_free(cfg);
         return fail_usage(err);
     }
+    if (replay_parse_until(cfg->replay_until, &until, err, sizeof err) != 0) {
+        replay_spec_clear(&replay);
+        config_free(cfg);
+        return fail_usage(err);
+    }
+    /* for --dry-run: the same specs; they alias the arrays the pipeline takes
+     * over, so they are read only before pipeline_free() and never freed */
+    const replay_spec_t dry_from = replay, dry_until = until;
     if (refdata_load(&ref, cfg->reference, err, sizeof err) != 0) {
         replay_spec_clear(&replay);
+        replay_spec_clear(&until);
         config_free(cfg);
         return fail_usage(err);
     }
@@ -85,11 +94,22 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    pipeline_t *p = pipeline_new(&loop, cfg, ref, &replay, err, sizeof err);
+    pipeline_t *p = pipeline_new(&loop, cfg, ref, &replay, &until, err, sizeof err);
     if (!p) {
         refdata_free(ref);
         replay_spec_clear(&replay);
+        replay_spec_clear(&until);
         code = fail_usage(err); /* a bad kafka property is a config error */
+        goto out;
+    }
+    if (cfg->dry_run) { /* where a run would start and stop; nothing written */
+        code = 0;
+        if (pipeline_dry_run(p, &dry_from, &dry_until, stdout, err, sizeof err) != 0) {
+            log_plain(LOG_ERROR, "camjoin: --dry-run: %s", err);
+            code = 1;
+        }
+        pipeline_free(p);
+        uv_run(&loop, UV_RUN_DEFAULT);
         goto out;
     }
     if (cfg->check_config || cfg->print_config) { /* all a start checks, short of connecting */

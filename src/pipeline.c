@@ -182,8 +182,8 @@ static void on_tick(uv_timer_t *t)
 /* ---- lifecycle ---- */
 
 pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
-                         refdata_t *ref, replay_spec_t *replay, char *err,
-                         size_t errlen)
+                         refdata_t *ref, replay_spec_t *replay, replay_spec_t *until,
+                         char *err, size_t errlen)
 {
     static const source_kafka_callbacks scb = {
         .on_message = pipeline_on_message, .on_drained = pipeline_on_drained,
@@ -230,8 +230,9 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    /* the replay spec's arrays are the assignment's from here */
-    if (!(p->asg = assignment_new(&pipeline_assignment_io, p, replay,
+    /* the replay specs' arrays are the assignment's from here */
+    p->reset_latest = reset_latest;
+    if (!(p->asg = assignment_new(&pipeline_assignment_io, p, replay, until,
                                   cfg->dedup_warm_up, reset_latest))) {
         snprintf(err, errlen, "out of memory");
         goto fail;

@@ -127,11 +127,12 @@ static void on_resolved(void *ud, const source_resolved_t *res)
 }
 
 static int io_resolve(void *ud, uint64_t round, const int32_t *parts, size_t n,
-                      int64_t time_ms)
+                      int64_t time_ms, int64_t until_ms)
 {
     pipeline_t *p = ud;
     struct req *r = req_new(p, round);
-    if (!r || source_kafka_resolve(p->src, parts, n, time_ms, on_resolved, r) != 0) {
+    if (!r ||
+        source_kafka_resolve(p->src, parts, n, time_ms, until_ms, on_resolved, r) != 0) {
         if (r)
             req_free(r);
         log_error("cannot start offset resolution", NULL);
@@ -185,8 +186,8 @@ static void log_start(pipeline_t *p, const assignment_start_t *st)
                  "recreated?)", "partition=%d start=%lld high=%lld",
                  (int)st->partition, (long long)st->wanted, (long long)st->offset);
     log_info("partition positioned", "partition=%d offset=%lld stored=%lld "
-             "high=%lld", (int)st->partition, (long long)st->offset,
-             (long long)pos->stored, (long long)pos->high);
+             "high=%lld end=%lld", (int)st->partition, (long long)st->offset,
+             (long long)pos->stored, (long long)pos->high, (long long)st->end);
 }
 
 /* Eager assignors take the whole assignment in one call: every ACTIVE
@@ -321,24 +322,7 @@ void pipeline_on_assign(void *ud, const int32_t *partitions, size_t n)
  * 0, and --until-end reaches the end. */
 void pipeline_on_eof(void *ud, int32_t partition, int64_t offset)
 {
-    pipeline_t *p = ud;
-    assignment_pos_t *pos = assignment_active(p->asg, partition);
-    if (p->stopping || !pos || offset <= pos->next)
-        return;
-    p->st.offsets_skipped += (uint64_t)(offset - pos->next);
-    batch_t *b = batchq_open(p->q, (int64_t)uv_now(p->loop));
-    if (!b) {
-        pipeline_stop(p, 1);
-        return;
-    }
-    pos->next = offset;
-    batchq_note(p->q);
-    if (batch_note_offset(b, partition, offset - 1) != 0) {
-        log_error("out of memory noting an offset", NULL);
-        pipeline_stop(p, 1);
-        return;
-    }
-    pipeline_flush(p);
+    pipeline_skip_to(ud, partition, offset);
 }
 
 /* A fetch position is out of range: most likely retention deleted what was

@@ -164,6 +164,10 @@ void pipeline_on_message(void *ud, const source_msg_t *m)
     assignment_pos_t *pt = assignment_active(p->asg, m->partition);
     if (p->stopping || !pt || m->offset < pt->next)
         return; /* not ours (any more), or a re-delivery of a skipped range */
+    if (pt->end >= 0 && m->offset >= pt->end) { /* past --replay-until's bound */
+        pipeline_skip_to(p, m->partition, pt->end); /* [next, end) held no message */
+        return;
+    }
     batch_t *b = batchq_open(p->q, (int64_t)uv_now(p->loop));
     if (!b) {
         log_error("out of memory allocating a batch", NULL);
@@ -182,6 +186,29 @@ void pipeline_on_message(void *ud, const source_msg_t *m)
     p->st.consumed_bytes += m->len;
     if (batch_messages(b) >= (size_t)p->cfg->batch_max_rows && batchq_seal(p->q))
         pipeline_stop(p, 1);
+}
+
+void pipeline_skip_to(pipeline_t *p, int32_t partition, int64_t offset)
+{
+    assignment_pos_t *pos = assignment_active(p->asg, partition);
+    if (pos && pos->end >= 0 && offset > pos->end)
+        offset = pos->end; /* --replay-until: nothing past the bound */
+    if (p->stopping || !pos || offset <= pos->next)
+        return;
+    p->st.offsets_skipped += (uint64_t)(offset - pos->next);
+    batch_t *b = batchq_open(p->q, (int64_t)uv_now(p->loop));
+    if (!b) {
+        pipeline_stop(p, 1);
+        return;
+    }
+    pos->next = offset;
+    batchq_note(p->q);
+    if (batch_note_offset(b, partition, offset - 1) != 0) {
+        log_error("out of memory noting an offset", NULL);
+        pipeline_stop(p, 1);
+        return;
+    }
+    pipeline_flush(p);
 }
 
 void pipeline_on_drained(void *ud)
@@ -219,13 +246,16 @@ static int submit(pipeline_t *p, batch_t *b)
 
 static void on_linger(uv_timer_t *t) { pipeline_flush(t->data); }
 
+/* --until-end: every partition committed up to its end at assignment;
+ * --replay-until: up to its bound. */
 static int until_end_reached(pipeline_t *p)
 {
-    if (!p->cfg->until_end || !assignment_settled(p->asg) || batchq_buffered(p->q))
+    if ((!p->cfg->until_end && !p->cfg->replay_until) || !assignment_settled(p->asg) ||
+        batchq_buffered(p->q))
         return 0;
     for (size_t i = 0; i < assignment_count(p->asg); i++) {
         const assignment_pos_t *pos = assignment_peek(p->asg, assignment_at(p->asg, i));
-        if (!pos || pos->committed < pos->high)
+        if (!pos || pos->committed < (pos->end >= 0 ? pos->end : pos->high))
             return 0;
     }
     return 1;

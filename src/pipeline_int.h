@@ -66,6 +66,7 @@ struct pipeline {
                                 sink's until on_txn_done), NULL when none */
 
     int kafka_dirty;         /* committed positions not yet told to Kafka */
+    int reset_latest;        /* auto.offset.reset is latest: no stored offset = the end */
     int stopping, stopped, exit_code;
     reload_t *reload;        /* SIGHUP: the reference CSV on the thread pool */
     refwatch_t *refwatch;    /* the CSV replaced or rewritten (reference.watch) */
@@ -119,6 +120,11 @@ void pipeline_free_requests(pipeline_t *p); /* at pipeline_free */
 /* the source's callbacks about messages */
 void pipeline_on_message(void *ud, const source_msg_t *m);
 void pipeline_on_drained(void *ud);
+/* Offsets [next, offset) of the partition carried no message for us (commit
+ * markers, aborted transactions, the rest of a partition past its
+ * --replay-until bound): they count as read, so the stored offset follows
+ * (at most up to the bound). */
+void pipeline_skip_to(pipeline_t *p, int32_t partition, int64_t offset);
 void pipeline_drop_buffered(pipeline_t *p);    /* uncommitted batches: read again */
 void pipeline_flush(pipeline_t *p);            /* send the next batch if the sink is idle */
 void pipeline_stop(pipeline_t *p, int code);   /* graceful stop with this exit code */

@@ -57,8 +57,8 @@ static int parse_partitions(const char *spec, replay_spec_t *r)
     return 0;
 }
 
-int replay_parse(const char *spec, replay_spec_t *r, char *err,
-                        size_t errlen)
+/* Any spec: 0, or -1 (r cleared) when it is not one. */
+static int parse_any(const char *spec, replay_spec_t *r)
 {
     memset(r, 0, sizeof *r);
     if (!spec || !*spec)
@@ -97,9 +97,27 @@ int replay_parse(const char *spec, replay_spec_t *r, char *err,
     return 0;
 bad:
     replay_spec_clear(r);
+    return -1;
+}
+
+int replay_parse(const char *spec, replay_spec_t *r, char *err, size_t errlen)
+{
+    if (parse_any(spec, r) == 0)
+        return 0;
     snprintf(err, errlen,
              "--replay-from: bad spec \"%s\" (use earliest, latest, OFFSET, "
              "P:OFFSET[,P:OFFSET...], @RFC3339, @EPOCH_MS or @-DURATION)", spec);
+    return -1;
+}
+
+int replay_parse_until(const char *spec, replay_spec_t *r, char *err, size_t errlen)
+{
+    if (parse_any(spec, r) == 0 && r->kind != REPLAY_EARLIEST && r->kind != REPLAY_LATEST)
+        return 0;
+    replay_spec_clear(r);
+    snprintf(err, errlen,
+             "--replay-until: bad spec \"%s\" (use OFFSET, P:OFFSET[,P:OFFSET...], "
+             "@RFC3339, @EPOCH_MS or @-DURATION)", spec);
     return -1;
 }
 

@@ -70,6 +70,7 @@ typedef struct assignment_pos {
     int64_t high;      /* high watermark when positioned */
     int64_t committed_ts_ms; /* Kafka timestamp of the last message committed
                                 by this run; -1 none yet (owner) */
+    int64_t end;       /* --replay-until: the first offset not to read; -1: none */
 } assignment_pos_t;
 
 /* Why a start offset is not the one asked for. */
@@ -88,7 +89,22 @@ typedef struct assignment_start {
     int64_t offset;
     int64_t wanted;          /* the start before clamping into [low, high] */
     enum assignment_clamp clamp;
+    int64_t end;             /* --replay-until's bound in [offset, high]; -1: none */
+    int replayed;            /* the --replay-from spec chose the start */
 } assignment_start_t;
+
+/* Where a partition starts and stops, as positioning decides it (pure, for
+ * the assignment and for --dry-run): the --replay-from spec when apply_from
+ * (its first positioning in this run), else `stored`, else the reset
+ * (latest: high; else low); clamped into [low, high]. The end is
+ * --replay-until's bound (OFFSET; P:OFFSET, a partition not listed: high;
+ * @TIME: at_until), clamped into [start, high]; -1 without a bound. at_time
+ * and at_until: the first offsets with a timestamp at or after each time
+ * (high when none). */
+assignment_start_t assignment_plan(const replay_spec_t *from, int apply_from,
+                                   const replay_spec_t *until, int reset_latest, int32_t id,
+                                   int64_t stored, int64_t low, int64_t high, int64_t at_time,
+                                   int64_t at_until);
 
 /* Requests and reports. Every request carries the round; its answer comes
  * back through the matching assignment_* call below, with that round. */
@@ -97,19 +113,21 @@ typedef struct assignment_io {
     int (*read_offsets)(void *ud, uint64_t round);
     /* warm the dedup window for these partitions → assignment_warmed() */
     int (*warm)(void *ud, uint64_t round, const int32_t *parts, size_t n);
-    /* watermarks (and the offset at time_ms when >= 0) → assignment_resolved() */
+    /* watermarks (and the offsets at time_ms and until_ms when >= 0) →
+     * assignment_resolved() */
     int (*resolve)(void *ud, uint64_t round, const int32_t *parts, size_t n,
-                   int64_t time_ms);
+                   int64_t time_ms, int64_t until_ms);
     /* these partitions fetch from these offsets now; -1: retried at the tick */
     int (*positioned)(void *ud, const assignment_start_t *starts, size_t n);
 } assignment_io;
 
-/* `replay` is taken (its arrays owned by the module from here; the caller's
- * copy is zeroed). dedup_warm_up: 0 skips the WARMING step. offset_reset_latest:
- * a partition with no stored offset starts at the end, not the beginning. */
+/* `replay` and `until` (--replay-from, --replay-until) are taken (their
+ * arrays owned by the module from here; the caller's copies are zeroed).
+ * dedup_warm_up: 0 skips the WARMING step. offset_reset_latest: a partition
+ * with no stored offset starts at the end, not the beginning. */
 assignment_t *assignment_new(const assignment_io *io, void *ud,
-                             replay_spec_t *replay, int dedup_warm_up,
-                             int offset_reset_latest);
+                             replay_spec_t *replay, replay_spec_t *until,
+                             int dedup_warm_up, int offset_reset_latest);
 void assignment_free(assignment_t *a);
 
 /* The group's decisions. assign() adds partitions and starts positioning

@@ -102,7 +102,9 @@ typedef struct camjoin_config {
                                  default logfmt */
     /* run-only flags (CLI) */
     char *replay_from;        /* --replay-from SPEC; NULL when absent */
+    char *replay_until;       /* --replay-until SPEC; NULL when absent */
     bool until_end;           /* --until-end */
+    bool dry_run;             /* --dry-run */
     bool check_config;        /* --check-config */
     bool print_config;        /* --print-config */
     /* [kafka.properties] then -X, in order; later entries win */

@@ -45,6 +45,7 @@
 #define CAMJOIN_PIPELINE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -147,10 +148,11 @@ size_t pipeline_get_lag(const pipeline_t *p, pipeline_lag_t *out, size_t cap);
  * not running. */
 void pipeline_get_upkeep(const pipeline_t *p, upkeep_stats_t *out);
 
-/* Takes ownership of `ref` and of `replay` (its arrays) on success. */
+/* Takes ownership of `ref` and of `replay` and `until` (--replay-from and
+ * --replay-until: their arrays) on success. */
 pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
-                         refdata_t *ref, replay_spec_t *replay, char *err,
-                         size_t errlen);
+                         refdata_t *ref, replay_spec_t *replay, replay_spec_t *until,
+                         char *err, size_t errlen);
 
 /* Installs the signal handlers, starts HTTP and tries PostgreSQL once
  * (blocking, creates the schema); connected, it starts the consumer and
@@ -163,6 +165,15 @@ pipeline_t *pipeline_new(uv_loop_t *loop, const camjoin_config *cfg,
  * first attempt, or HTTP or Kafka could not start (nothing is left open;
  * run the loop once more so the handles finish closing). */
 CJ_MUSTCHECK int pipeline_start(pipeline_t *p, char *err, size_t errlen);
+
+/* --dry-run instead of pipeline_start() (blocking, no loop): prints to out,
+ * for every partition of the topic, where a run with these specs would start
+ * and stop and the messages between, reading the stored offsets and the
+ * watermarks without joining the group, consuming or writing. 0, or -1 with
+ * err set (PostgreSQL or Kafka unreachable, the topic missing). */
+CJ_MUSTCHECK int pipeline_dry_run(pipeline_t *p, const replay_spec_t *from,
+                                  const replay_spec_t *until, FILE *out, char *err,
+                                  size_t errlen);
 
 /* After uv_run() returns: 0 clean, 1 runtime failure. */
 int pipeline_exit_code(const pipeline_t *p);

@@ -1,6 +1,7 @@
 /*
  * replay — the --replay-from specification: where each partition starts on
- * its first positioning instead of the stored offset. A pure parser (the
+ * its first positioning instead of the stored offset; and --replay-until's,
+ * where each partition stops. A pure parser (the
  * relative form reads the wall clock once, when it is parsed); any thread.
  *
  * Ownership: a parsed spec owns its arrays until replay_spec_clear(); the
@@ -38,6 +39,12 @@ typedef struct replay_spec {
  * writes a one-line reason naming the spec into err. */
 CJ_MUSTCHECK int replay_parse(const char *spec, replay_spec_t *out, char *err,
                  size_t errlen);
+/* The --replay-until bound, where each partition stops: OFFSET, P:OFFSET
+ * list (partitions not listed stop at their end at assignment) or @TIME
+ * (before the first offset whose timestamp is >= TIME), in replay_parse()'s
+ * syntax; earliest and latest are refused. NULL or "" gives REPLAY_NONE. */
+CJ_MUSTCHECK int replay_parse_until(const char *spec, replay_spec_t *out, char *err,
+                                    size_t errlen);
 void replay_spec_clear(replay_spec_t *r);
 
 #endif

@@ -129,20 +129,32 @@ int64_t source_kafka_high(const source_kafka_t *s, int32_t partition);
 void source_kafka_commit_async(source_kafka_t *s, const int32_t *partitions,
                                const int64_t *next, size_t n);
 
-/* Resolution job for partitions: low/high watermarks and, if time_ms >= 0,
- * the first offset whose timestamp is >= time_ms (high watermark when none).
- * Runs on the thread pool; `done` runs on the loop thread with status 0 or
- * -1 (err set). Arrays are owned by the job and valid during `done` only. */
+/* Resolution job for partitions: low/high watermarks and, for each of
+ * time_ms and until_ms that is >= 0, the first offset whose timestamp is >=
+ * it (the high watermark when none): at_time and at_until (the high
+ * watermark when not asked). Runs on the thread pool; `done` runs on the
+ * loop thread with status 0 or -1 (err set). Arrays are owned by the job
+ * and valid during `done` only. */
 typedef struct source_resolved {
     size_t n;
     const int32_t *partitions;
-    const int64_t *low, *high, *at_time;
+    const int64_t *low, *high, *at_time, *at_until;
     int status;
     const char *err;
 } source_resolved_t;
 typedef void (*source_resolve_cb)(void *ud, const source_resolved_t *r);
 CJ_MUSTCHECK int source_kafka_resolve(source_kafka_t *s, const int32_t *partitions, size_t n,
-                         int64_t time_ms, source_resolve_cb done, void *ud);
+                                      int64_t time_ms, int64_t until_ms,
+                                      source_resolve_cb done, void *ud);
+
+/* --dry-run, instead of source_kafka_start(): creates the consumer without
+ * subscribing (no group join), checks the topic, and fills `out` with every
+ * partition of the topic in order, its watermarks and its offsets at time_ms
+ * and until_ms, as a resolve job would (blocking, at most a few timeouts of
+ * 10 s). 0 (free `out` with source_kafka_survey_free), or -1 with err set. */
+CJ_MUSTCHECK int source_kafka_survey(source_kafka_t *s, int64_t time_ms, int64_t until_ms,
+                                     source_resolved_t *out, char *err, size_t errlen);
+void source_kafka_survey_free(source_resolved_t *r);
 
 /* Leaves the group (blocking; call once, at shutdown) and stops watching. */
 void source_kafka_close(source_kafka_t *s);

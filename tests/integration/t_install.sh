@@ -80,8 +80,11 @@ check_install() {
         "$(cd "$root" && find . -type f -printf '%m %P\n' | sort -k2)"
     assert_eq "symlinks and other non-files" "" "$(cd "$root" && find . ! -type f ! -type d)"
 
-    assert_eq "installed camjoin --version" \
-        "camjoin $(cache_var "$bin" CMAKE_PROJECT_VERSION)" "$("$root$prefix/bin/camjoin" --version)"
+    assert_eq "installed camjoin --version, first line" \
+        "camjoin $(cache_var "$bin" CMAKE_PROJECT_VERSION)" "$("$root$prefix/bin/camjoin" --version | head -n 1)"
+    assert_eq "installed camjoin --version, the libraries it runs with" \
+        "librdkafka libpq libuv jansson" \
+        "$("$root$prefix/bin/camjoin" --version | sed -n '2,$p' | awk '{ print $1 }' | paste -sd' ')"
 
     unit=$(find "$root" -name camjoin.service)
     conf=$(find "$root" -path '*/camjoin/camjoin.conf' -printf '/%P\n')
@@ -109,7 +112,7 @@ check_install "$CAMJOIN_BIN"
 
 echo "man page against --print-config and --help"
 groff -man -Tascii -P-cbou "$PAGE" >"$CJ_TMP/page.txt" 2>/dev/null
-keys=$("$ROOT$PREFIX/bin/camjoin" --print-config |
+keys=$("$ROOT$PREFIX/bin/camjoin" --reference "$ROOT$PREFIX/share/camjoin/cameras.csv" --print-config |
     awk '/^\[/ { sec = substr($0, 2, length($0) - 2); next }
          / = / || / =$/ { if (sec != "kafka.properties") print sec "." $1 }')
 flags=$("$ROOT$PREFIX/bin/camjoin" --help | grep -o -E -- '--[a-z][a-z-]*' | sort -u)

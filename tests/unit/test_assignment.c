@@ -30,6 +30,7 @@ struct rec {
     assignment_start_t starts[MAXP];
     size_t nstarts;
     int fail_read, fail_resolve, fail_positioned;
+    int64_t resolve_until;
 };
 
 static int io_read(void *ud, uint64_t round)
@@ -51,7 +52,7 @@ static int io_warm(void *ud, uint64_t round, const int32_t *parts, size_t n)
 }
 
 static int io_resolve(void *ud, uint64_t round, const int32_t *parts, size_t n,
-                      int64_t time_ms)
+                      int64_t time_ms, int64_t until_ms)
 {
     struct rec *r = ud;
     r->resolves++;
@@ -59,6 +60,7 @@ static int io_resolve(void *ud, uint64_t round, const int32_t *parts, size_t n,
     memcpy(r->resolve_parts, parts, n * sizeof *parts);
     r->nresolve = n;
     r->resolve_time = time_ms;
+    r->resolve_until = until_ms;
     return r->fail_resolve ? -1 : 0;
 }
 
@@ -77,7 +79,8 @@ static assignment_t *make(struct rec *r, replay_spec_t *replay, int warm, int la
 {
     replay_spec_t none = {.kind = REPLAY_NONE};
     memset(r, 0, sizeof *r);
-    assignment_t *a = assignment_new(&IO, r, replay ? replay : &none, warm, latest);
+    replay_spec_t no_until = {.kind = REPLAY_NONE};
+    assignment_t *a = assignment_new(&IO, r, replay ? replay : &none, &no_until, warm, latest);
     assert_non_null(a);
     return a;
 }
@@ -87,8 +90,61 @@ static void resolve(assignment_t *a, struct rec *r, const int64_t *low,
                     const int64_t *high, const int64_t *at)
 {
     source_resolved_t res = {.n = r->nresolve, .partitions = r->resolve_parts,
-                             .low = low, .high = high, .at_time = at};
+                             .low = low, .high = high, .at_time = at, .at_until = high};
     assignment_resolved(a, r->resolve_round, &res);
+}
+
+/* assignment_plan: where a partition starts and stops, every spec kind */
+static void test_plan(void **state)
+{
+    (void)state;
+    int32_t fp[] = {1}, up[] = {1, 3};
+    int64_t fo[] = {40}, uo[] = {30, 5};
+    replay_spec_t none = {.kind = REPLAY_NONE};
+    replay_spec_t from_time = {.kind = REPLAY_TIME, .time_ms = 1000};
+    replay_spec_t from_parts = {.kind = REPLAY_PARTITIONS, .n = 1, .partitions = fp, .offsets = fo};
+    replay_spec_t until_off = {.kind = REPLAY_OFFSET, .offset = 50};
+    replay_spec_t until_low = {.kind = REPLAY_OFFSET, .offset = 5};
+    replay_spec_t until_high = {.kind = REPLAY_OFFSET, .offset = 500};
+    replay_spec_t until_parts = {.kind = REPLAY_PARTITIONS, .n = 2, .partitions = up, .offsets = uo};
+    replay_spec_t until_time = {.kind = REPLAY_TIME, .time_ms = 2000};
+    static const struct {
+        int from, apply, until;
+        int32_t id;
+        int64_t stored, low, high, at_time, at_until;
+        int64_t offset, end;
+        int replayed;
+        enum assignment_clamp clamp;
+    } cases[] = {
+        /* from: 0 none, 1 time, 2 parts; until: 0 none, 1 off 50, 2 off 5, 3 off 500,
+         * 4 parts {1:30, 3:5}, 5 time */
+        {0, 1, 0, 1, 10, 0, 100, 100, 100, 10, -1, 0, ASSIGN_CLAMP_NONE},
+        {0, 1, 0, 1, BATCH_OFFSET_NONE, 2, 100, 100, 100, 2, -1, 0, ASSIGN_CLAMP_NONE},
+        {1, 1, 0, 1, 10, 0, 100, 60, 100, 60, -1, 1, ASSIGN_CLAMP_NONE},
+        {1, 0, 0, 1, 10, 0, 100, 60, 100, 10, -1, 0, ASSIGN_CLAMP_NONE}, /* applied before */
+        {2, 1, 0, 1, 10, 0, 100, 100, 100, 40, -1, 1, ASSIGN_CLAMP_NONE},
+        {2, 1, 0, 2, 10, 0, 100, 100, 100, 10, -1, 0, ASSIGN_CLAMP_NONE}, /* not listed */
+        {0, 1, 0, 1, 3, 8, 100, 100, 100, 8, -1, 0, ASSIGN_CLAMP_GAP},
+        {0, 1, 1, 1, 10, 0, 100, 100, 100, 10, 50, 0, ASSIGN_CLAMP_NONE},
+        {0, 1, 2, 1, 10, 0, 100, 100, 100, 10, 10, 0, ASSIGN_CLAMP_NONE}, /* below the start */
+        {0, 1, 3, 1, 10, 0, 100, 100, 100, 10, 100, 0, ASSIGN_CLAMP_NONE}, /* above the end */
+        {0, 1, 4, 1, 10, 0, 100, 100, 100, 10, 30, 0, ASSIGN_CLAMP_NONE},
+        {0, 1, 4, 2, 10, 0, 100, 100, 100, 10, 100, 0, ASSIGN_CLAMP_NONE}, /* not listed */
+        {0, 1, 4, 3, 10, 0, 100, 100, 100, 10, 10, 0, ASSIGN_CLAMP_NONE},
+        {1, 1, 5, 1, 10, 0, 100, 60, 75, 60, 75, 1, ASSIGN_CLAMP_NONE},
+    };
+    const replay_spec_t *froms[] = {&none, &from_time, &from_parts};
+    const replay_spec_t *untils[] = {&none, &until_off, &until_low, &until_high, &until_parts,
+                                     &until_time};
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        assignment_start_t st = assignment_plan(
+            froms[cases[i].from], cases[i].apply, untils[cases[i].until], 0, cases[i].id,
+            cases[i].stored, cases[i].low, cases[i].high, cases[i].at_time, cases[i].at_until);
+        if (st.offset != cases[i].offset || st.end != cases[i].end ||
+            st.replayed != cases[i].replayed || st.clamp != cases[i].clamp)
+            fail_msg("case %zu: offset %lld end %lld replayed %d clamp %d", i,
+                     (long long)st.offset, (long long)st.end, st.replayed, (int)st.clamp);
+    }
 }
 
 static void test_legal_transitions(void **state)
@@ -368,6 +424,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_legal_transitions),
+        cmocka_unit_test(test_plan),
         cmocka_unit_test(test_full_round),
         cmocka_unit_test(test_stale_replies),
         cmocka_unit_test(test_failures_retry_at_tick),

@@ -105,6 +105,37 @@ static void test_refused(void **state)
     }
 }
 
+/* --replay-until: the same syntax but earliest and latest, its own message */
+static void test_until(void **state)
+{
+    (void)state;
+    replay_spec_t r;
+    char err[256] = "";
+    assert_int_equal(replay_parse_until("3:120,4:7", &r, err, sizeof err), 0);
+    assert_int_equal(r.kind, REPLAY_PARTITIONS);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.partitions[1], 4);
+    assert_int_equal(r.offsets[1], 7);
+    replay_spec_clear(&r);
+    assert_int_equal(replay_parse_until("@1700000000000", &r, err, sizeof err), 0);
+    assert_int_equal(r.kind, REPLAY_TIME);
+    assert_int_equal(r.time_ms, 1700000000000);
+    assert_int_equal(replay_parse_until("500", &r, err, sizeof err), 0);
+    assert_int_equal(r.kind, REPLAY_OFFSET);
+    assert_int_equal(r.offset, 500);
+    assert_int_equal(replay_parse_until(NULL, &r, err, sizeof err), 0);
+    assert_int_equal(r.kind, REPLAY_NONE);
+    static const char *const refused[] = {"earliest", "latest", "x", "3:"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        char want[256];
+        snprintf(want, sizeof want, "--replay-until: bad spec \"%s\" (use OFFSET, "
+                 "P:OFFSET[,P:OFFSET...], @RFC3339, @EPOCH_MS or @-DURATION)", refused[i]);
+        assert_int_equal(replay_parse_until(refused[i], &r, err, sizeof err), -1);
+        assert_string_equal(err, want);
+        assert_int_equal(r.kind, REPLAY_NONE);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -113,6 +144,7 @@ int main(void)
         cmocka_unit_test(test_times),
         cmocka_unit_test(test_relative),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_until),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
