@@ -134,3 +134,11 @@ int pg_conn_retryable(const PGconn *c, const PGresult *r)
             return 1;
     return 0;
 }
+
+int64_t pg_conn_backoff_next(int64_t prev_ms, int64_t max_ms)
+{
+    int64_t ms = prev_ms ? prev_ms * 2 : PG_CONN_BACKOFF_MIN_MS;
+    if (ms > max_ms)
+        ms = max_ms;
+    return ms < PG_CONN_BACKOFF_MIN_MS ? PG_CONN_BACKOFF_MIN_MS : ms;
+}

@@ -119,6 +119,16 @@ static void on_reloaded(void *ud, refdata_t *fresh, const char *err, int more)
         notify_ready(NULL); /* the reload is over, whatever its outcome */
 }
 
+/* A load of the reference CSV on the thread pool (reload.h), on SIGHUP or a
+ * changed file; one that cannot even start counts as a failed reload. */
+static void request_reload(pipeline_t *p)
+{
+    if (reload_request(p->reload) != 0) {
+        p->st.reload_failures++;
+        log_emit_each(LOG_ERROR, "reference reload failed: out of memory", NULL);
+    }
+}
+
 /* The reference CSV was replaced or rewritten (refwatch.h): the same load
  * as SIGHUP's, without systemd's RELOADING=1 (nobody ran systemctl reload). */
 static void on_reference_changed(void *ud)
@@ -127,10 +137,7 @@ static void on_reference_changed(void *ud)
     char q[1100];
     log_info("reference file changed, reloading", "path=%s",
              log_quote(q, sizeof q, p->cfg->reference));
-    if (reload_request(p->reload) != 0) {
-        p->st.reload_failures++;
-        log_emit_each(LOG_ERROR, "reference reload failed: out of memory", NULL);
-    }
+    request_reload(p);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -139,10 +146,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (signum == SIGHUP) {
         if (!reload_busy(p->reload) && p->phase == PL_RUNNING)
             notify_reloading(); /* before READY=1, systemd is still starting us */
-        if (reload_request(p->reload) != 0) {
-            p->st.reload_failures++;
-            log_emit_each(LOG_ERROR, "reference reload failed: out of memory", NULL);
-        }
+        request_reload(p);
         return;
     }
     if (p->phase != PL_RUNNING) {

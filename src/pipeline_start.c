@@ -30,10 +30,10 @@
 #include "camjoin/log.h"
 #include "camjoin/metrics.h"
 #include "camjoin/notify.h"
+#include "camjoin/pg_conn.h"
 #include "camjoin/sink_pg.h"
 #include "pipeline_int.h"
 
-#define START_BACKOFF_MIN_MS 100
 /* systemd's start timeout from each attempt: the backoff, the attempt's
  * connect_timeout and the schema setup, with room to spare */
 #define START_EXTEND_MS 60000
@@ -83,9 +83,7 @@ static void start_wait(pipeline_t *p, enum pipeline_phase from, const char *why)
     p->start_attempts++;
     if (!p->start_since_ms)
         p->start_since_ms = uv_now(p->loop);
-    p->start_backoff_ms = p->start_backoff_ms ? p->start_backoff_ms * 2 : START_BACKOFF_MIN_MS;
-    if (p->start_backoff_ms > p->cfg->pg_retry_max_ms)
-        p->start_backoff_ms = p->cfg->pg_retry_max_ms;
+    p->start_backoff_ms = pg_conn_backoff_next(p->start_backoff_ms, p->cfg->pg_retry_max_ms);
     snprintf(p->wait_reason, sizeof p->wait_reason, "waiting for PostgreSQL: %s", why);
     /* a warn line with the same msg is written at most every 10 s (log.h) */
     log_warn("waiting for PostgreSQL", "error=%s attempts=%llu retry_ms=%lld",

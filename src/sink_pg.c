@@ -28,7 +28,6 @@
 #include "camjoin/pg_conn.h"
 #include "sink_pg_int.h"
 
-#define BACKOFF_MIN_MS 100
 #define CONNECT_TIMEOUT_MS 10000
 
 static void on_timer(uv_timer_t *t);
@@ -84,14 +83,10 @@ static void news(sink_pg_t *s, enum sink_news_kind kind, const char *step,
 
 /* ---- connection lifecycle ---- */
 
-/* Exponential backoff: 100 ms doubling up to postgres.retry_max. */
+/* Exponential backoff: pg_conn_backoff_next(), up to postgres.retry_max. */
 static uint64_t backoff_next(sink_pg_t *s)
 {
-    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (s->backoff_ms > s->cfg->pg_retry_max_ms)
-        s->backoff_ms = s->cfg->pg_retry_max_ms;
-    if (s->backoff_ms < BACKOFF_MIN_MS)
-        s->backoff_ms = BACKOFF_MIN_MS;
+    s->backoff_ms = pg_conn_backoff_next(s->backoff_ms, s->cfg->pg_retry_max_ms);
     return (uint64_t)s->backoff_ms;
 }
 
@@ -106,7 +101,7 @@ static void go_down(sink_pg_t *s, sink_state from, const char *why)
     PQfinish(s->conn);
     s->conn = NULL;
     uint64_t delay = backoff_next(s);
-    if (was_up || delay == BACKOFF_MIN_MS)
+    if (was_up || delay == PG_CONN_BACKOFF_MIN_MS)
         news(s, SINK_NEWS_DOWN, NULL, msg, 0);
     else
         news(s, SINK_NEWS_RETRY_FAILED, NULL, NULL, delay);

@@ -22,6 +22,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "camjoin/base.h"
 
@@ -56,6 +57,11 @@ char *pg_conn_escape(PGconn *c, const char *v, int ident);
  * the connection is gone, or its SQLSTATE is of class 08 (connection), 53
  * (resources), 57P (shutdown, cannot connect now), 40001/40P01 or 55P03. */
 int pg_conn_retryable(const PGconn *c, const PGresult *r);
+
+/* The reconnect backoff every PostgreSQL wait uses: 100 ms after 0, then
+ * doubling, capped at max_ms (postgres.retry_max), never below 100 ms. */
+#define PG_CONN_BACKOFF_MIN_MS 100
+int64_t pg_conn_backoff_next(int64_t prev_ms, int64_t max_ms);
 
 /* The first line of a libpq message into dst ("unknown error" if empty). */
 void pg_conn_first_line(char *dst, size_t size, const char *msg);
