@@ -160,7 +160,7 @@ camjoin_start bounded "${BOUNDED[@]}"
 camjoin_wait "$CAMJOIN_PID" 120
 assert_eq "bounded replay: exit code (every partition at its bound)" 0 "$CAMJOIN_RC"
 assert_eq "bounded replay: stored offsets" "0:100,$e1,2:250,$e3" \
-    "$(PGDATABASE=bounded psql_val "SELECT string_agg(kafka_partition || ':' || next_offset, ',' ORDER BY 1)
+    "$(PGDATABASE=bounded psql_val "SELECT string_agg(kafka_partition || ':' || next_offset, ',' ORDER BY kafka_partition)
                                   FROM camjoin_offsets WHERE consumer_group = 'rb-bounded'")"
 in_bounds="(kafka_partition = 0 AND kafka_offset < 100) OR kafka_partition IN (1, 3)
            OR (kafka_partition = 2 AND kafka_offset < 250)"
