@@ -130,8 +130,8 @@ def cmd_compose_check(path):
           "%s@%s:%s/%s" % (u.username, u.hostname, u.port, want[4]))
     check(penv["POSTGRES_USER"] not in ("camjoin", "camjoin_reader"),
           "the superuser is not a role camjoin or Grafana logs in as", penv["POSTGRES_USER"])
-    check(s["camjoin"].get("stop_grace_period") == "90s",
-          "camjoin's stop_grace_period 90s (the flush on SIGTERM; the unit's TimeoutStopSec)",
+    check(s["camjoin"].get("stop_grace_period") == "30s",
+          "camjoin's stop_grace_period 30s (the flush on SIGTERM)",
           s["camjoin"].get("stop_grace_period"))
 
     # Prometheus scrapes camjoin's --http port

@@ -73,9 +73,14 @@ echo "  ok  docker-compose $(docker-compose version --short 2>/dev/null) config 
 compose docker-compose -f docker-compose.yml config >"$COMPOSE" 2>"$CJ_TMP/compose.err" ||
     fail "docker-compose config: $(cat "$CJ_TMP/compose.err")"
 st compose-check "$COMPOSE"
-assert_eq "DEMO_RATE=500 reaches the generator's --rate" 500 \
-    "$(cd "$SRC" && DEMO_RATE=500 docker-compose -f docker-compose.yml config |
-       "$PY" -c 'import sys, yaml; a = yaml.safe_load(sys.stdin)["services"]["gen"]["command"]; print(a[a.index("--rate") + 1])')"
+gen_flag() {  # gen_flag FLAG: its value in the generator's command in $COMPOSE
+    "$PY" -c 'import sys, yaml; a = yaml.safe_load(open(sys.argv[1]))["services"]["gen"]["command"]; print(a[a.index(sys.argv[2]) + 1])' "$COMPOSE" "$1"
+}
+assert_eq "the generator's default --rate (events/s)" 500 "$(gen_flag --rate)"
+assert_eq "the generator's default --duration (s)" 3600 "$(gen_flag --duration)"
+(cd "$SRC" && DEMO_RATE=2000 docker-compose -f docker-compose.yml config) >"$CJ_TMP/compose-rate.yml"
+assert_eq "DEMO_RATE=2000 reaches the generator's --rate" 2000 \
+    "$(COMPOSE=$CJ_TMP/compose-rate.yml gen_flag --rate)"
 
 mapfile -t CJ_ENV < <(st compose-get "$COMPOSE" camjoin-env)
 mapfile -t CJ_CMD < <(st compose-get "$COMPOSE" camjoin-args)
