@@ -76,7 +76,7 @@ DO $$
 DECLARE r regclass; f text;
 BEGIN
     FOR r IN SELECT to_regclass(t) FROM unnest(ARRAY['camera_events', 'camera_events_minute',
-                 'camjoin_offsets', 'camjoin_dead_letters']) t WHERE to_regclass(t) IS NOT NULL
+                 'camjoin_offsets', 'camjoin_dead_letters', 'camjoin_redriven']) t WHERE to_regclass(t) IS NOT NULL
              UNION ALL
              SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = to_regclass('camera_events') LOOP
         EXECUTE format('ALTER TABLE %s OWNER TO camjoin_owner', r);
@@ -104,7 +104,7 @@ COMMIT;
 RESET ROLE;
 
 -- The daemon's role: exactly what camjoin does, nothing more.
-REVOKE ALL ON camera_events, camjoin_offsets, camjoin_dead_letters, camera_events_minute,
+REVOKE ALL ON camera_events, camjoin_offsets, camjoin_dead_letters, camjoin_redriven, camera_events_minute,
     camera_events_site_minute, camera_events_top_cameras_1h, camera_events_join_misses_minute,
     camjoin_dead_letters_hourly FROM camjoin, camjoin_reader;
 REVOKE ALL ON SEQUENCE camjoin_dead_letters_id_seq FROM camjoin, camjoin_reader;
@@ -119,6 +119,7 @@ GRANT USAGE ON SCHEMA public TO camjoin;
 GRANT SELECT, INSERT ON camera_events TO camjoin;          -- rows; SELECT for the dedup warm-up
 GRANT SELECT, INSERT ON camjoin_dead_letters TO camjoin;
 GRANT USAGE ON SEQUENCE camjoin_dead_letters_id_seq TO camjoin;  -- nextval() for the id
+GRANT SELECT, INSERT ON camjoin_redriven TO camjoin;          -- --redrive-dead-letters
 GRANT SELECT, INSERT, UPDATE ON camjoin_offsets TO camjoin;   -- the fenced offset UPDATE
 -- the batch's rollup groups: INSERT ... ON CONFLICT DO UPDATE (no DELETE:
 -- hand deletes go through the owner's trigger)
@@ -132,7 +133,7 @@ GRANT CONNECT ON DATABASE :"camjoin_db" TO camjoin_reader;
 GRANT USAGE ON SCHEMA public TO camjoin_reader;
 GRANT SELECT ON camera_events, camera_events_minute, camera_events_site_minute,
     camera_events_top_cameras_1h, camera_events_join_misses_minute, camjoin_dead_letters,
-    camjoin_dead_letters_hourly TO camjoin_reader;
+    camjoin_dead_letters_hourly, camjoin_redriven TO camjoin_reader;
 
 -- Partitions that exist: the same SELECT as their table (new ones get it from
 -- camjoin_ensure_partition), so a partition may be read by name as well.

@@ -18,6 +18,11 @@ CREATE TABLE IF NOT EXISTS camjoin_dead_letters (id bigserial PRIMARY KEY, topic
 -- the natural key of a dead letter: a replay does not repeat it
 CREATE UNIQUE INDEX IF NOT EXISTS camjoin_dead_letters_position
   ON camjoin_dead_letters (topic, kafka_partition, kafka_offset);
+-- dead letters re-driven by camjoin --redrive-dead-letters: each once,
+-- in the transaction that wrote what it became ('row' or 'dropped')
+CREATE TABLE IF NOT EXISTS camjoin_redriven (dead_letter_id bigint PRIMARY KEY
+  REFERENCES camjoin_dead_letters (id) ON DELETE CASCADE, outcome text NOT NULL,
+  redriven_at timestamptz NOT NULL DEFAULT now());
 -- finds the events of the dedup window, to warm it after a rebalance
 -- (made on the parent, so every partition has it)
 CREATE INDEX IF NOT EXISTS "camera_events_ingested_at_idx" ON "camera_events" (ingested_at);

@@ -455,6 +455,15 @@ static int apply_args(int argc, char **argv, const struct cli *cli, camjoin_conf
         case OPT_DRY_RUN:
             cfg->dry_run = true;
             break;
+        case OPT_REDRIVE:
+            cfg->redrive = true;
+            break;
+        case OPT_REASON:
+            rc = set_string(&cfg->redrive_reason, optarg, err, errlen);
+            break;
+        case OPT_SINCE:
+            rc = set_string(&cfg->redrive_since, optarg, err, errlen);
+            break;
         case OPT_CHECK:
             cfg->check_config = true;
             break;
@@ -467,6 +476,29 @@ static int apply_args(int argc, char **argv, const struct cli *cli, camjoin_conf
         }
     }
     return rc;
+}
+
+/* What no single key can say wrong. */
+static int check_combination(const camjoin_config *cfg, char *err, size_t errlen)
+{
+    if ((cfg->redrive_reason || cfg->redrive_since) && !cfg->redrive) {
+        snprintf(err, errlen, "%s is for --redrive-dead-letters",
+                 cfg->redrive_reason ? "--reason" : "--since");
+        return -1;
+    }
+    if (cfg->redrive && (cfg->replay_from || cfg->replay_until || cfg->until_end ||
+                         cfg->dry_run)) {
+        snprintf(err, errlen, "--redrive-dead-letters reads PostgreSQL, not Kafka: it takes "
+                 "no --replay-from, --replay-until, --until-end or --dry-run");
+        return -1;
+    }
+    if (cfg->pool_mode == POOL_TRANSACTION && !cfg->upkeep_conninfo[0]) {
+        snprintf(err, errlen, "postgres.pool_mode=transaction needs postgres.upkeep_conninfo: "
+                 "the partition upkeep holds a session advisory lock and session settings, "
+                 "so it must reach PostgreSQL itself or a session pool");
+        return -1;
+    }
+    return 0;
 }
 
 enum config_status config_parse(int argc, char **argv, FILE *info, camjoin_config **out,
@@ -489,7 +521,8 @@ enum config_status config_parse(int argc, char **argv, FILE *info, camjoin_confi
     st = CONFIG_ERROR;
     if (apply_defaults(cfg, err, errlen) < 0 ||
         (cfg->config_file && load_file(cfg, err, errlen) < 0) ||
-        apply_env(cfg, err, errlen) < 0 || apply_args(argc, argv, &cli, cfg, err, errlen) < 0)
+        apply_env(cfg, err, errlen) < 0 || apply_args(argc, argv, &cli, cfg, err, errlen) < 0 ||
+        check_combination(cfg, err, errlen) < 0)
         goto fail_cfg;
     *out = cfg; /* owned by the caller */
     return CONFIG_OK;
@@ -513,5 +546,7 @@ void config_free(camjoin_config *cfg)
     free(cfg->config_file);
     free(cfg->replay_from);
     free(cfg->replay_until);
+    free(cfg->redrive_reason);
+    free(cfg->redrive_since);
     free(cfg);
 }

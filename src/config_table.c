@@ -15,11 +15,14 @@
 /* Enums are stored through an int pointer. */
 _Static_assert(sizeof(enum join_on_miss) == sizeof(int), "on_miss stored as int");
 _Static_assert(sizeof(enum write_mode) == sizeof(int), "write_mode stored as int");
+_Static_assert(sizeof(enum pool_mode) == sizeof(int), "pool_mode stored as int");
 
 static const char *const on_miss_names[] = {
     [JOIN_KEEP] = "keep", [JOIN_DROP] = "drop", [JOIN_DEAD_LETTER] = "dead-letter", NULL};
 static const char *const write_mode_names[] = {
     [WRITE_AUTO] = "auto", [WRITE_STAGED] = "staged", NULL};
+static const char *const pool_mode_names[] = {
+    [POOL_SESSION] = "session", [POOL_TRANSACTION] = "transaction", NULL};
 static const char *const off_on_names[] = {"off", "on", NULL};
 static const char *const level_names[] = {
     [LOG_ERROR] = "error", [LOG_WARN] = "warn", [LOG_INFO] = "info", [LOG_DEBUG] = "debug", NULL};
@@ -51,6 +54,18 @@ const struct key_row config_rows[] = {
              "row (a replay) is rolled back and redone through staging tables with ON "
              "CONFLICT DO NOTHING, as are the next batches until one meets no conflict. "
              "staged: always stage (slower, never redoes a batch)"},
+    {.name = "postgres.pool_mode", .type = T_ENUM, .def = "session", .offset = OFF(pool_mode),
+     .choices = pool_mode_names,
+     .help = "session: camjoin's connections keep their settings and temporary staging "
+             "tables (PostgreSQL itself, or a pooler's session pool). transaction: "
+             "behind a transaction-pooling PgBouncer, each transaction sets them up "
+             "again (SET LOCAL, staging tables ON COMMIT DROP); needs "
+             "postgres.upkeep_conninfo"},
+    {.name = "postgres.upkeep_conninfo", .type = T_STRING, .def = "",
+     .offset = OFF(upkeep_conninfo), .secret = true,
+     .help = "connection of the partition upkeep and retention, which hold a session "
+             "advisory lock: PostgreSQL itself or a session pool; empty = "
+             "postgres.conninfo"},
     {.name = "postgres.partitions_ahead", .type = T_INT, .def = "7",
      .offset = OFF(partitions_ahead), .min = 0, .max = 366,
      .help = "the events table is partitioned by day (UTC) on event_ts: keep daily "
@@ -147,6 +162,16 @@ const struct run_flag config_run_flags[] = {
     {"dry-run", OPT_DRY_RUN, NULL, false,
      "print, for each partition of the topic, the offset this run would start at, the one "
      "it would stop at and the messages between, then exit 0 without consuming or writing"},
+    {"redrive-dead-letters", OPT_REDRIVE, NULL, false,
+     "run the topic's stored dead letters that were never re-driven through the current "
+     "rules once more, write what becomes rows (each dead letter once, marked in "
+     "camjoin_redriven in the same transaction), print what became rows and what is "
+     "still dead, and exit 0"},
+    {"reason", OPT_REASON, "REASON", false,
+     "with --redrive-dead-letters: only dead letters of this reason (e.g. event_ts_too_old)"},
+    {"since", OPT_SINCE, "@TIME", false,
+     "with --redrive-dead-letters: only dead letters stored at or after TIME (RFC 3339, "
+     "epoch ms, or a duration before now such as @-1h)"},
     {"check-config", OPT_CHECK, NULL, false, "check the configuration and exit (2 if invalid)"},
     {"print-config", OPT_PRINT, NULL, false,
      "print the effective configuration as INI, secrets masked, and exit"},

@@ -36,8 +36,9 @@ struct key_row {
 };
 
 /* Flags that are not config keys. Row 0 (-c) is listed first in --help. */
-enum { OPT_SET = 256, OPT_REPLAY, OPT_REPLAY_UNTIL, OPT_UNTIL_END, OPT_DRY_RUN, OPT_CHECK,
-       OPT_PRINT, OPT_VERSION, OPT_ROW = 512 /* + index into config_rows[] */ };
+enum { OPT_SET = 256, OPT_REPLAY, OPT_REPLAY_UNTIL, OPT_UNTIL_END, OPT_DRY_RUN, OPT_REDRIVE,
+       OPT_REASON, OPT_SINCE, OPT_CHECK, OPT_PRINT, OPT_VERSION,
+       OPT_ROW = 512 /* + index into config_rows[] */ };
 struct run_flag {
     const char *name;    /* long name, or NULL */
     int val;             /* short letter, or OPT_* */
@@ -48,7 +49,7 @@ struct run_flag {
 
 /* bounds for arrays sized at compile time (checked in config_table.c) */
 #define CONFIG_ROWS_MAX 64
-#define CONFIG_RUN_FLAGS_MAX 16
+#define CONFIG_RUN_FLAGS_MAX 20
 extern const struct key_row config_rows[];
 extern const size_t config_n_rows;
 extern const struct run_flag config_run_flags[];

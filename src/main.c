@@ -14,6 +14,7 @@
 #include "camjoin/config.h"
 #include "camjoin/log.h"
 #include "camjoin/pipeline.h"
+#include "camjoin/redrive.h"
 #include "camjoin/refdata.h"
 #include "camjoin/source_kafka.h"
 
@@ -81,6 +82,13 @@ int main(int argc, char **argv)
         config_free(cfg);
         return fail_usage(err);
     }
+    int64_t since_ms;
+    if (redrive_parse_since(cfg->redrive_since, &since_ms, err, sizeof err) != 0) {
+        replay_spec_clear(&replay);
+        replay_spec_clear(&until);
+        config_free(cfg);
+        return fail_usage(err);
+    }
     /* for --dry-run: the same specs; they alias the arrays the pipeline takes
      * over, so they are read only before pipeline_free() and never freed */
     const replay_spec_t dry_from = replay, dry_until = until;
@@ -89,6 +97,16 @@ int main(int argc, char **argv)
         replay_spec_clear(&until);
         config_free(cfg);
         return fail_usage(err);
+    }
+    if (cfg->redrive) { /* PostgreSQL only: no loop, no Kafka */
+        code = 0;
+        if (redrive_run(cfg, ref, since_ms, stdout, err, sizeof err) != 0) {
+            log_plain(LOG_ERROR, "camjoin: --redrive-dead-letters: %s", err);
+            code = 1;
+        }
+        refdata_free(ref);
+        config_free(cfg);
+        return code;
     }
     /* a peer closing an HTTP socket mid-write must not kill the daemon */
     signal(SIGPIPE, SIG_IGN);

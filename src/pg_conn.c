@@ -107,6 +107,13 @@ char *pg_conn_escape(PGconn *c, const char *v, int ident)
     return copy;
 }
 
+int pg_conn_statement_pool(const PGconn *c, const PGresult *r)
+{
+    static const char words[] = "statement pooling mode";
+    return (r && strstr(PQresultErrorMessage(r), words)) ||
+           (c && strstr(PQerrorMessage(c), words));
+}
+
 int pg_conn_retryable(const PGconn *c, const PGresult *r)
 {
     static const char *const transient[] = {
@@ -119,7 +126,12 @@ int pg_conn_retryable(const PGconn *c, const PGresult *r)
         "the database system is not accepting connections",
         "the database system is in recovery mode", "sorry, too many clients already",
         "remaining connection slots are reserved",
+        /* PgBouncer's words for a PostgreSQL it cannot reach (yet) */
+        "pgbouncer cannot connect to server", "server login has been failing",
+        "query_wait_timeout",
     };
+    if (pg_conn_statement_pool(c, r))
+        return 0; /* no transaction block will ever run there */
     if (r) {
         const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         if (!st || !c || PQstatus(c) == CONNECTION_BAD)

@@ -47,8 +47,9 @@ void route_message(const route_rules *rules, dedup_t *dedup, const refdata_t *re
         dead(out, policy);
         return;
     }
-    int d = dedup_check(dedup, out->ev.event_id, out->ev.event_id_len, partition,
-                        offset, now_ms);
+    int d = dedup ? dedup_check(dedup, out->ev.event_id, out->ev.event_id_len, partition,
+                                offset, now_ms)
+                  : DEDUP_NEW;
     if (d == DEDUP_DUPLICATE) {
         route_clear(out);
         out->kind = ROUTE_DUPLICATE;

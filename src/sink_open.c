@@ -48,6 +48,10 @@ void sink_pg_conn_free(sink_pg_conn_t *c)
     free(c);
 }
 
+PGconn *sink_pg_conn_pq(const sink_pg_conn_t *c) { return c->conn; }
+const char *sink_pg_conn_topic_lit(const sink_pg_conn_t *c) { return c->topic_lit; }
+const char *sink_pg_conn_table_id(const sink_pg_conn_t *c) { return c->table_id; }
+
 PGconn *sink_pg_conn_take(sink_pg_conn_t *c, char **group_lit, char **topic_lit,
                           char **table_id, char **index_id)
 {
@@ -110,7 +114,9 @@ enum sink_open_result sink_pg_connect(const camjoin_config *cfg, sink_pg_conn_t 
         goto fail;
     }
     const char *steps[] = {"BEGIN", "SELECT pg_advisory_xact_lock(7262330617)",
-                           ddl, "COMMIT", sink_sql_setup};
+                           ddl, "COMMIT",
+                           cfg->pool_mode == POOL_TRANSACTION ? sink_sql_setup_txn_pool
+                                                              : sink_sql_setup};
     enum { SESSION_STEP = 4 };
     size_t first = schema_present(c) ? SESSION_STEP : 0;
     /* PostgreSQL cuts names at 63 bytes: the derived ones must stay apart */
@@ -124,8 +130,18 @@ enum sink_open_result sink_pg_connect(const camjoin_config *cfg, sink_pg_conn_t 
         PGresult *r = PQexec(c->conn, steps[i]);
         ExecStatusType st = PQresultStatus(r);
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            pg_conn_first_line(m, sizeof m, PQresultErrorMessage(r));
-            rc = pg_conn_retryable(c->conn, r) ? SINK_OPEN_RETRY : SINK_OPEN_FATAL;
+            /* no result, or the connection gone (a pooler's timeout): retried */
+            int gone = !r || PQstatus(c->conn) == CONNECTION_BAD;
+            pg_conn_first_line(m, sizeof m, r && *PQresultErrorMessage(r)
+                                                ? PQresultErrorMessage(r)
+                                                : PQerrorMessage(c->conn));
+            if (pg_conn_statement_pool(c->conn, r))
+                snprintf(m, sizeof m, "PgBouncer's statement pooling refuses transaction "
+                         "blocks, and each batch is one: use session or transaction pooling "
+                         "(postgres.pool_mode)");
+            rc = !pg_conn_statement_pool(c->conn, r) && (gone || pg_conn_retryable(c->conn, r))
+                     ? SINK_OPEN_RETRY
+                     : SINK_OPEN_FATAL;
             snprintf(err, errlen, "PostgreSQL %s failed%s: %s",
                      i == SESSION_STEP ? "session setup (temporary staging tables)"
                                        : "schema setup",

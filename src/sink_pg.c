@@ -203,7 +203,8 @@ static void run_next(sink_pg_t *s)
     } else {
         int staged = s->cfg->write_mode == WRITE_STAGED || s->staging || o->staged;
         sink_sql_write(&s->sql, o->batch, o->expected, s->table_id, s->group_lit,
-                       s->topic_lit, staged, &s->txn.plan);
+                       s->topic_lit, staged, s->cfg->pool_mode == POOL_TRANSACTION,
+                       &s->txn.plan);
         s->txn.start_ns = uv_hrtime();
     }
     if (s->sql.oom)
@@ -288,6 +289,19 @@ static int write_results(sink_pg_t *s, const PGresult *rows)
            (w->idx_ins < 0 || t[w->idx_ins] == w->n_ins);
 }
 
+/* A staging table missing from a session that made it means the session
+ * changed under us: a transaction-pooling PgBouncer. Say so in the error. */
+static void hint_pooler(sink_pg_t *s)
+{
+    char *m = s->io.st.errmsg;
+    size_t n = strlen(m);
+    if (s->cfg->pool_mode == POOL_SESSION && strcmp(s->io.st.sqlstate, "42P01") == 0 &&
+        strstr(m, "camjoin_stage_"))
+        snprintf(m + n, sizeof s->io.st.errmsg - n,
+                 " (the session's staging table is gone: behind a transaction-pooling "
+                 "PgBouncer, set postgres.pool_mode=transaction)");
+}
+
 /* The statement in flight finished (every result collected): decide. */
 static void step_done(sink_pg_t *s)
 {
@@ -309,6 +323,8 @@ static void step_done(sink_pg_t *s)
     else if (!s->io.st.failed && from == SK_VERIFY)
         in.verdict = verify_verdict(s, rows);
     sink_txn_step d = decide(s, &in);
+    if (s->io.st.failed)
+        hint_pooler(s);
 
     if (d.next == SK_ROLLBACK_CONFLICT && !s->staging)
         news(s, SINK_NEWS_STAGING, NULL, s->io.st.errmsg, 0);
@@ -379,7 +395,8 @@ static void io_connected(void *ud)
 {
     sink_pg_t *s = ud;
     sink_txn_input in = {.ev = SK_EV_CONNECTED};
-    send_stmt(s, SK_CONNECTING, decide(s, &in).next, sink_sql_setup);
+    send_stmt(s, SK_CONNECTING, decide(s, &in).next,
+              s->cfg->pool_mode == POOL_TRANSACTION ? sink_sql_setup_txn_pool : sink_sql_setup);
 }
 
 static void io_done(void *ud) { step_done(ud); }

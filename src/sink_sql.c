@@ -9,25 +9,48 @@
 #include "camjoin/rollup.h"
 #include "camjoin/sink_pg.h"
 
+/* The staging tables, each as "name (columns)". */
+#define STAGE_EVENTS                                                              \
+    "camjoin_stage_events ("                                                      \
+    " event_id text, event_ts timestamptz, camera_id text, event_type text,"      \
+    " confidence real, object_count integer, attributes jsonb, site_id text,"     \
+    " site_name text, zone text, latitude double precision,"                      \
+    " longitude double precision, kafka_partition integer,"                       \
+    " kafka_offset bigint)"
+#define STAGE_DEAD                                                                \
+    "camjoin_stage_dead ("                                                        \
+    " topic text, kafka_partition integer, kafka_offset bigint, payload bytea,"   \
+    " reason text)"
+/* the batch's rollup groups, for the upsert into <table>_minute */
+#define STAGE_MINUTE                                                              \
+    "camjoin_stage_minute ("                                                      \
+    " minute timestamptz, site_id text, site_name text, zone text,"               \
+    " camera_id text, event_type text, events bigint, object_count_sum bigint,"   \
+    " confidence_max real)"
+
+/* a camjoin frozen mid-transaction (SIGSTOP, a VM pause) must not hold its
+ * camjoin_offsets row locks, and so stall the partitions' new owner, for
+ * longer than the consumer group takes to replace it */
+#define IDLE_TIMEOUT "idle_in_transaction_session_timeout = '10s'"
+
 const char sink_sql_setup[] =
-    /* a camjoin frozen mid-transaction (SIGSTOP, a VM pause) must not hold
-     * its camjoin_offsets row locks, and so stall the partitions' new owner,
-     * for longer than the consumer group takes to replace it */
-    "SET idle_in_transaction_session_timeout = '10s';"
-    "CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_events ("
-    " event_id text, event_ts timestamptz, camera_id text, event_type text,"
-    " confidence real, object_count integer, attributes jsonb, site_id text,"
-    " site_name text, zone text, latitude double precision,"
-    " longitude double precision, kafka_partition integer,"
-    " kafka_offset bigint) ON COMMIT DELETE ROWS;"
-    "CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_dead ("
-    " topic text, kafka_partition integer, kafka_offset bigint, payload bytea,"
-    " reason text) ON COMMIT DELETE ROWS;"
-    /* the batch's rollup groups, for the upsert into <table>_minute */
-    "CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_minute ("
-    " minute timestamptz, site_id text, site_name text, zone text,"
-    " camera_id text, event_type text, events bigint, object_count_sum bigint,"
-    " confidence_max real) ON COMMIT DELETE ROWS";
+    "SET " IDLE_TIMEOUT ";"
+    "CREATE TEMP TABLE IF NOT EXISTS " STAGE_EVENTS " ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS " STAGE_DEAD " ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS " STAGE_MINUTE " ON COMMIT DELETE ROWS";
+
+/* Transaction pooling: nothing may outlive a transaction, so the session
+ * gets nothing; each write sets and creates what it uses (sink_sql_write).
+ * The statement only shows that the pooler answers. */
+const char sink_sql_setup_txn_pool[] = "SELECT 1";
+
+/* the same tables for one transaction (a transaction pool, a re-drive) */
+const char sink_sql_stage_events_txn[] =
+    "CREATE TEMP TABLE IF NOT EXISTS " STAGE_EVENTS " ON COMMIT DROP";
+static const char stage_dead_txn[] =
+    "CREATE TEMP TABLE IF NOT EXISTS " STAGE_DEAD " ON COMMIT DROP";
+static const char stage_minute_txn[] =
+    "CREATE TEMP TABLE IF NOT EXISTS " STAGE_MINUTE " ON COMMIT DROP";
 
 /* `id` (a quoted identifier, "...") with `suffix` (no quote in it) appended
  * inside the quotes: "camera_events" + _minute = "camera_events_minute". */
@@ -129,9 +152,24 @@ static void add_rollup(strbuf_t *q, batch_t *b, const char *table, sink_write_pl
                    " event_type" SQL_ROLLUP_UPSERT ";");
 }
 
+void sink_sql_add_insert_staged(strbuf_t *q, const char *table)
+{
+    /* the rollup of the rows really inserted (RETURNING skips those that
+     * met a conflict); the statement's one row is their count */
+    strbuf_addf(q, "WITH ins AS (INSERT INTO %s (" BATCH_EVENT_COLUMNS ", ingested_at) "
+                   "SELECT " BATCH_EVENT_COLUMNS ", clock_timestamp() "
+                   "FROM camjoin_stage_events ON CONFLICT DO NOTHING "
+                   "RETURNING event_ts, site_id, site_name, zone, camera_id, event_type, "
+                   "object_count, confidence), up AS (INSERT INTO ", table);
+    sink_sql_add_ident(q, table, "_minute");
+    strbuf_addf(q, " AS r (" ROLLUP_COLUMNS ") SELECT " SQL_ROLLUP_AGGREGATE
+                   " FROM ins GROUP BY 1, 2, 4, 5, 6 ORDER BY 1, 2, 4, 5, 6"
+                   SQL_ROLLUP_UPSERT ") SELECT count(*) FROM ins;");
+}
+
 void sink_sql_write(strbuf_t *q, batch_t *b, const int64_t *expected,
                     const char *table, const char *group, const char *topic, int staged,
-                    sink_write_plan *plan)
+                    int txn_pool, sink_write_plan *plan)
 {
     size_t nrows = batch_rows(b), ndead = batch_dead(b), noff;
     const batch_offset_t *off = batch_offsets(b, &noff);
@@ -141,6 +179,18 @@ void sink_sql_write(strbuf_t *q, batch_t *b, const int64_t *expected,
     plan->staged = staged;
     strbuf_reset(q);
     strbuf_addf(q, "BEGIN;");
+    if (txn_pool) { /* what sink_sql_setup gives a session, for this transaction only */
+        strbuf_addf(q, "SET LOCAL " IDLE_TIMEOUT ";");
+        res++;
+        if (nrows) {
+            strbuf_addf(q, "%s;", staged ? sink_sql_stage_events_txn : stage_minute_txn);
+            res++;
+        }
+        if (ndead && staged) {
+            strbuf_addf(q, "%s;", stage_dead_txn);
+            res++;
+        }
+    }
     if (!staged) {
         if (nrows) {
             plan->copy[plan->ncopy] = batch_event_data(b, &plan->copy_len[plan->ncopy]);
@@ -182,17 +232,7 @@ void sink_sql_write(strbuf_t *q, batch_t *b, const int64_t *expected,
         res++;
     }
     if (nrows) {
-        /* the rollup of the rows really inserted (RETURNING skips those
-         * that met a conflict); the statement's one row is their count */
-        strbuf_addf(q, "WITH ins AS (INSERT INTO %s (" BATCH_EVENT_COLUMNS ", ingested_at) "
-                       "SELECT " BATCH_EVENT_COLUMNS ", clock_timestamp() "
-                       "FROM camjoin_stage_events ON CONFLICT DO NOTHING "
-                       "RETURNING event_ts, site_id, site_name, zone, camera_id, event_type, "
-                       "object_count, confidence), up AS (INSERT INTO ", table);
-        sink_sql_add_ident(q, table, "_minute");
-        strbuf_addf(q, " AS r (" ROLLUP_COLUMNS ") SELECT " SQL_ROLLUP_AGGREGATE
-                       " FROM ins GROUP BY 1, 2, 4, 5, 6 ORDER BY 1, 2, 4, 5, 6"
-                       SQL_ROLLUP_UPSERT ") SELECT count(*) FROM ins;");
+        sink_sql_add_insert_staged(q, table);
         plan->idx_insert = res++;
         plan->insert_counted = 1;
     }

@@ -50,8 +50,19 @@ void sink_sql_add_ident_lit(strbuf_t *q, const char *id, const char *suffix);
 
 /* Per-connection setup: the temporary staging tables (emptied by COMMIT):
  * events and dead letters for the staged path, rollup groups for the direct
- * path. */
+ * path, and the idle-in-transaction timeout. _txn_pool: the setup behind a
+ * transaction-pooling PgBouncer (postgres.pool_mode=transaction), where the
+ * next transaction may run on another server connection: nothing. */
 extern const char sink_sql_setup[];
+extern const char sink_sql_setup_txn_pool[];
+/* CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_events (...) ON COMMIT DROP:
+ * the rows' staging table for one transaction. */
+extern const char sink_sql_stage_events_txn[];
+
+/* Appends the staged INSERT: camjoin_stage_events into `table` (escaped)
+ * ON CONFLICT DO NOTHING, and the rollup upsert of the rows really inserted,
+ * in one statement whose one row is their count; ";" ends it. */
+void sink_sql_add_insert_staged(strbuf_t *q, const char *table);
 
 /* What the write statement will produce, so results can be checked. */
 typedef struct sink_write_plan {
@@ -77,11 +88,13 @@ typedef struct sink_write_plan {
  * unique violation; the batch's rollup groups go through a small staging
  * COPY and one upsert. Staged (`staged` 1): COPY into the session's
  * temporary staging tables, then INSERT … SELECT … ON CONFLICT DO NOTHING,
- * whose RETURNING feeds the rollup upsert in the same statement. On ENOMEM
- * q->oom is set. */
+ * whose RETURNING feeds the rollup upsert in the same statement.
+ * `txn_pool`: the transaction first sets the timeout with SET LOCAL and
+ * creates the staging tables it uses ON COMMIT DROP, as nothing of the
+ * session is there (sink_sql_setup_txn_pool). On ENOMEM q->oom is set. */
 void sink_sql_write(strbuf_t *q, batch_t *b, const int64_t *expected,
                     const char *table, const char *group, const char *topic, int staged,
-                    sink_write_plan *plan);
+                    int txn_pool, sink_write_plan *plan);
 
 /* One row, one boolean: does every object of the schema exist (tables,
  * index, rollup table, views, functions, triggers, and the default partition

@@ -89,7 +89,9 @@ void upkeep_rollback(struct run *x)
  * Returns 1 when partition work may go on. */
 int upkeep_run_open(struct run *x)
 {
-    x->c = pg_conn_open(x->cfg->pg_conninfo, "camjoin-upkeep",
+    const char *conninfo = x->cfg->upkeep_conninfo[0] ? x->cfg->upkeep_conninfo
+                                                      : x->cfg->pg_conninfo;
+    x->c = pg_conn_open(conninfo, "camjoin-upkeep",
                         PG_CONN_FORCE_APP | PG_CONN_QUIET);
     if (!x->c || PQstatus(x->c) != CONNECTION_OK) {
         upkeep_run_fail(x, "connect: %s", x->c ? PQerrorMessage(x->c) : "out of memory");

@@ -38,6 +38,7 @@
 
 enum join_on_miss { JOIN_KEEP = 0, JOIN_DROP = 1, JOIN_DEAD_LETTER = 2 };
 enum write_mode { WRITE_AUTO = 0, WRITE_STAGED = 1 };
+enum pool_mode { POOL_SESSION = 0, POOL_TRANSACTION = 1 };
 
 typedef struct camjoin_kv {
     char *key;
@@ -59,6 +60,14 @@ typedef struct camjoin_config {
                                  violation redo that batch (and the next ones,
                                  until one meets no conflict) through staging
                                  tables with ON CONFLICT DO NOTHING */
+    enum pool_mode pool_mode; /* postgres.pool_mode: session | transaction; default
+                                 session (a direct connection, or a pooler's
+                                 session pool); transaction: nothing of the
+                                 session is relied on (a transaction-pooling
+                                 PgBouncer) */
+    char *upkeep_conninfo;    /* postgres.upkeep_conninfo; default "" = conninfo.
+                                 Required with pool_mode=transaction: upkeep
+                                 holds a session lock and settings */
     int64_t partitions_ahead; /* postgres.partitions_ahead; default 7, range 0..366:
                                  daily partitions (UTC, on event_ts) kept ahead of today */
     /* [retention], [archive] */
@@ -105,6 +114,9 @@ typedef struct camjoin_config {
     char *replay_until;       /* --replay-until SPEC; NULL when absent */
     bool until_end;           /* --until-end */
     bool dry_run;             /* --dry-run */
+    bool redrive;             /* --redrive-dead-letters */
+    char *redrive_reason;     /* --reason REASON; NULL when absent */
+    char *redrive_since;      /* --since @TIME; NULL when absent */
     bool check_config;        /* --check-config */
     bool print_config;        /* --print-config */
     /* [kafka.properties] then -X, in order; later entries win */

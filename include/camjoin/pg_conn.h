@@ -55,8 +55,15 @@ char *pg_conn_escape(PGconn *c, const char *v, int ident);
  * authentication, TLS verification, a database or role that does not exist,
  * or pg_hba.conf, is permanent: 0. r set: a statement failed; retryable when
  * the connection is gone, or its SQLSTATE is of class 08 (connection), 53
- * (resources), 57P (shutdown, cannot connect now), 40001/40P01 or 55P03. */
+ * (resources), 57P (shutdown, cannot connect now), 40001/40P01 or 55P03.
+ * Behind PgBouncer, "cannot connect to server" and "server login has been
+ * failing" are transient, and statement pooling (it refuses transaction
+ * blocks) is permanent. */
 int pg_conn_retryable(const PGconn *c, const PGresult *r);
+
+/* 1 when the failure is PgBouncer's statement pooling refusing a
+ * transaction block (its words may be on the result or the connection). */
+int pg_conn_statement_pool(const PGconn *c, const PGresult *r);
 
 /* The reconnect backoff every PostgreSQL wait uses: 100 ms after 0, then
  * doubling, capped at max_ms (postgres.retry_max), never below 100 ms. */

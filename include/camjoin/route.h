@@ -51,7 +51,8 @@ typedef struct route_result {
     const refdata_row_t *row;
 } route_result;
 
-/* now_wall_ms: the wall clock (timestamp policy); now_ms: the dedup clock. */
+/* now_wall_ms: the wall clock (timestamp policy); now_ms: the dedup clock.
+ * dedup NULL: no window (a re-drive; the primary key catches duplicates). */
 void route_message(const route_rules *rules, dedup_t *dedup, const refdata_t *ref,
                    const void *value, size_t len, int32_t partition,
                    int64_t offset, int64_t now_wall_ms, int64_t now_ms,

@@ -65,6 +65,7 @@
 #ifndef CAMJOIN_SINK_PG_H
 #define CAMJOIN_SINK_PG_H
 
+#include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -131,6 +132,12 @@ CJ_MUSTCHECK enum sink_open_result sink_pg_connect(const camjoin_config *cfg,
  * freed whatever the result). 0, or -1 with err set (try again later). */
 CJ_MUSTCHECK int sink_pg_attach(sink_pg_t *s, sink_pg_conn_t *c, char *err, size_t errlen);
 void sink_pg_conn_free(sink_pg_conn_t *c);
+/* For a blocking user of the connection (--redrive-dead-letters): the libpq
+ * connection and the escaped topic literal and table identifier, all still
+ * c's (freed by sink_pg_conn_free). */
+PGconn *sink_pg_conn_pq(const sink_pg_conn_t *c);
+const char *sink_pg_conn_topic_lit(const sink_pg_conn_t *c);
+const char *sink_pg_conn_table_id(const sink_pg_conn_t *c);
 
 
 /* Queues a transaction for the batch. expected (malloc'd) has one entry per

@@ -10,7 +10,8 @@
 # the manifest is exactly what Kafka holds. During the outage nothing may be
 # committed (after its first second); afterwards the end state must be
 # exact, as in t_core: 0 rows lost, 0 duplicates, each malformed message
-# once as a dead letter, offsets at the partitions' ends.
+# once as a dead letter, offsets at the partitions' ends. The outage is
+# counted once in camjoin_kafka_errors_total{code="_ALL_BROKERS_DOWN"}.
 #
 # Figures: the broker's restart time (start -> ready, its log recovery
 # included) and camjoin's recovery: broker ready -> first commit.
@@ -31,10 +32,16 @@ total=$((RATE * DURATION))
 
 fault_setup kafka_start_own 1
 offsets_now() { _offsets_sum "$TOPIC" "$GROUP"; }
+# librdkafka reports "all broker connections are down" once per fall to none
+# up: camjoin_kafka_errors_total counts it, once per outage we make
+PORT=$(free_port)
+CJ_ARGS+=(--http "$PORT")
+all_down() { camjoin_metric "$PORT" 'camjoin_kafka_errors_total{code="_ALL_BROKERS_DOWN"}'; }
 
 fault_start broker 5005 "$(((OUTAGE + 120) * 1000))" "$((RATE * 4))"
 
 kill -0 "${GEN_PIDS[broker]}" 2>/dev/null || fail "the generator finished before the kill"
+assert_eq "camjoin_kafka_errors_total{code=\"_ALL_BROKERS_DOWN\"} before the kill (absent)" "" "$(all_down)"
 log "kill -9 the broker (pid $(kafka_node_pid 1)) for ${OUTAGE} s"
 kafka_node_kill 1 KILL
 sleep 1
@@ -44,6 +51,7 @@ during=$(offsets_now)
 kill -0 "$CJ" 2>/dev/null || fail "camjoin exited during the broker outage"
 kill -0 "${GEN_PIDS[broker]}" 2>/dev/null || fail "the generator finished during the outage"
 assert_eq "no commits while the only broker was down (after its first second)" "$at_down" "$during"
+assert_eq "camjoin_kafka_errors_total{code=\"_ALL_BROKERS_DOWN\"} during the outage" 1 "$(all_down)"
 
 t_start=$(now_s)
 kafka_node_start 1
@@ -54,6 +62,8 @@ log "broker restarted on its log directory, ready after $restart_s s"
 wait_new_commit "$TOPIC" "$GROUP" "$during" "$t_up" 90 "$CJ"
 rec=$RECOVERY_S
 log "first commit $rec s after the broker was ready"
+assert_eq "camjoin_kafka_errors_total{code=\"_ALL_BROKERS_DOWN\"} after the restart (one outage)" 1 \
+    "$(all_down)"
 
 fault_finish broker "$total" "$TOPIC" "$GROUP" "$CJ"
 sent=$SENT

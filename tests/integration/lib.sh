@@ -6,8 +6,8 @@
 #
 # Where things live:
 #   lib.sh (this file)
-#       paths, log / fail / assert_eq / need_bin / now_s, wait_for, and the
-#       one EXIT trap (cleanup).
+#       paths, log / fail / assert_eq / need_bin / now_s, wait_for, py_venv,
+#       and the one EXIT trap (cleanup).
 #   lib_pg.sh       pg_start / pg_stop / pg_down / pg_up / pg_restart, psql_val,
 #                   pg_lock_hold / pg_lock_release, pg_backend_state
 #   lib_kafka.sh    kafka_start / kafka_start_own / kafka_start_mock / kafka_ctl /
@@ -19,11 +19,11 @@
 #   lib_camjoin.sh  camjoin_args / camjoin_start / camjoin_stop / camjoin_wait / forget_pid,
 #                   camjoin_metric, stopped_field, and the waits on what camjoin
 #                   commits or logs: wait_offsets / wait_progress,
-#                   wait_new_commit, wait_log_count
+#                   wait_new_commit, wait_log_count; notify_recv_start / _stop
 #   lib_assert.sh   load_manifest / load_cameras / load_messages (the expectations
 #                   in SQL, computed independently from camjoin), assert_reasons,
 #                   assert_rows_match_messages,
-#                   assert_final_state
+#                   assert_final_state, rollup_diff
 #   lib_faults.sh   what the fault scenarios share: fault_param / fault_seed (their
 #                   sizes), fault_start / fault_finish, fault_figures, stats_pct /
 #                   stats_max, vmrss_kib
@@ -37,6 +37,12 @@
 #     each miss).
 #     Under `set -e` a predicate runs as a condition (errexit off inside):
 #     it must return its status itself.
+#
+# py_venv DIR REQUIREMENTS
+#     a Python venv in DIR (outside the repo; CJ_CACHE, that is
+#     ${XDG_CACHE_HOME:-$HOME/.cache}/camjoin, holds the shared ones) with
+#     REQUIREMENTS (pinned, from PyPI) installed, made again when the file
+#     changes; sets PY_VENV to DIR.
 #
 # The EXIT trap (cleanup) stops everything that was started, in reverse
 # order; on failure it prints the tail of every log, then the failure again.
@@ -96,6 +102,22 @@ wait_for() {  # [-i INTERVAL_S] [-p PID] TIMEOUT_S -- PREDICATE [ARGS...] (see t
 # predicates for wait_for
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }               # PID
 lines_over() { (($(wc -l <"$1") > $2)); }                # FILE N: more than N lines
+
+CJ_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/camjoin
+py_venv() {
+    local stamp
+    PY_VENV=$1
+    stamp=$PY_VENV/.requirements.txt
+    if [[ -x $PY_VENV/bin/python ]] && cmp -s "$2" "$stamp"; then return 0; fi
+    log "making the venv $PY_VENV ($2)"
+    rm -rf "$PY_VENV"
+    mkdir -p "$(dirname "$PY_VENV")"
+    python3 -m venv "$PY_VENV" >"$CJ_TMP/venv.err" 2>&1 ||
+        fail "python3 -m venv $PY_VENV failed (apt-get install python3-venv): $(tail -n 3 "$CJ_TMP/venv.err")"
+    "$PY_VENV/bin/pip" install -q --disable-pip-version-check -r "$2" >"$CJ_TMP/pip.err" 2>&1 ||
+        fail "pip install -r $2 failed: $(tail -n 5 "$CJ_TMP/pip.err")"
+    cp "$2" "$stamp"
+}
 
 # ---------------------------------------------------------------- cleanup
 _stop_pid() {  # PID SIGNAL GRACE_SECONDS: signal, wait up to GRACE, then KILL

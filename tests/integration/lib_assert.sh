@@ -13,6 +13,9 @@
 #   assert_final_state SUMMARY MANIFEST TOPIC GROUP PARTITIONS
 #       the exact end-state checks shared by t_core, t_restart and t_rerun
 #       (and the fault scenarios).
+#   rollup_diff TABLE [counts]
+#       the groups of TABLE_minute that differ from the aggregate of TABLE's
+#       rows (t_rollup, t_pgbouncer).
 
 load_manifest() {  # FILE (CSV seq,kind,event_id,camera_id,reason; header optional)
     local header=""
@@ -186,4 +189,21 @@ assert_final_state() {  # SUMMARY_JSON MANIFEST TOPIC GROUP PARTITIONS
         "$(psql_val "SELECT kafka_partition || ':' || next_offset FROM camjoin_offsets
                      WHERE consumer_group = '$group' AND topic = '$topic'
                      ORDER BY kafka_partition" | tr '\n' ' ')"
+}
+
+# rollup_diff TABLE [counts]: groups where TABLE_minute differs from TABLE's
+# aggregates (with "counts": in events or object_count_sum, or confidence_max
+# below the rows' max; a DELETE does not recompute confidence_max)
+rollup_diff() {
+    local cmax="a.cmax IS DISTINCT FROM r.confidence_max"
+    [[ ${2:-} != counts ]] || cmax="a.cmax > r.confidence_max OR (a.cmax IS NOT NULL AND r.confidence_max IS NULL)"
+    psql_val "SELECT count(*) FROM
+        (SELECT date_trunc('minute', event_ts, 'UTC') AS minute, site_id, zone, camera_id, event_type,
+                count(*) AS events, coalesce(sum(object_count), 0) AS ocs, max(confidence) AS cmax
+           FROM $1 GROUP BY 1, 2, 3, 4, 5) a
+        FULL JOIN ${1}_minute r ON a.minute = r.minute AND a.camera_id = r.camera_id
+         AND a.event_type = r.event_type AND a.site_id IS NOT DISTINCT FROM r.site_id
+         AND a.zone IS NOT DISTINCT FROM r.zone
+        WHERE a.events IS DISTINCT FROM r.events OR a.ocs IS DISTINCT FROM r.object_count_sum
+           OR $cmax"
 }

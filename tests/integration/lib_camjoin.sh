@@ -22,6 +22,9 @@
 #   wait_log_count LOG PATTERN N TIMEOUT [PID]
 #       until LOG has at least N lines containing the fixed string PATTERN;
 #       fails on timeout or as soon as PID (camjoin) is gone.
+#   notify_recv_start SOCK OUT [ARGS...] / notify_recv_stop
+#       camjoin-notify-recv, systemd's side of NOTIFY_SOCKET (t_systemd,
+#       t_startup_wait).
 
 CAMJOIN_PID=""
 CAMJOIN_RC=""
@@ -158,4 +161,24 @@ wait_log_count() {  # LOG PATTERN N TIMEOUT [PID]
     ((rc != 0)) || return 0
     ((rc != 2)) || fail "camjoin (pid $pid) exited while waiting for $n lines '$pat' in $file (at $got)"
     fail "$file: $got lines '$pat' within ${timeout} s, expected $n"
+}
+
+# camjoin-notify-recv (tests/tools) on SOCK, its datagrams into OUT, errors
+# into $CJ_TMP/notify.err, in the background (RECV_PID; the EXIT trap stops
+# it too), bound on return; ARGS: its further flags. notify_recv_stop:
+# SIGTERM, exit 0 expected.
+notify_recv_start() {  # SOCK OUT [ARGS...]
+    local sock=$1 out=$2
+    shift 2
+    "$CAMJOIN_BIN/camjoin-notify-recv" "$sock" "$@" >"$out" 2>"$CJ_TMP/notify.err" &
+    RECV_PID=$!
+    CAMJOIN_PIDS+=("$RECV_PID")
+    wait_for -i 0.05 5 -- test -S "$sock" || fail "camjoin-notify-recv did not bind $sock"
+}
+
+notify_recv_stop() {
+    sleep 0.3 # a datagram sent just before camjoin's exit is read at once: a moment
+    kill -TERM "$RECV_PID"
+    wait "$RECV_PID" || fail "camjoin-notify-recv exited $?: $(cat "$CJ_TMP/notify.err")"
+    RECV_PID=""
 }

@@ -56,7 +56,7 @@ echo "roles.sql"
 apply_roles camjoin
 apply_roles camjoin   # idempotent
 assert_eq "owner of every camjoin table, partition and view" \
-    "camera_events:p=camjoin_owner camera_events_default:r=camjoin_owner camera_events_join_misses_minute:v=camjoin_owner camera_events_minute:r=camjoin_owner camera_events_site_minute:v=camjoin_owner camera_events_top_cameras_1h:v=camjoin_owner camjoin_dead_letters:r=camjoin_owner camjoin_dead_letters_hourly:v=camjoin_owner camjoin_offsets:r=camjoin_owner" \
+    "camera_events:p=camjoin_owner camera_events_default:r=camjoin_owner camera_events_join_misses_minute:v=camjoin_owner camera_events_minute:r=camjoin_owner camera_events_site_minute:v=camjoin_owner camera_events_top_cameras_1h:v=camjoin_owner camjoin_dead_letters:r=camjoin_owner camjoin_dead_letters_hourly:v=camjoin_owner camjoin_offsets:r=camjoin_owner camjoin_redriven:r=camjoin_owner" \
     "$(psql_val "SELECT string_agg(relname || ':' || relkind::text || '=' || pg_get_userbyid(relowner), ' ' ORDER BY relname)
                  FROM pg_class WHERE relkind IN ('r', 'p', 'v') AND relnamespace = 'public'::regnamespace")"
 assert_eq "owner of the functions (SECURITY DEFINER where the writer calls them)" \
@@ -93,7 +93,7 @@ function_grants() {  # ROLE: the camjoin functions it may execute
               WHERE proname LIKE 'camjoin%' AND has_function_privilege('$1', oid, 'EXECUTE')"
 }
 assert_eq "table privileges" \
-    "camera_events:INSERT,SELECT camera_events_default:SELECT camera_events_minute:INSERT,SELECT,UPDATE camjoin_dead_letters:INSERT,SELECT camjoin_offsets:INSERT,SELECT,UPDATE" \
+    "camera_events:INSERT,SELECT camera_events_default:SELECT camera_events_minute:INSERT,SELECT,UPDATE camjoin_dead_letters:INSERT,SELECT camjoin_offsets:INSERT,SELECT,UPDATE camjoin_redriven:INSERT,SELECT" \
     "$(table_grants camjoin)"
 assert_eq "function privileges (EXECUTE)" "camjoin_drop_partition,camjoin_ensure_partition,camjoin_partitions" \
     "$(function_grants camjoin)"
@@ -162,7 +162,7 @@ assert_eq "partition gone" "" "$(psql_val "SELECT to_regclass('camera_events_p$f
 
 echo "privileges of role camjoin_reader (exact), and what it must not do"
 assert_eq "reader: table privileges" \
-    "camera_events:SELECT camera_events_default:SELECT camera_events_join_misses_minute:SELECT camera_events_minute:SELECT camera_events_site_minute:SELECT camera_events_top_cameras_1h:SELECT camjoin_dead_letters:SELECT camjoin_dead_letters_hourly:SELECT" \
+    "camera_events:SELECT camera_events_default:SELECT camera_events_join_misses_minute:SELECT camera_events_minute:SELECT camera_events_site_minute:SELECT camera_events_top_cameras_1h:SELECT camjoin_dead_letters:SELECT camjoin_dead_letters_hourly:SELECT camjoin_redriven:SELECT" \
     "$(table_grants camjoin_reader)"
 assert_eq "reader: function privileges (EXECUTE)" "-" "$(function_grants camjoin_reader)"
 assert_eq "reader: schema USAGE, CREATE; database CONNECT, TEMPORARY, CREATE; sequence USAGE" "t,f,t,f,f,f" \
@@ -173,7 +173,8 @@ assert_eq "reader: schema USAGE, CREATE; database CONNECT, TEMPORARY, CREATE; se
                         has_database_privilege('camjoin_reader', 'camjoin', 'CREATE'),
                         has_sequence_privilege('camjoin_reader', 'camjoin_dead_letters_id_seq', 'USAGE'))")"
 for v in camera_events camera_events_default camera_events_minute camera_events_site_minute \
-         camera_events_top_cameras_1h camera_events_join_misses_minute camjoin_dead_letters camjoin_dead_letters_hourly; do
+         camera_events_top_cameras_1h camera_events_join_misses_minute camjoin_dead_letters camjoin_dead_letters_hourly \
+         camjoin_redriven; do
     assert_eq "reader: SELECT FROM $v" ok "$(as_role camjoin_reader "SELECT count(*) FROM $v")"
 done
 assert_eq "reader: SELECT FROM camjoin_offsets" "permission denied for table camjoin_offsets" \

@@ -21,6 +21,9 @@
 #     the /metrics counters against numbers computed from the database
 #     before the run, the log line. Then more runs with nothing to do
 #     change nothing: files, partitions, counters.
+#  2c. scripts/history/history.py (DuckDB from PyPI) reads the archives and
+#     the live table as one view: events per UTC day (all, archived) and the
+#     ids of each source against what we sent and what T holds.
 #  3. archive.dir under a regular file (unwritable even for root) and 100
 #     events of 4 days ago: the partition is made but NOT dropped, the
 #     failure is counted and logged, and ingestion goes on.
@@ -320,6 +323,29 @@ assert_eq "rows before $D2 left in $T" 0 "$(psql_val "SELECT count(*) FROM $T WH
 assert_eq "the default partition is empty" 0 "$(default_rows)"
 camjoin_stop "$pid"
 assert_eq "phase 2 exit code" 0 "$CAMJOIN_RC"
+
+echo "history: the archives and the live table in one query (scripts/history, DuckDB)"
+py_venv "$CJ_CACHE/history-venv" "$CAMJOIN_SRC/scripts/history/requirements.txt"
+hist() {  # SQL: its result as CSV lines without the header
+    "$PY_VENV/bin/python" "$CAMJOIN_SRC/scripts/history/history.py" --archive "$ARCH" \
+        --pg "$CAMJOIN_PG_URI" --table "$T" --sql "$1" 2>"$CJ_TMP/history.err" | tail -n +2 ||
+        fail "history.py: $(cat "$CJ_TMP/history.err")"
+}
+# archived: every old event sent so far (the D4 ones come in phase 3); live: T
+assert_eq "events per UTC day: day,all,from the archives" \
+    "$(psql_val "SELECT string_agg(day || ',' || n || ',' || a, ' ' ORDER BY day) FROM
+                 (SELECT day, sum(n) n, sum(a) a FROM
+                    (SELECT day, count(*) n, count(*) a FROM sent_old WHERE day <> '$D4' GROUP BY 1
+                     UNION ALL SELECT (event_ts AT TIME ZONE 'UTC')::date, count(*), 0 FROM $T GROUP BY 1) x
+                  GROUP BY 1) y")" \
+    "$(hist "SELECT CAST(timezone('UTC', event_ts) AS DATE), count(*),
+                    count(*) FILTER (WHERE source = 'archive') FROM events GROUP BY 1 ORDER BY 1" | paste -sd' ')"
+assert_eq "the archives' ids (md5 of the sorted list) = the old events sent" \
+    "$(psql_val "SELECT md5(string_agg(event_id, ',' ORDER BY event_id)) FROM sent_old WHERE day <> '$D4'")" \
+    "$(hist "SELECT md5(string_agg(event_id, ',' ORDER BY event_id)) FROM events WHERE source = 'archive'")"
+assert_eq "the live ids (md5 of the sorted list) = $T's" \
+    "$(psql_val "SELECT md5(string_agg(event_id, ',' ORDER BY event_id)) FROM $T")" \
+    "$(hist "SELECT md5(string_agg(event_id, ',' ORDER BY event_id)) FROM events WHERE source = 'live'")"
 
 # ----------------------------------------- 3. archive.dir cannot be written
 echo "phase 3: archive.dir unusable (a path through a regular file)"

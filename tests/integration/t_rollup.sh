@@ -49,22 +49,6 @@ COUNT=${T_ROLLUP_COUNT:-30000} OLD=${T_ROLLUP_OLD:-3000}
 # ${STAGED}_join_misses_minute is 63, PostgreSQL's limit)
 STAGED=rollup_staged_with_a_name_of_exactly_44bytes
 
-# rollup_diff TABLE [counts]: groups where TABLE_minute differs from TABLE's
-# aggregates (with "counts": in events or object_count_sum, or confidence_max
-# below the rows' max; a DELETE does not recompute confidence_max)
-rollup_diff() {
-    local cmax="a.cmax IS DISTINCT FROM r.confidence_max"
-    [[ ${2:-} != counts ]] || cmax="a.cmax > r.confidence_max OR (a.cmax IS NOT NULL AND r.confidence_max IS NULL)"
-    psql_val "SELECT count(*) FROM
-        (SELECT date_trunc('minute', event_ts, 'UTC') AS minute, site_id, zone, camera_id, event_type,
-                count(*) AS events, coalesce(sum(object_count), 0) AS ocs, max(confidence) AS cmax
-           FROM $1 GROUP BY 1, 2, 3, 4, 5) a
-        FULL JOIN ${1}_minute r ON a.minute = r.minute AND a.camera_id = r.camera_id
-         AND a.event_type = r.event_type AND a.site_id IS NOT DISTINCT FROM r.site_id
-         AND a.zone IS NOT DISTINCT FROM r.zone
-        WHERE a.events IS DISTINCT FROM r.events OR a.ocs IS DISTINCT FROM r.object_count_sum
-           OR $cmax"
-}
 rollup_events() { psql_val "SELECT coalesce(sum(events), 0) FROM ${1}_minute"; }
 rollup_md5() { psql_val "SELECT md5(string_agg(r::text, '|' ORDER BY r::text)) FROM ${1}_minute r"; }
 check_rollup() {  # TABLE EXPECTED_ROWS WHAT [counts]

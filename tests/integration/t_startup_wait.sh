@@ -33,14 +33,6 @@ need_bin camjoin camjoin-gen camjoin-notify-recv
 TOPIC=sw-events GROUP=sw-it PARTS=2
 SOCK=$CJ_TMP/notify.sock
 OUT=$CJ_TMP/notify.out
-RECV_PID=""
-on_exit() {
-    local rc=$?
-    if [[ -n "$RECV_PID" ]]; then kill -TERM "$RECV_PID" 2>/dev/null || true; fi
-    (exit "$rc")
-    cleanup
-}
-trap on_exit EXIT
 
 pg_start
 kafka_start "$TOPIC" "$PARTS"
@@ -64,9 +56,7 @@ gen swgen --topic "$TOPIC" --rate 4000 --duration 1 --seed 77 --dup-ratio 0.05
 sent=$(json_get "$CJ_TMP/swgen.json" sent)
 valid=$(json_get "$CJ_TMP/swgen.json" valid_new)
 pg_down
-"$CAMJOIN_BIN/camjoin-notify-recv" "$SOCK" --timeout 300 >"$OUT" 2>"$CJ_TMP/notify.err" &
-RECV_PID=$!
-wait_for -i 0.05 5 -- test -S "$SOCK" || fail "camjoin-notify-recv did not bind $SOCK"
+notify_recv_start "$SOCK" "$OUT" --timeout 300
 : >"$CJ_TMP/wait.log"
 JOURNAL_STREAM=$(journal_of "$CJ_TMP/wait.log")
 export JOURNAL_STREAM NOTIFY_SOCKET=$SOCK
@@ -98,10 +88,7 @@ assert_eq "distinct event_ids" "$valid" "$(psql_val 'SELECT count(DISTINCT event
 assert_eq "/readyz once running" 200 "$(code "$URL/readyz")"
 camjoin_stop "$pid"
 assert_eq "exit code after SIGTERM" 0 "$CAMJOIN_RC"
-sleep 0.3
-kill -TERM "$RECV_PID"
-wait "$RECV_PID" || fail "camjoin-notify-recv exited $?: $(cat "$CJ_TMP/notify.err")"
-RECV_PID=""
+notify_recv_stop
 grep -q 'msg="postgres reached after waiting" attempts=' "$CJ_TMP/wait.log" ||
     fail "no 'postgres reached after waiting' line"
 ready_seq=$(awk '$5 == "READY=1" { print $1; exit }' "$OUT")

@@ -64,14 +64,6 @@ TOPIC=sd-events GROUP=sd-it PARTS=2
 SOCK=$CJ_TMP/notify.sock
 OUT=$CJ_TMP/notify.out
 LOG=$CJ_TMP/sd.log
-RECV_PID=""
-on_exit() {
-    local rc=$?
-    if [[ -n "$RECV_PID" ]]; then kill -TERM "$RECV_PID" 2>/dev/null || true; fi
-    (exit "$rc")
-    cleanup
-}
-trap on_exit EXIT
 
 fields() { cut -d' ' -f5- "$OUT"; }             # FIELD of every line
 count_field() { fields | grep -c -E "$1" || true; } # lines whose FIELD matches ERE $1
@@ -90,10 +82,7 @@ wait_field() {  # ERE N TIMEOUT: until N lines match
 
 pg_start
 kafka_start "$TOPIC" "$PARTS"
-"$CAMJOIN_BIN/camjoin-notify-recv" "$SOCK" --watch "$LOG" --timeout 300 >"$OUT" 2>"$CJ_TMP/notify.err" &
-RECV_PID=$!
-wait_for -i 0.05 5 -- test -S "$SOCK" || true
-[[ -S "$SOCK" ]] || fail "camjoin-notify-recv did not bind $SOCK"
+notify_recv_start "$SOCK" "$OUT" --watch "$LOG" --timeout 300
 
 camjoin_args "$TOPIC" "$GROUP"
 export NOTIFY_SOCKET=$SOCK WATCHDOG_USEC=1000000
@@ -117,10 +106,7 @@ wait_field '^READY=1$' 2 15
 sleep "$(awk -v t="$t_ready" -v n="$(now_s)" 'BEGIN { d = 4 - (n - t); print (d > 0 ? d : 0) }')"
 camjoin_stop "$pid"
 assert_eq "camjoin exit code after SIGTERM" 0 "$CAMJOIN_RC"
-sleep 0.3 # a datagram sent just before exit is read at once; give the reader a moment
-kill -TERM "$RECV_PID"
-wait "$RECV_PID" || fail "camjoin-notify-recv exited $?: $(cat "$CJ_TMP/notify.err")"
-RECV_PID=""
+notify_recv_stop
 
 echo "datagrams ($(awk '{ print $1 }' "$OUT" | sort -u | wc -l) datagrams, fields by kind):"
 fields | sed 's/=.*/=/' | sort | uniq -c | sed 's/^/    /'

@@ -147,8 +147,8 @@ static void schema_present_names_every_object(void **state)
             fail_msg("the presence check does not name %s", name);
         free(name);
     }
-    /* 4 tables, 2 indexes, 6 functions, 2 triggers, 4 views */
-    assert_int_equal(objects, 18);
+    /* 5 tables, 2 indexes, 6 functions, 2 triggers, 4 views */
+    assert_int_equal(objects, 19);
     assert_non_null(strstr(q.data, "partdefid = 0"));
     strbuf_free(&q);
     free(ddl);
@@ -207,7 +207,7 @@ static void write_direct_locks_rollup_after_every_copy(void **state)
     int64_t expected[1] = {10};
     strbuf_t q = {0};
     sink_write_plan plan;
-    sink_sql_write(&q, b, expected, "\"ev\"", "'g'", "'t'", 0, &plan);
+    sink_sql_write(&q, b, expected, "\"ev\"", "'g'", "'t'", 0, 0, &plan);
     assert_false(q.oom);
     assert_string_equal(q.data,
         "BEGIN;"
@@ -239,6 +239,66 @@ static void write_direct_locks_rollup_after_every_copy(void **state)
     batch_free(b);
 }
 
+static size_t count_of(const char *s, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = s; (p = strstr(p, what)) != NULL; p += strlen(what))
+        n++;
+    return n;
+}
+
+/* Behind a transaction-pooling PgBouncer, each write carries what the
+ * session setup would have given it, for the transaction only: the timeout
+ * as SET LOCAL and the staging tables it uses, created ON COMMIT DROP. The
+ * result indexes move by as many statements. */
+static void write_txn_pool_sets_up_each_transaction(void **state)
+{
+    (void)state;
+    batch_t *b = batch_new("t");
+    assert_non_null(b);
+    event_t ev = {.event_id = "e1", .event_id_len = 2, .camera_id = "c", .camera_id_len = 1,
+                  .event_type = "x", .event_type_len = 1, .event_ts_us = 0};
+    assert_int_equal(batch_add_event(b, &ev, NULL, 3, 10), 0);
+    assert_int_equal(batch_add_dead(b, 3, 11, "{", 1, "malformed_json"), 0);
+    int64_t expected[1] = {10};
+    strbuf_t q = {0};
+    sink_write_plan plan;
+    const char *set = "BEGIN;SET LOCAL idle_in_transaction_session_timeout = '10s';";
+
+    /* direct: 0 BEGIN, 1 SET LOCAL, 2 CREATE minute stage, 3 COPY rows,
+     * 4 COPY dead letters, 5 COPY groups, 6 upsert, 7 fenced UPDATE */
+    sink_sql_write(&q, b, expected, "\"ev\"", "'g'", "'t'", 0, 1, &plan);
+    assert_false(q.oom);
+    assert_memory_equal(q.data, set, strlen(set));
+    assert_non_null(strstr(q.data, "CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_minute ("));
+    assert_int_equal(count_of(q.data, "CREATE TEMP TABLE"), 1);
+    assert_int_equal(count_of(q.data, " ON COMMIT DROP;"), 1);
+    assert_int_equal(plan.idx_insert, 3);
+    assert_int_equal(plan.idx_dead, 4);
+    assert_int_equal(plan.idx_upd, 7);
+    assert_int_equal(count_of(q.data, ";"), 8); /* one per result */
+
+    /* staged: 0 BEGIN, 1 SET LOCAL, 2-3 CREATE both stages, 4-5 COPYs,
+     * 6 INSERT of rows (counted), 7 INSERT of dead letters, 8 UPDATE */
+    sink_sql_write(&q, b, expected, "\"ev\"", "'g'", "'t'", 1, 1, &plan);
+    assert_false(q.oom);
+    assert_memory_equal(q.data, set, strlen(set));
+    assert_non_null(strstr(q.data, "CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_events ("));
+    assert_non_null(strstr(q.data, "CREATE TEMP TABLE IF NOT EXISTS camjoin_stage_dead ("));
+    assert_int_equal(count_of(q.data, " ON COMMIT DROP;"), 2);
+    assert_int_equal(plan.idx_insert, 6);
+    assert_true(plan.insert_counted);
+    assert_int_equal(plan.idx_dead, 7);
+    assert_int_equal(plan.idx_upd, 8);
+    assert_int_equal(count_of(q.data, ";"), 9);
+
+    /* and the session setup for such a pool sets nothing up */
+    assert_null(strstr(sink_sql_setup_txn_pool, "SET"));
+    assert_null(strstr(sink_sql_setup_txn_pool, "CREATE"));
+    strbuf_free(&q);
+    batch_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +309,7 @@ int main(void)
         cmocka_unit_test(schema_present_names_every_object),
         cmocka_unit_test(warm_line_parses_and_refuses),
         cmocka_unit_test(write_direct_locks_rollup_after_every_copy),
+        cmocka_unit_test(write_txn_pool_sets_up_each_transaction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

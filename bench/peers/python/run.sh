@@ -15,7 +15,7 @@
 # bench/run.sh) through the integration tests' harness
 # (tests/integration/lib.sh), whose EXIT trap stops everything, the peer too.
 # The peer's dependencies (requirements.txt, pinned) go into a venv outside
-# the repo, made when missing or when requirements.txt changed:
+# the repo, made when missing or when requirements.txt changed (py_venv):
 # ${XDG_CACHE_HOME:-$HOME/.cache}/camjoin/peers-venv (PEER_VENV overrides).
 #
 # backlog: camjoin-gen pre-produces PEER_EVENTS events on PEER_PARTITIONS
@@ -58,7 +58,7 @@ LIVE_S=${PEER_LIVE_SECONDS:-30}
 WARM_S=${PEER_WARM_SECONDS:-20}
 BATCH_ROWS=${PEER_BATCH_ROWS:-20000}
 BATCH_MS=${PEER_BATCH_MS:-100}
-VENV=${PEER_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/camjoin/peers-venv}
+VENV=${PEER_VENV:-$CJ_CACHE/peers-venv}
 RESULTS=${PEER_RESULTS:-$CAMJOIN_SRC/bench/results/peers}
 export KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms1g -Xmx1g}
 export CAMJOIN_KAFKA_LOG_ROOT=${BENCH_KAFKA_LOG_ROOT-/dev/shm}
@@ -71,19 +71,7 @@ command -v kcat >/dev/null || fail "kcat not found (apt-get install kcat)"
 command -v python3 >/dev/null || fail "python3 not found (apt-get install python3 python3-venv)"
 
 # ------------------------------------------------------------- the venv
-ensure_venv() {
-    local stamp=$VENV/.requirements.txt
-    if [[ -x $VENV/bin/python ]] && cmp -s "$PEER_DIR/requirements.txt" "$stamp"; then return 0; fi
-    log "making the venv $VENV (requirements.txt)"
-    rm -rf "$VENV"
-    mkdir -p "$(dirname "$VENV")"
-    python3 -m venv "$VENV" >"$CJ_TMP/venv.err" 2>&1 ||
-        fail "python3 -m venv $VENV failed (apt-get install python3-venv): $(tail -n 3 "$CJ_TMP/venv.err")"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$PEER_DIR/requirements.txt" \
-        >"$CJ_TMP/pip.err" 2>&1 || fail "pip install -r requirements.txt failed: $(tail -n 5 "$CJ_TMP/pip.err")"
-    cp "$PEER_DIR/requirements.txt" "$stamp"
-}
-ensure_venv
+py_venv "$VENV" "$PEER_DIR/requirements.txt"
 PY_VERSIONS=$("$VENV/bin/python" -c 'import sys, confluent_kafka, psycopg
 from importlib.metadata import version
 print("Python %s, confluent-kafka %s (librdkafka %s), psycopg %s (%s)" % (sys.version.split()[0],
