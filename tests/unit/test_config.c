@@ -708,7 +708,7 @@ static void test_print_defaults(void **state)
                               "\n[kafka]\nbrokers = localhost:9092\ntopic = camera-events\n"
                               "group = camjoin\n"
                               "\n[postgres]\nconninfo =\ntable = camera_events\nretry_max = 10s\n"
-                              "write_mode = auto\npartitions_ahead = 7\n"
+                              "write_mode = auto\npool_mode = session\nupkeep_conninfo =\npartitions_ahead = 7\n"
                               "\n[retention]\ndays = 0\ninterval = 1h\n"
                               "\n[archive]\ndir =\n"
                               "\n[reference]\npath = /etc/camjoin/cameras.csv\nwatch = on\n"
