@@ -18,11 +18,13 @@ CREATE TABLE IF NOT EXISTS camjoin_dead_letters (id bigserial PRIMARY KEY, topic
 -- the natural key of a dead letter: a replay does not repeat it
 CREATE UNIQUE INDEX IF NOT EXISTS camjoin_dead_letters_position
   ON camjoin_dead_letters (topic, kafka_partition, kafka_offset);
--- dead letters re-driven by camjoin --redrive-dead-letters: each once,
--- in the transaction that wrote what it became ('row' or 'dropped')
-CREATE TABLE IF NOT EXISTS camjoin_redriven (dead_letter_id bigint PRIMARY KEY
-  REFERENCES camjoin_dead_letters (id) ON DELETE CASCADE, outcome text NOT NULL,
-  redriven_at timestamptz NOT NULL DEFAULT now());
+-- dead letters re-driven by camjoin --redrive-dead-letters, by position:
+-- each once, in the transaction that wrote what it became ('row' or
+-- 'dropped'); no foreign key, so that dead letters may be truncated
+CREATE TABLE IF NOT EXISTS camjoin_redriven (topic text NOT NULL,
+  kafka_partition integer NOT NULL, kafka_offset bigint NOT NULL,
+  outcome text NOT NULL, redriven_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (topic, kafka_partition, kafka_offset));
 -- finds the events of the dedup window, to warm it after a rebalance
 -- (made on the parent, so every partition has it)
 CREATE INDEX IF NOT EXISTS "camera_events_ingested_at_idx" ON "camera_events" (ingested_at);

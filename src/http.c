@@ -1,4 +1,14 @@
-/* http — see include/camjoin/http.h. */
+/* http — see include/camjoin/http.h.
+ *
+ * Each connection owns a buffer of HTTP_HEAD_MAX bytes and a timer. Reading
+ * stops at the first complete head (http_parse decides) or at the limit;
+ * the answer is written with Connection: close and the connection closed
+ * when the write completes. The timer answers 408 when the head is not in
+ * within REQ_TIMEOUT_MS and, once an answer is being written, closes the
+ * connection REQ_TIMEOUT_MS later whatever the client does (a client that
+ * never reads cannot hold it). Past HTTP_CONN_MAX open connections a new
+ * one is answered 503 at once without reading, so memory and descriptors
+ * stay bounded by the cap plus the answers in flight. */
 #include "camjoin/http.h"
 
 #include <arpa/inet.h>
@@ -9,8 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define REQ_MAX 8192
 #define REQ_TIMEOUT_MS 5000
+/* the kernel's queue of connections not yet accepted: a burst beyond it
+ * waits for SYN retransmits (1 s, 3 s, ...), not for the loop */
+#define HTTP_BACKLOG 1024
 
 struct http {
     uv_loop_t *loop;
@@ -18,6 +30,7 @@ struct http {
     http_handler handler;
     void *ud;
     struct conn *conns;     /* open connections, closed by http_close() */
+    size_t nconns;
 };
 
 struct conn {
@@ -26,7 +39,7 @@ struct conn {
     uv_write_t wr;
     http_t *srv;
     struct conn *next, **pprev;
-    char req[REQ_MAX];
+    char req[HTTP_HEAD_MAX];
     size_t len;
     int closing, handles;
     char *out;              /* header + body, one buffer */
@@ -46,6 +59,7 @@ static void conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = 1;
+    c->srv->nconns--;
     *c->pprev = c->next; /* unlink */
     if (c->next)
         c->next->pprev = c->pprev;
@@ -66,10 +80,15 @@ static const char *reason(int status)
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
     default: return "Error";
     }
 }
+
+static void on_timeout(uv_timer_t *t);
 
 static void respond(struct conn *c, http_response *res, int head_only)
 {
@@ -93,6 +112,7 @@ static void respond(struct conn *c, http_response *res, int head_only)
     free(res->body);
     uv_buf_t buf = uv_buf_init(c->out, (unsigned)((size_t)n + body));
     uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_start(&c->timer, on_timeout, REQ_TIMEOUT_MS, 0); /* the write's deadline */
     c->wr.data = c;
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0)
         conn_close(c);
@@ -107,30 +127,34 @@ static void respond_text(struct conn *c, int status, const char *text)
     respond(c, &res, 0);
 }
 
-static void handle(struct conn *c)
+static void handle(struct conn *c, const http_request *req)
 {
-    char method[8], path[512];
-    c->req[c->len] = '\0';
-    if (sscanf(c->req, "%7s %511s HTTP/1.%*c", method, path) != 2) {
+    switch (req->status) {
+    case 0:
+        break;
+    case 405:
+        respond_text(c, 405, "only GET and HEAD\n");
+        return;
+    case 414:
+        respond_text(c, 414, "request target too long\n");
+        return;
+    case 431:
+        respond_text(c, 431, "request head too large\n");
+        return;
+    default:
         respond_text(c, 400, "bad request\n");
         return;
     }
-    int head = strcmp(method, "HEAD") == 0;
-    if (!head && strcmp(method, "GET") != 0) {
-        respond_text(c, 405, "only GET and HEAD\n");
-        return;
-    }
-    path[strcspn(path, "?")] = '\0'; /* query strings are ignored */
     http_response res = {.status = 404, .content_type = "text/plain"};
-    c->srv->handler(c->srv->ud, path, &res);
-    respond(c, &res, head);
+    c->srv->handler(c->srv->ud, req->path, &res);
+    respond(c, &res, req->head);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct conn *c = h->data;
     (void)hint;
-    *buf = uv_buf_init(c->req + c->len, (unsigned)(REQ_MAX - 1 - c->len));
+    *buf = uv_buf_init(c->req + c->len, (unsigned)(HTTP_HEAD_MAX - c->len));
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -142,14 +166,19 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     c->len += (size_t)n;
-    c->req[c->len] = '\0';
-    if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
-        handle(c);
-    else if (c->len >= REQ_MAX - 1)
-        respond_text(c, 400, "request too large\n");
+    http_request req;
+    if (c->out == NULL && http_parse(c->req, c->len, &req) == HTTP_PARSE_DONE)
+        handle(c, &req);
 }
 
-static void on_timeout(uv_timer_t *t) { conn_close(t->data); }
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->out || c->closing)
+        conn_close(c); /* the answer's write did not finish in time */
+    else
+        respond_text(c, 408, "request head not complete in time\n");
+}
 
 static void on_connection(uv_stream_t *l, int status)
 {
@@ -167,8 +196,16 @@ static void on_connection(uv_stream_t *l, int status)
     if (s->conns)
         s->conns->pprev = &c->next;
     s->conns = c;
-    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    s->nconns++;
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (s->nconns > HTTP_CONN_MAX) { /* answered unread; its buffer is never filled */
+        respond_text(c, 503, "too many connections\n");
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         conn_close(c);
         return;
     }
@@ -269,7 +306,7 @@ http_t *http_new(uv_loop_t *loop, const char *listen, http_handler h, void *ud,
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&s->listener, 64, on_connection)) != 0) {
+        (rc = uv_listen((uv_stream_t *)&s->listener, HTTP_BACKLOG, on_connection)) != 0) {
         snprintf(err, errlen, "http.listen %s: %s", listen, uv_strerror(rc));
         http_close(s);
         return NULL;

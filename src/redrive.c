@@ -10,7 +10,7 @@
  *   route_message() each payload (no dedup window: the primary key decides)
  *   COPY the rows into the stage, then the staged INSERT ... ON CONFLICT DO
  *     NOTHING with its rollup (sink_sql_add_insert_staged, the sink's own)
- *   INSERT INTO camjoin_redriven the ids of those that became a row or were
+ *   INSERT INTO camjoin_redriven the positions of those that became a row or were
  *     dropped by join.on_miss=drop; it must insert exactly that many
  *   COMMIT
  *
@@ -56,7 +56,8 @@ struct redrive {
     int64_t since_ms;
     int32_t last_p;         /* the last chunk's last position */
     int64_t last_o;
-    int64_t *ids;           /* this chunk's ids to mark, and their outcome */
+    int32_t *mark_p;        /* this chunk's positions to mark, and their outcome */
+    int64_t *mark_o;
     const char **outcome;
     size_t nids;
     uint64_t selected, rows, dropped, still, inserted;
@@ -125,8 +126,8 @@ static int exec_ok(struct redrive *x, const char *what)
     return r ? 0 : -1;
 }
 
-/* What one dead letter becomes; ids to mark are collected in x. */
-static void route_one(struct redrive *x, int64_t id, int32_t p, int64_t o,
+/* What one dead letter becomes; the positions to mark are collected in x. */
+static void route_one(struct redrive *x, int32_t p, int64_t o,
                       const unsigned char *payload, size_t len, const char *reason)
 {
     route_result r;
@@ -151,7 +152,8 @@ static void route_one(struct redrive *x, int64_t id, int32_t p, int64_t o,
     }
     x->rows += outcome[0] == 'r';
     x->dropped += outcome[0] == 'd';
-    x->ids[x->nids] = id;
+    x->mark_p[x->nids] = p;
+    x->mark_o[x->nids] = o;
     x->outcome[x->nids++] = outcome;
 }
 
@@ -194,10 +196,11 @@ static int write_rows(struct redrive *x)
 /* Marks the chunk's re-driven dead letters: exactly x->nids new marks. */
 static int mark(struct redrive *x)
 {
-    strbuf_addf(&x->sql, "INSERT INTO camjoin_redriven (dead_letter_id, outcome) VALUES ");
+    strbuf_addf(&x->sql, "INSERT INTO camjoin_redriven (topic, kafka_partition, kafka_offset,"
+                         " outcome) VALUES ");
     for (size_t i = 0; i < x->nids; i++)
-        strbuf_addf(&x->sql, "%s(%lld, '%s')", i ? "," : "", (long long)x->ids[i],
-                    x->outcome[i]);
+        strbuf_addf(&x->sql, "%s(%s, %d, %lld, '%s')", i ? "," : "", x->topic_lit,
+                    (int)x->mark_p[i], (long long)x->mark_o[i], x->outcome[i]);
     PGresult *r = exec_want(x, PGRES_COMMAND_OK, "marking the re-driven dead letters");
     if (!r)
         return -1;
@@ -226,11 +229,12 @@ static int chunk(struct redrive *x)
         goto fail;
     /* the next CHUNK dead letters, cut where their payloads pass CHUNK_BYTES
      * (the first one always comes) */
-    strbuf_addf(&x->sql, "SELECT id, kafka_partition, kafka_offset, payload, reason FROM"
+    strbuf_addf(&x->sql, "SELECT kafka_partition, kafka_offset, payload, reason FROM"
                          " (SELECT d.*, sum(coalesce(octet_length(d.payload), 0)) OVER"
                          " (ORDER BY d.kafka_partition, d.kafka_offset) AS upto"
                          " FROM camjoin_dead_letters d WHERE d.topic = %s AND NOT EXISTS"
-                         " (SELECT FROM camjoin_redriven r WHERE r.dead_letter_id = d.id)"
+                         " (SELECT FROM camjoin_redriven r WHERE r.topic = d.topic AND"
+                         " r.kafka_partition = d.kafka_partition AND r.kafka_offset = d.kafka_offset)"
                          " AND (d.kafka_partition, d.kafka_offset) > (%d, %lld)",
                 x->topic_lit, (int)x->last_p, (long long)x->last_o);
     if (x->reason_lit)
@@ -249,12 +253,11 @@ static int chunk(struct redrive *x)
     for (int i = 0; i < n; i++) {
         size_t len = 0;
         unsigned char *payload =
-            PQgetisnull(r, i, 3) ? NULL
-                                 : PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 3), &len);
-        x->last_p = (int32_t)atoi(PQgetvalue(r, i, 1));
-        x->last_o = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-        route_one(x, strtoll(PQgetvalue(r, i, 0), NULL, 10), x->last_p, x->last_o, payload,
-                  len, PQgetvalue(r, i, 4));
+            PQgetisnull(r, i, 2) ? NULL
+                                 : PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 2), &len);
+        x->last_p = (int32_t)atoi(PQgetvalue(r, i, 0));
+        x->last_o = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        route_one(x, x->last_p, x->last_o, payload, len, PQgetvalue(r, i, 3));
         PQfreemem(payload);
     }
     PQclear(r);
@@ -306,12 +309,13 @@ int redrive_run(const camjoin_config *cfg, const refdata_t *ref, int64_t since_m
                   .max_future_ms = cfg->max_future_ms, .max_age_ms = cfg->max_age_ms,
                   .on_miss = cfg->on_miss},
         .batch = batch_new(cfg->topic), .since_ms = since_ms, .last_p = -1, .last_o = -1,
-        .ids = malloc(CHUNK * sizeof(int64_t)), .outcome = malloc(CHUNK * sizeof(char *)),
+        .mark_p = malloc(CHUNK * sizeof(int32_t)), .mark_o = malloc(CHUNK * sizeof(int64_t)),
+        .outcome = malloc(CHUNK * sizeof(char *)),
         .err = err, .errlen = errlen};
     int rc = -1;
     if (cfg->redrive_reason)
         x.reason_lit = pg_conn_escape(x.pg, cfg->redrive_reason, 0);
-    if (!x.batch || !x.ids || !x.outcome || (cfg->redrive_reason && !x.reason_lit)) {
+    if (!x.batch || !x.mark_p || !x.mark_o || !x.outcome || (cfg->redrive_reason && !x.reason_lit)) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -323,7 +327,8 @@ int redrive_run(const camjoin_config *cfg, const refdata_t *ref, int64_t since_m
     }
 out:
     batch_free(x.batch);
-    free(x.ids);
+    free(x.mark_p);
+    free(x.mark_o);
     free(x.outcome);
     free(x.reason_lit);
     strbuf_free(&x.sql);

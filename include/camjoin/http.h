@@ -3,14 +3,19 @@
  * /metrics, /healthz and /readyz.
  *
  * It reads one request per connection (the request line and headers, at
- * most 8 KiB, within 5 seconds), asks the owner's handler for the response
- * to GET <path>, writes it with `Connection: close` and closes. Anything but
- * GET/HEAD gets 405; an oversized or malformed request gets 400. That is all
+ * most HTTP_HEAD_MAX bytes, within 5 seconds), asks the owner's handler for
+ * the response to GET <path>, writes it with `Connection: close` and closes;
+ * anything after the first request (pipelining) is not read. Refused, each
+ * with its status and the connection closed: a malformed request line or a
+ * control byte (400), another method (405), a head not complete in 5 s
+ * (408), a target over 511 bytes (414), a head over HTTP_HEAD_MAX (431), and
+ * a connection beyond HTTP_CONN_MAX open ones (503, at once, unread). The
+ * memory is bounded by HTTP_CONN_MAX buffers of HTTP_HEAD_MAX. That is all
  * Prometheus, load balancers and curl need, and it keeps the attack surface
- * to a few dozen lines.
+ * small.
  *
  * Ownership: the handler fills an http_response whose body it malloc()s; the
- * server frees it after writing.
+ * server frees it after writing. Loop thread; http_parse() is pure.
  */
 #ifndef CAMJOIN_HTTP_H
 #define CAMJOIN_HTTP_H
@@ -30,6 +35,23 @@ typedef struct http_response {
 } http_response;
 
 typedef void (*http_handler)(void *ud, const char *path, http_response *res);
+
+#define HTTP_HEAD_MAX 8192 /* bytes of a request head, blank line included */
+#define HTTP_CONN_MAX 256  /* open connections; the next ones get 503 */
+
+enum { HTTP_PARSE_MORE = 0, HTTP_PARSE_DONE = 1 };
+typedef struct http_request {
+    int status;     /* 0: answer `path`; else the error status to send */
+    int head;       /* HEAD: no body */
+    char method[8];
+    char path[512]; /* the target without its query string */
+} http_request;
+
+/* Parses the request head in buf[0..len) (len bytes, no terminator needed).
+ * HTTP_PARSE_MORE while it is incomplete and under HTTP_HEAD_MAX bytes;
+ * HTTP_PARSE_DONE with *req set otherwise: status 0 for GET or HEAD of a
+ * path, or 400, 405, 414 or 431 (the header's comment). Pure. */
+int http_parse(const char *buf, size_t len, http_request *req);
 
 /* Checks the syntax of `listen`: PORT, :PORT, HOST:PORT or [V6ADDR]:PORT (a
  * configuration error otherwise; host names are resolved by http_new).

@@ -6,7 +6,7 @@
  * Exactly once: a dead letter is re-driven in the transaction that writes
  * what it became (a row, or nothing under join.on_miss=drop), and that
  * transaction marks it in camjoin_redriven (its primary key is the dead
- * letter's id); re-drives are serialized by a transaction advisory lock
+ * letter's position: topic, partition, offset); re-drives are serialized by a transaction advisory lock
  * and never select a marked one. A dead letter that is still dead stays
  * unmarked, for a later re-drive. Rows go through the staged path (ON
  * CONFLICT DO NOTHING, rollup of the rows really inserted); the stored Kafka

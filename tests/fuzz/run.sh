@@ -10,7 +10,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-60}
 OUT=${FUZZ_OUT:-$(mktemp -d /tmp/camjoin-fuzz.XXXXXX)}
 CC=clang cmake -S "$SRC" -B "$BUILD" -DCAMJOIN_FUZZ=ON -DCAMJOIN_TESTS=OFF \
     -DCAMJOIN_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target fuzz_event fuzz_refdata fuzz_config fuzz_replay >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target fuzz_event fuzz_refdata fuzz_config fuzz_replay fuzz_http >/dev/null
 run_one() {  # TARGET: one fuzzer over a scratch copy of its corpus
     local t=$1 log="$OUT/$1.log"
     mkdir -p "$OUT/$t"
@@ -22,7 +22,7 @@ run_one() {  # TARGET: one fuzzer over a scratch copy of its corpus
 
 # two at a time: one per core, each still gets its full time
 fails=0
-for pair in "event refdata" "config replay"; do
+for pair in "event refdata" "config replay" "http"; do
     pids=()
     for t in $pair; do
         run_one "$t" &
@@ -40,5 +40,5 @@ for pair in "event refdata" "config replay"; do
         fi
     done
 done
-echo "fuzz: $((4 - fails)) passed, $fails failed"
+echo "fuzz: $((5 - fails)) passed, $fails failed"
 [ "$fails" -eq 0 ]

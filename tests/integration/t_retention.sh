@@ -17,7 +17,8 @@
 #     gone and today's all there, the archive files (gzip CSV row count
 #     and header, rows = snapshot = our inputs as sets, sorted by event_ts,
 #     event_id), the manifests (jq; rows, bytes, xxh64 against xxhsum,
-#     columns, event_ts range, version), the rollups kept (T_minute),
+#     columns, event_ts range, version), the modes (0640 files, 0750
+#     directories: nothing for others), the rollups kept (T_minute),
 #     the /metrics counters against numbers computed from the database
 #     before the run, the log line. Then more runs with nothing to do
 #     change nothing: files, partitions, counters.
@@ -41,6 +42,7 @@ export PGTZ=UTC
 CJ_TZ=Pacific/Chatham
 
 TOPIC=retention-events GROUP=retention-it PARTS=2 T=camera_events
+umask 022 # the archive modes below are checked against it
 
 # The test reasons in UTC days: do not straddle midnight.
 left=$((86400 - $(date -u +%s) % 86400))
@@ -203,6 +205,10 @@ want_files=$(for d in "$D3" "$D5"; do
 done | sort)
 assert_eq "files under archive.dir (no .tmp left)" "$(tr '\n' ' ' <<<"$want_files")" \
     "$(find "$ARCH" -type f | sort | tr '\n' ' ')"
+# under this test's umask 022: nothing for others (the unit's UMask=0077
+# leaves the group out too)
+assert_eq "modes under archive.dir: files / directories below it" "640 / 750" \
+    "$(find "$ARCH" -type f -printf '%m\n' | sort -u | paste -sd' ') / $(find "$ARCH" -mindepth 1 -type d -printf '%m\n' | sort -u | paste -sd' ')"
 header=$(psql_val "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
                    WHERE attrelid = '$T'::regclass AND attnum > 0 AND NOT attisdropped")
 version=$("$CAMJOIN_BIN/camjoin" --version | awk '{ print $2; exit }')

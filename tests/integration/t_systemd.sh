@@ -58,6 +58,8 @@ echo "FIGURES systemd_exposure=$exposure max=$MAX_EXPOSURE"
 awk -v e="$exposure" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(e <= m) }' ||
     fail "exposure $exposure is above $MAX_EXPOSURE: a hardening line was lost"
 printf '  ok  %-58s %s\n' "exposure <= $MAX_EXPOSURE" "$exposure"
+# what camjoin writes (archives, manifests) is for its own user only
+assert_eq "the unit's UMask" 0077 "$(sed -n 's/^UMask=//p' "$CJ_TMP/unit/camjoin.service")"
 
 # ---------------------------------------------------- 3. NOTIFY_SOCKET
 TOPIC=sd-events GROUP=sd-it PARTS=2
