@@ -227,11 +227,13 @@ static int chunk(struct redrive *x)
     strbuf_addf(&x->sql, "%s", sink_sql_stage_events_txn);
     if (exec_ok(x, "creating the staging table") != 0)
         goto fail;
-    /* the next CHUNK dead letters, cut where their payloads pass CHUNK_BYTES
-     * (the first one always comes) */
+    /* the next CHUNK dead letters (the LIMIT innermost: the running sum then
+     * reads those only), cut where their payloads pass CHUNK_BYTES (the first
+     * one always comes) */
     strbuf_addf(&x->sql, "SELECT kafka_partition, kafka_offset, payload, reason FROM"
-                         " (SELECT d.*, sum(coalesce(octet_length(d.payload), 0)) OVER"
-                         " (ORDER BY d.kafka_partition, d.kafka_offset) AS upto"
+                         " (SELECT c.*, sum(coalesce(octet_length(c.payload), 0)) OVER"
+                         " (ORDER BY c.kafka_partition, c.kafka_offset) AS upto FROM"
+                         " (SELECT d.kafka_partition, d.kafka_offset, d.payload, d.reason"
                          " FROM camjoin_dead_letters d WHERE d.topic = %s AND NOT EXISTS"
                          " (SELECT FROM camjoin_redriven r WHERE r.topic = d.topic AND"
                          " r.kafka_partition = d.kafka_partition AND r.kafka_offset = d.kafka_offset)"
@@ -242,7 +244,7 @@ static int chunk(struct redrive *x)
     if (x->since_ms >= 0)
         strbuf_addf(&x->sql, " AND d.created_at >= to_timestamp(%lld / 1000.0)",
                     (long long)x->since_ms);
-    strbuf_addf(&x->sql, " ORDER BY d.kafka_partition, d.kafka_offset LIMIT %d) c"
+    strbuf_addf(&x->sql, " ORDER BY d.kafka_partition, d.kafka_offset LIMIT %d) c) w"
                          " WHERE upto - coalesce(octet_length(payload), 0) < %d"
                          " ORDER BY kafka_partition, kafka_offset", CHUNK, CHUNK_BYTES);
     if (!(r = exec_want(x, PGRES_TUPLES_OK, "reading the dead letters")))
