@@ -23,6 +23,8 @@
 /* the kernel's queue of connections not yet accepted: a burst beyond it
  * waits for SYN retransmits (1 s, 3 s, ...), not for the loop */
 #define HTTP_BACKLOG 1024
+/* connections past HTTP_CONN_MAX being answered 503 at once, at most */
+#define HTTP_ANSWERING_MAX 64
 
 struct http {
     uv_loop_t *loop;
@@ -30,8 +32,12 @@ struct http {
     http_handler handler;
     void *ud;
     struct conn *conns;     /* open connections, closed by http_close() */
-    size_t nconns;
+    size_t nconns;          /* open ones, those being answered 503 included */
+    int deferred;           /* a connection waits in libuv for uv_accept() */
+    int closing;            /* http_close() ran: accept nothing more */
 };
+
+static void accept_one(http_t *s);
 
 struct conn {
     uv_tcp_t tcp;
@@ -59,12 +65,17 @@ static void conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = 1;
-    c->srv->nconns--;
     *c->pprev = c->next; /* unlink */
     if (c->next)
         c->next->pprev = c->pprev;
-    uv_close((uv_handle_t *)&c->tcp, conn_freed);
+    uv_close((uv_handle_t *)&c->tcp, conn_freed); /* the descriptor is closed here */
     uv_close((uv_handle_t *)&c->timer, conn_freed);
+    http_t *s = c->srv;
+    s->nconns--;
+    if (s->deferred && !s->closing) { /* a slot is free: take the waiting one */
+        s->deferred = 0;
+        accept_one(s);
+    }
 }
 
 static void on_written(uv_write_t *w, int status)
@@ -180,12 +191,13 @@ static void on_timeout(uv_timer_t *t)
         respond_text(c, 408, "request head not complete in time\n");
 }
 
-static void on_connection(uv_stream_t *l, int status)
+static void accept_one(http_t *s)
 {
-    http_t *s = l->data;
-    struct conn *c;
-    if (status < 0 || !(c = calloc(1, sizeof *c)))
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        s->deferred = 1; /* left to libuv; taken when a connection closes */
         return;
+    }
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);
@@ -197,7 +209,7 @@ static void on_connection(uv_stream_t *l, int status)
         s->conns->pprev = &c->next;
     s->conns = c;
     s->nconns++;
-    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
     }
@@ -210,6 +222,22 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     }
     uv_timer_start(&c->timer, on_timeout, REQ_TIMEOUT_MS, 0);
+}
+
+/* Past HTTP_CONN_MAX + HTTP_ANSWERING_MAX open connections the new one is
+ * not accepted: libuv keeps it and stops listening until uv_accept(), which
+ * the next close calls (the kernel's backlog holds the rest). So the
+ * descriptors never pass the two caps, however slow the loop. */
+static void on_connection(uv_stream_t *l, int status)
+{
+    http_t *s = l->data;
+    if (status < 0)
+        return;
+    if (s->nconns >= HTTP_CONN_MAX + HTTP_ANSWERING_MAX) {
+        s->deferred = 1;
+        return;
+    }
+    accept_one(s);
 }
 
 /* Splits PORT, :PORT, HOST:PORT or [V6ADDR]:PORT. host: "127.0.0.1" for a
@@ -320,6 +348,7 @@ void http_close(http_t *s)
 {
     if (!s)
         return;
+    s->closing = 1;
     while (s->conns)
         conn_close(s->conns);
     uv_close((uv_handle_t *)&s->listener, listener_closed);

@@ -9,8 +9,10 @@
  * with its status and the connection closed: a malformed request line or a
  * control byte (400), another method (405), a head not complete in 5 s
  * (408), a target over 511 bytes (414), a head over HTTP_HEAD_MAX (431), and
- * a connection beyond HTTP_CONN_MAX open ones (503, at once, unread). The
- * memory is bounded by HTTP_CONN_MAX buffers of HTTP_HEAD_MAX. That is all
+ * a connection beyond HTTP_CONN_MAX open ones (503, at once, unread; past 64
+ * such answers in flight the next connections wait in the kernel's backlog
+ * until one closes). Memory and descriptors are bounded by those two caps
+ * (HTTP_CONN_MAX + 64 connections, each with HTTP_HEAD_MAX bytes). That is all
  * Prometheus, load balancers and curl need, and it keeps the attack surface
  * small.
  *
