@@ -20,6 +20,10 @@ CONN_MAX=256   # HTTP_CONN_MAX in include/camjoin/http.h
 ANSWERING=64   # HTTP_ANSWERING_MAX in src/http.c: 503s in flight past the cap
 abuse() { python3 "$CAMJOIN_SRC/tests/integration/http_abuse.py" "$PORT" "$@"; }
 
+# under AddressSanitizer, freed memory waits in a 256 MiB quarantine by
+# default: keep it small, so that RSS means what it means without ASan
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4"
+
 pg_start
 kafka_start "$TOPIC" "$PARTS"
 PORT=$(free_port)
