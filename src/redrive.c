@@ -54,6 +54,7 @@ struct redrive {
     strbuf_t sql;
     char *reason_lit;       /* escaped --reason, or NULL */
     int64_t since_ms;
+    int64_t now_ms;         /* the timestamp policy's clock, read once a chunk */
     int32_t last_p;         /* the last chunk's last position */
     int64_t last_o;
     int32_t *mark_p;        /* this chunk's positions to mark, and their outcome */
@@ -135,7 +136,7 @@ static void route_one(struct redrive *x, int32_t p, int64_t o,
     count(x->was, &x->nwas, reason);
     x->selected++;
     if (payload) {
-        route_message(&x->rules, NULL, x->ref, payload, len, p, o, clock_wall_ms(), 0, &r);
+        route_message(&x->rules, NULL, x->ref, payload, len, p, o, x->now_ms, 0, &r);
         if (r.kind == ROUTE_ROW && batch_add_event(x->batch, &r.ev, r.row, p, o) != 0) {
             r.kind = ROUTE_DEAD; /* as the pipeline says of a row it cannot encode */
             snprintf(r.reason, sizeof r.reason, "unencodable");
@@ -251,6 +252,7 @@ static int chunk(struct redrive *x)
         goto fail;
     int n = PQntuples(r);
     x->nids = 0;
+    x->now_ms = clock_wall_ms();
     batch_reset(x->batch);
     for (int i = 0; i < n; i++) {
         size_t len = 0;

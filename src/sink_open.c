@@ -135,13 +135,13 @@ enum sink_open_result sink_pg_connect(const camjoin_config *cfg, sink_pg_conn_t 
             pg_conn_first_line(m, sizeof m, r && *PQresultErrorMessage(r)
                                                 ? PQresultErrorMessage(r)
                                                 : PQerrorMessage(c->conn));
-            if (pg_conn_statement_pool(c->conn, r))
+            int stmt_pool = pg_conn_statement_pool(c->conn, r);
+            if (stmt_pool)
                 snprintf(m, sizeof m, "PgBouncer's statement pooling refuses transaction "
                          "blocks, and each batch is one: use session or transaction pooling "
                          "(postgres.pool_mode)");
-            rc = !pg_conn_statement_pool(c->conn, r) && (gone || pg_conn_retryable(c->conn, r))
-                     ? SINK_OPEN_RETRY
-                     : SINK_OPEN_FATAL;
+            rc = !stmt_pool && (gone || pg_conn_retryable(c->conn, r)) ? SINK_OPEN_RETRY
+                                                                       : SINK_OPEN_FATAL;
             snprintf(err, errlen, "PostgreSQL %s failed%s: %s",
                      i == SESSION_STEP ? "session setup (temporary staging tables)"
                                        : "schema setup",

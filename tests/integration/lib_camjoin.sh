@@ -182,3 +182,8 @@ notify_recv_stop() {
     wait "$RECV_PID" || fail "camjoin-notify-recv exited $?: $(cat "$CJ_TMP/notify.err")"
     RECV_PID=""
 }
+
+stored_offsets_csv() {  # GROUP: camjoin_offsets of GROUP as "P:NEXT,..." (PGDATABASE's)
+    psql_val "SELECT string_agg(kafka_partition || ':' || next_offset, ',' ORDER BY kafka_partition)
+              FROM camjoin_offsets WHERE consumer_group = '$1'"
+}

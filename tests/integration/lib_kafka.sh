@@ -153,3 +153,7 @@ kafka_start_offsets() {  # TOPIC PARTITIONS: "PARTITION:START" lines
     kcat -b "$KAFKA_BROKERS" -Q "${args[@]}" 2>"$CJ_TMP/kcat.err" |
         sed -nE 's/.*\[([0-9]+)\] offset (-?[0-9]+).*/\1:\2/p' | sort -n
 }
+
+kafka_ends_csv() {  # TOPIC: "P:END,P:END,..." (the partitions' end offsets)
+    kafka_end_offsets "$1" | awk '{ print $1 ":" $2 }' | paste -sd,
+}

@@ -125,9 +125,8 @@ camjoin_start cert "${CJ_ARGS[@]}" --pg "$CERT sslkey=$CJ_TMP/client.key" --unti
 camjoin_wait "$CAMJOIN_PID" 120
 assert_eq "client certificate: exit code" 0 "$CAMJOIN_RC"
 assert_eq "client certificate: the group's stored offsets = partition ends" \
-    "$(kafka_end_offsets "$TOPIC" | awk '{ print $1 ":" $2 }' | paste -sd,)" \
-    "$(psql_val "SELECT string_agg(kafka_partition || ':' || next_offset, ',' ORDER BY kafka_partition)
-                 FROM camjoin_offsets WHERE consumer_group = 'tls-cert'")"
+    "$(kafka_ends_csv "$TOPIC")" \
+    "$(stored_offsets_csv tls-cert)"
 assert_eq "client certificate: the server authenticated it by certificate" 1 \
     "$(grep -c 'connection authenticated: identity="CN=camjoin_cert" method=cert' "$PG_DIR/postgres.log" |
        awk '{ print ($1 > 0) }')"

@@ -178,9 +178,8 @@ pg_up
 camjoin_wait "$CAMJOIN_PID" 120
 assert_eq "after the wait: exit code" 0 "$CAMJOIN_RC"
 assert_eq "after the wait: the group's stored offsets = partition ends" \
-    "$(kafka_end_offsets "$TOPIC" | awk '{ print $1 ":" $2 }' | paste -sd,)" \
-    "$(PGDATABASE=sess psql_val "SELECT string_agg(kafka_partition || ':' || next_offset, ',' ORDER BY kafka_partition)
-                 FROM camjoin_offsets WHERE consumer_group = 'pgb-wait'")"
+    "$(kafka_ends_csv "$TOPIC")" \
+    "$(PGDATABASE=sess stored_offsets_csv pgb-wait)"
 assert_eq "after the wait: rows (the same events again: none added)" "$(json_get "$CJ_TMP/pgb.json" valid_new)" \
     "$(PGDATABASE=sess psql_val "SELECT count(*) FROM camera_events")"
 echo "PASS: t_pgbouncer"

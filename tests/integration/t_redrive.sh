@@ -115,9 +115,8 @@ assert_rows_match_messages "$TOPIC"
 assert_eq "relaxed: rollup groups that differ from the rows" 0 "$(rollup_diff camera_events)"
 assert_eq "relaxed: events in the rollup" "$K" "$(psql_val "SELECT sum(events) FROM camera_events_minute")"
 assert_eq "relaxed: stored offsets (untouched by re-drives) = partition ends" \
-    "$(kafka_end_offsets "$TOPIC" | awk '{ print $1 ":" $2 }' | paste -sd,)" \
-    "$(psql_val "SELECT string_agg(kafka_partition || ':' || next_offset, ',' ORDER BY kafka_partition)
-                 FROM camjoin_offsets WHERE consumer_group = '$GROUP'")"
+    "$(kafka_ends_csv "$TOPIC")" \
+    "$(stored_offsets_csv "$GROUP")"
 after=$(snapshot)
 
 echo "4. a re-drive of everything left"

@@ -151,7 +151,7 @@ BOUNDED=(-c "$CONF" --pg "postgresql://postgres@127.0.0.1:$PGPORT/bounded" --gro
          --replay-from earliest --replay-until 0:100,2:250)
 "$CAMJOIN_BIN/camjoin" "${BOUNDED[@]}" --dry-run >"$CJ_TMP/bounded.plan" 2>"$CJ_TMP/bounded.err" ||
     fail "--dry-run with --replay-until: $(cat "$CJ_TMP/bounded.err")"
-ends=$(kafka_end_offsets "$TOPIC" | awk '{ print $1 ":" $2 }' | paste -sd,)
+ends=$(kafka_ends_csv "$TOPIC")
 IFS=, read -r _ e1 _ e3 <<<"$ends"
 assert_eq "dry run: start:end per partition (listed: the bound; others: the end)" \
     "0:0:100,1:0:${e1#*:},2:0:250,3:0:${e3#*:}" \

@@ -191,6 +191,18 @@ static void warm_line_parses_and_refuses(void **state)
     assert_int_equal(sink_sql_warm_line("6576\t1\t2", 9, small, sizeof small, &n, &part, &off), -1);
 }
 
+/* A batch of one row (partition 3, offset 10) and one dead letter (11). */
+static batch_t *one_row_one_dead(void)
+{
+    batch_t *b = batch_new("t");
+    assert_non_null(b);
+    event_t ev = {.event_id = "e1", .event_id_len = 2, .camera_id = "c", .camera_id_len = 1,
+                  .event_type = "x", .event_type_len = 1, .event_ts_us = 0};
+    assert_int_equal(batch_add_event(b, &ev, NULL, 3, 10), 0);
+    assert_int_equal(batch_add_dead(b, 3, 11, "{", 1, "malformed_json"), 0);
+    return b;
+}
+
 /* A batch's write, direct path: the rows, the dead letters, then the rollup
  * (its stage COPY and upsert), then the fenced offsets. The upsert locks
  * rollup rows that other consumers' batches need too, so it must follow
@@ -198,12 +210,7 @@ static void warm_line_parses_and_refuses(void **state)
 static void write_direct_locks_rollup_after_every_copy(void **state)
 {
     (void)state;
-    batch_t *b = batch_new("t");
-    assert_non_null(b);
-    event_t ev = {.event_id = "e1", .event_id_len = 2, .camera_id = "c", .camera_id_len = 1,
-                  .event_type = "x", .event_type_len = 1, .event_ts_us = 0};
-    assert_int_equal(batch_add_event(b, &ev, NULL, 3, 10), 0);
-    assert_int_equal(batch_add_dead(b, 3, 11, "{", 1, "malformed_json"), 0);
+    batch_t *b = one_row_one_dead();
     int64_t expected[1] = {10};
     strbuf_t q = {0};
     sink_write_plan plan;
@@ -254,12 +261,7 @@ static size_t count_of(const char *s, const char *what)
 static void write_txn_pool_sets_up_each_transaction(void **state)
 {
     (void)state;
-    batch_t *b = batch_new("t");
-    assert_non_null(b);
-    event_t ev = {.event_id = "e1", .event_id_len = 2, .camera_id = "c", .camera_id_len = 1,
-                  .event_type = "x", .event_type_len = 1, .event_ts_us = 0};
-    assert_int_equal(batch_add_event(b, &ev, NULL, 3, 10), 0);
-    assert_int_equal(batch_add_dead(b, 3, 11, "{", 1, "malformed_json"), 0);
+    batch_t *b = one_row_one_dead();
     int64_t expected[1] = {10};
     strbuf_t q = {0};
     sink_write_plan plan;
